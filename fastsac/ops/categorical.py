@@ -3,7 +3,8 @@
 From logits ``(..., A)``: ``probs = softmax``, ``log_probs = log_softmax``, ``entropy = -sum(probs * log_probs)``,
 row-wise, with gradients to the logits; logits of ``-inf`` (masked actions) contribute ``0 * log 0 = 0``.
 The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) - target_entropy)`` from the same
-pass, with gradient to ``log_alpha`` only. Forward and backward are ``torch.library`` custom ops.
+pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
+``log_alpha`` only. Forward and backward are ``torch.library`` custom ops.
 """
 
 from __future__ import annotations
@@ -17,36 +18,19 @@ from .reference import compute_dtype
 
 
 @torch.library.custom_op("fastsac::categorical", mutates_args=())
-def _categorical(logits: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    probs, log_probs, entropy, _ = backend_module(backend).categorical_fwd(logits, False)
-    return probs, log_probs, entropy
+def _categorical(logits: Tensor, target: Tensor | None, backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Returns ``(probs, log_probs, entropy, gap)``; with ``target`` given, ``gap = mean(entropy) - target`` (0-dim,
+    from the kernel's per-block partial sums; not differentiable), else ``gap`` is an empty tensor."""
+    want_gap = target is not None
+    probs, log_probs, entropy, entropy_sum = backend_module(backend).categorical_fwd(logits, want_gap)
+    gap = entropy_sum / logits.shape[0] - target if want_gap else logits.new_empty((0,))
+    return probs, log_probs, entropy, gap
 
 
 @_categorical.register_fake
-def _(logits, backend):
-    return torch.empty_like(logits), torch.empty_like(logits), logits.new_empty(logits.shape[:-1])
-
-
-@torch.library.custom_op("fastsac::categorical_alpha", mutates_args=())
-def _categorical_alpha(
-    logits: Tensor, log_alpha: Tensor, target: Tensor, backend: str
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Also returns ``alpha_loss = log_alpha * gap`` and ``gap = mean(entropy) - target`` (kept for backward)."""
-    probs, log_probs, entropy, entropy_sum = backend_module(backend).categorical_fwd(logits, True)
-    gap = entropy_sum / logits.shape[0] - target
-    return probs, log_probs, entropy, log_alpha * gap.to(log_alpha.dtype), gap
-
-
-@_categorical_alpha.register_fake
-def _(logits, log_alpha, target, backend):
-    rows = logits.shape[:-1]
-    return (
-        torch.empty_like(logits),
-        torch.empty_like(logits),
-        logits.new_empty(rows),
-        log_alpha.new_empty(()),
-        target.new_empty(()),
-    )
+def _(logits, target, backend):
+    gap = target.new_empty(()) if target is not None else logits.new_empty((0,))
+    return torch.empty_like(logits), torch.empty_like(logits), logits.new_empty(logits.shape[:-1]), gap
 
 
 @torch.library.custom_op("fastsac::categorical_backward", mutates_args=())
@@ -66,48 +50,28 @@ def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
     return like.new_zeros(shape) if grad is None else grad.contiguous()
 
 
-def _grad_logits(ctx, grad_probs, grad_log_probs, grad_entropy):
-    if not ctx.needs_input_grad[0]:
-        return None
-    if grad_probs is None and grad_log_probs is None and grad_entropy is None:  # only the alpha loss was used
-        return None
-    logits = ctx.saved_tensors[0]
-    return _categorical_backward(
+def _setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+    ctx.backend = inputs[-1]
+    ctx.mark_non_differentiable(output[3])
+    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+
+
+def _backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
+    if not ctx.needs_input_grad[0] or (grad_probs is None and grad_log_probs is None and grad_entropy is None):
+        return None, None, None
+    (logits,) = ctx.saved_tensors
+    d_logits = _categorical_backward(
         _incoming(grad_probs, logits, logits.shape),
         _incoming(grad_log_probs, logits, logits.shape),
         _incoming(grad_entropy, logits, logits.shape[:1]),
         logits,
         ctx.backend,
     )
-
-
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-    ctx.set_materialize_grads(False)  # unused outputs arrive as None (see _grad_logits)
-    ctx.backend = inputs[-1]
-
-
-def _backward(ctx, grad_probs, grad_log_probs, grad_entropy):
-    return _grad_logits(ctx, grad_probs, grad_log_probs, grad_entropy), None
-
-
-def _setup_alpha(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], output[4])  # gap = mean(entropy) - target, for d log_alpha
-    ctx.set_materialize_grads(False)
-    ctx.backend = inputs[-1]
-    ctx.log_alpha_dtype = inputs[1].dtype
-
-
-def _backward_alpha(ctx, grad_probs, grad_log_probs, grad_entropy, grad_alpha_loss, _grad_gap):
-    d_logits = _grad_logits(ctx, grad_probs, grad_log_probs, grad_entropy)
-    d_log_alpha = None
-    if ctx.needs_input_grad[1] and grad_alpha_loss is not None:
-        d_log_alpha = grad_alpha_loss * ctx.saved_tensors[1].to(ctx.log_alpha_dtype)
-    return d_logits, d_log_alpha, None, None
+    return d_logits, None, None
 
 
 _categorical.register_autograd(_backward, setup_context=_setup)
-_categorical_alpha.register_autograd(_backward_alpha, setup_context=_setup_alpha)
 
 
 def _prepare(logits, backend):
@@ -126,7 +90,7 @@ def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tenso
         ``probs`` and ``log_probs`` of shape ``(..., A)`` and ``entropy`` of shape ``(...)``, in the input dtype.
     """
     rows, name = _prepare(logits, backend)
-    probs, log_probs, entropy = _categorical(rows, name)
+    probs, log_probs, entropy, _ = _categorical(rows, None, name)
     return probs.reshape(logits.shape), log_probs.reshape(logits.shape), entropy.reshape(logits.shape[:-1])
 
 
@@ -141,7 +105,8 @@ def categorical_with_alpha_loss(
     rows, name = _prepare(logits, backend)
     log_alpha = _validate.log_alpha(log_alpha, logits)
     target = _validate.target_entropy(target_entropy, logits, compute_dtype(logits.dtype))
-    probs, log_probs, entropy, alpha_loss, _gap = _categorical_alpha(rows, log_alpha, target, name)
+    probs, log_probs, entropy, gap = _categorical(rows, target, name)
+    alpha_loss = log_alpha * gap.to(log_alpha.dtype)  # its own node: see squashed_gaussian_with_alpha_loss
     return (
         probs.reshape(logits.shape),
         log_probs.reshape(logits.shape),

@@ -6,8 +6,10 @@ Math (see ``fastsac.ops.reference`` for the numerics every backend follows)::
     action   = a * action_scale + action_bias
     log_prob = sum_A [-0.5 noise^2 - log_std - 0.5 log(2 pi) - log(1 - tanh(u)^2) - log|action_scale|]
 
-Each op is a ``torch.library`` custom op with a fake implementation and autograd, so ``torch.compile`` with
-``fullgraph=True`` sees one node for the forward and one for the backward. The backward is a custom op too:
+The forward is one ``torch.library`` custom op with a fake implementation and autograd, so ``torch.compile``
+with ``fullgraph=True`` sees one node for the forward and one for the backward. With a target entropy it also
+returns ``gap = mean(log_prob) + target`` from the same pass; the alpha loss ``-log_alpha * gap`` is then one
+multiply in its own autograd node. The backward is a custom op too:
 the backends implement the closed forms (``d_u = g_a * scale * (1 - a^2) + g_lp * 2a``, ``d_mean = d_u``,
 ``d_log_std = d_u * sigma * noise - g_lp``), not autograd of the reference.
 """
@@ -35,47 +37,23 @@ def _squashed_gaussian(
     bias: Tensor | None,
     lo: float | None,
     hi: float | None,
+    target: Tensor | None,
     backend: str,
-) -> tuple[Tensor, Tensor]:
-    action, log_prob, _ = backend_module(backend).squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, False)
-    return action, log_prob
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Returns ``(action, log_prob, gap)``; with ``target`` given, ``gap = mean(log_prob) + target`` (0-dim, from
+    the kernel's per-block partial sums; not differentiable), else ``gap`` is an empty tensor."""
+    want_gap = target is not None
+    action, log_prob, lp_sum = backend_module(backend).squashed_gaussian_fwd(
+        mean, log_std, noise, scale, bias, lo, hi, want_gap
+    )
+    gap = lp_sum / mean.shape[0] + target if want_gap else mean.new_empty((0,))
+    return action, log_prob, gap
 
 
 @_squashed_gaussian.register_fake
-def _(mean, log_std, noise, scale, bias, lo, hi, backend):
-    return torch.empty_like(mean), mean.new_empty(mean.shape[:-1])
-
-
-@torch.library.custom_op("fastsac::squashed_gaussian_alpha", mutates_args=())
-def _squashed_gaussian_alpha(
-    mean: Tensor,
-    log_std: Tensor,
-    noise: Tensor,
-    scale: Tensor | None,
-    bias: Tensor | None,
-    lo: float | None,
-    hi: float | None,
-    log_alpha: Tensor,
-    target: Tensor,
-    backend: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Also returns ``alpha_loss = -log_alpha * gap`` and ``gap = mean(log_prob) + target`` (kept for backward)."""
-    action, log_prob, lp_sum = backend_module(backend).squashed_gaussian_fwd(
-        mean, log_std, noise, scale, bias, lo, hi, True
-    )
-    gap = lp_sum / mean.shape[0] + target
-    alpha_loss = -(log_alpha * gap.to(log_alpha.dtype))
-    return action, log_prob, alpha_loss, gap
-
-
-@_squashed_gaussian_alpha.register_fake
-def _(mean, log_std, noise, scale, bias, lo, hi, log_alpha, target, backend):
-    return (
-        torch.empty_like(mean),
-        mean.new_empty(mean.shape[:-1]),
-        log_alpha.new_empty(()),
-        target.new_empty(()),
-    )
+def _(mean, log_std, noise, scale, bias, lo, hi, target, backend):
+    gap = target.new_empty(()) if target is not None else mean.new_empty((0,))
+    return torch.empty_like(mean), mean.new_empty(mean.shape[:-1]), gap
 
 
 @torch.library.custom_op("fastsac::squashed_gaussian_backward", mutates_args=())
@@ -103,13 +81,20 @@ def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
     return like.new_zeros(shape) if grad is None else grad.contiguous()
 
 
-def _grad_mean_log_std(ctx, grad_action, grad_log_prob):
-    if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
-        return None, None
-    if grad_action is None and grad_log_prob is None:  # only the alpha loss was used: nothing reaches the policy
-        return None, None
-    mean, log_std, noise, scale = ctx.saved_tensors[:4]
-    return _squashed_gaussian_backward(
+def _setup(ctx, inputs, output):
+    mean, log_std, noise, scale, _bias, lo, hi = inputs[:7]
+    ctx.save_for_backward(mean, log_std, noise, scale)
+    ctx.lo, ctx.hi, ctx.backend = lo, hi, inputs[-1]
+    ctx.mark_non_differentiable(output[2])
+    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+
+
+def _backward(ctx, grad_action, grad_log_prob, _grad_gap):
+    no_grads = (None,) * 7
+    if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]) or (grad_action is None and grad_log_prob is None):
+        return (None, None, *no_grads)
+    mean, log_std, noise, scale = ctx.saved_tensors
+    d_mean, d_log_std = _squashed_gaussian_backward(
         _incoming(grad_action, mean, mean.shape),
         _incoming(grad_log_prob, mean, mean.shape[:1]),
         mean,
@@ -120,35 +105,10 @@ def _grad_mean_log_std(ctx, grad_action, grad_log_prob):
         ctx.hi,
         ctx.backend,
     )
-
-
-def _setup(ctx, inputs, output, *extra):
-    mean, log_std, noise, scale, _bias, lo, hi = inputs[:7]
-    ctx.save_for_backward(mean, log_std, noise, scale, *extra)
-    ctx.set_materialize_grads(False)  # unused outputs arrive as None, so an alpha-loss-only backward is free
-    ctx.lo, ctx.hi, ctx.backend = lo, hi, inputs[-1]
-
-
-def _backward(ctx, grad_action, grad_log_prob):
-    d_mean, d_log_std = _grad_mean_log_std(ctx, grad_action, grad_log_prob)
-    return d_mean, d_log_std, None, None, None, None, None, None
-
-
-def _setup_alpha(ctx, inputs, output):
-    _setup(ctx, inputs, output, output[3])  # gap = mean(log_prob) + target, for d log_alpha
-    ctx.log_alpha_dtype = inputs[7].dtype
-
-
-def _backward_alpha(ctx, grad_action, grad_log_prob, grad_alpha_loss, _grad_gap):
-    d_mean, d_log_std = _grad_mean_log_std(ctx, grad_action, grad_log_prob)
-    d_log_alpha = None
-    if ctx.needs_input_grad[7] and grad_alpha_loss is not None:
-        d_log_alpha = -(grad_alpha_loss * ctx.saved_tensors[4].to(ctx.log_alpha_dtype))
-    return d_mean, d_log_std, None, None, None, None, None, d_log_alpha, None, None
+    return (d_mean, d_log_std, *no_grads)
 
 
 _squashed_gaussian.register_autograd(_backward, setup_context=_setup)
-_squashed_gaussian_alpha.register_autograd(_backward_alpha, setup_context=_setup_alpha)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -195,7 +155,7 @@ def squashed_gaussian(
         the tanh Jacobian in its exact form and stays finite when tanh saturates.
     """
     (m, s, n), scale, bias, lo, hi, name = _prepare(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
-    action, log_prob = _squashed_gaussian(m, s, n, scale, bias, lo, hi, name)
+    action, log_prob, _ = _squashed_gaussian(m, s, n, scale, bias, lo, hi, None, name)
     return action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
 
 
@@ -223,7 +183,10 @@ def squashed_gaussian_with_alpha_loss(
     (m, s, n), scale, bias, lo, hi, name = _prepare(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
     log_alpha = _validate.log_alpha(log_alpha, mean)
     target = _validate.target_entropy(target_entropy, mean, compute_dtype(mean.dtype))
-    action, log_prob, alpha_loss, _gap = _squashed_gaussian_alpha(m, s, n, scale, bias, lo, hi, log_alpha, target, name)
+    action, log_prob, gap = _squashed_gaussian(m, s, n, scale, bias, lo, hi, target, name)
+    # A separate (one-multiply) autograd node: backpropagating the actor loss first does not free what the
+    # alpha loss needs, so Velora-style code with two .backward() calls works.
+    alpha_loss = -(log_alpha * gap.to(log_alpha.dtype))
     return action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1]), alpha_loss
 
 

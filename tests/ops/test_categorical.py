@@ -138,9 +138,8 @@ def test_alpha_rises_when_entropy_below_target(backend, gen):
 def test_opcheck(backend, gen):
     cat = importlib.import_module("fastsac.ops.categorical")  # the module; the package exports the function
     logits = make_logits(gen, 6, 5).requires_grad_()
-    torch.library.opcheck(cat._categorical, (logits, backend))
-    log_alpha = torch.tensor(0.2, device=DEVICE, requires_grad=True)
-    torch.library.opcheck(cat._categorical_alpha, (logits, log_alpha, torch.tensor(1.0, device=DEVICE), backend))
+    torch.library.opcheck(cat._categorical, (logits, None, backend))
+    torch.library.opcheck(cat._categorical, (logits, torch.tensor(1.0, device=DEVICE), backend))
     g = (randn((6, 5), gen), randn((6, 5), gen), randn((6,), gen))
     torch.library.opcheck(cat._categorical_backward, (*g, logits.detach(), backend))
 

@@ -291,22 +291,29 @@ def test_only_one_output_used(backend, gen):
 
 def test_opcheck(backend, gen):
     sg = importlib.import_module("fastsac.ops.squashed_gaussian")  # the module; the package exports the function
-
     mean, log_std, noise = make_inputs(gen, 5, 3)
     scale = uniform((3,), gen, 0.5, 2.0)
     bias = randn((3,), gen)
-    mean.requires_grad_(), log_std.requires_grad_()
-    torch.library.opcheck(sg._squashed_gaussian, (mean, log_std, noise, scale, bias, -5.0, 2.0, backend))
-    torch.library.opcheck(sg._squashed_gaussian, (mean, log_std, noise, None, None, None, None, backend))
-    log_alpha = torch.tensor(0.2, device=DEVICE, requires_grad=True)
     target = torch.tensor(-3.0, device=DEVICE)
-    torch.library.opcheck(
-        sg._squashed_gaussian_alpha, (mean, log_std, noise, scale, bias, -5.0, 2.0, log_alpha, target, backend)
-    )
+    mean.requires_grad_(), log_std.requires_grad_()
+    torch.library.opcheck(sg._squashed_gaussian, (mean, log_std, noise, scale, bias, -5.0, 2.0, None, backend))
+    torch.library.opcheck(sg._squashed_gaussian, (mean, log_std, noise, None, None, None, None, None, backend))
+    torch.library.opcheck(sg._squashed_gaussian, (mean, log_std, noise, scale, bias, -5.0, 2.0, target, backend))
     g_a, g_lp = randn((5, 3), gen), randn((5,), gen)
     torch.library.opcheck(
         sg._squashed_gaussian_backward, (g_a, g_lp, mean.detach(), log_std.detach(), noise, scale, -5.0, 2.0, backend)
     )
+
+
+def test_actor_and_alpha_losses_backpropagate_separately(backend, gen):
+    """Velora-style code calls actor_loss.backward() and then alpha_loss.backward(): both must work."""
+    mean, log_std, noise = make_inputs(gen, 16, 3)
+    m = mean.clone().requires_grad_()
+    log_alpha = torch.tensor(0.1, device=DEVICE, requires_grad=True)
+    _, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(m, log_std, noise, log_alpha, -3.0, backend=backend)
+    log_prob.mean().backward()
+    alpha_loss.backward()
+    assert m.grad is not None and log_alpha.grad is not None
 
 
 def test_compiles_as_one_graph_with_backward(gen):

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up fastsac in the current Python environment (idempotent; seconds when everything is already present).
+# - keeps an installed torch;
+# - otherwise installs the pinned CPU build (torch==2.13.0) where no CUDA exists, or the default CUDA build;
+# - then installs fastsac itself (editable) with its test extra. The C++/CUDA extension is built only where a
+#   CUDA build of torch and nvcc exist (setup.py says so in one line otherwise).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+PIP="$PY -m pip --disable-pip-version-check"
+
+if $PY -c "import torch" >/dev/null 2>&1; then
+  echo "fastsac setup: keeping the installed torch $($PY -c 'import torch; print(torch.__version__)')"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  echo "fastsac setup: no torch; a CUDA device is present, installing the default (CUDA) torch build"
+  $PIP install -q torch
+else
+  echo "fastsac setup: no torch and no CUDA; installing the pinned CPU build torch==2.13.0"
+  $PIP install -q torch==2.13.0
+fi
+
+# Build in this environment (torch must be visible to setup.py to decide on the extension).
+$PIP install -q setuptools wheel
+$PIP install -q --no-build-isolation -e ".[test]"
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true   # expose the `fastsac` command under pyenv shims
+$PY -c "import fastsac, fastsac.ops as o; print('fastsac setup: ok; op backends available here:', o.available_backends())"
