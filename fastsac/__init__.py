@@ -14,6 +14,7 @@ _LAZY = {
     "EntropyModule": "fastsac.entropy",
     "EntropyModuleDiscrete": "fastsac.entropy",
     "EntropyParameters": "fastsac.entropy",
+    "EntropyController": "fastsac.entropy",
 }
 _SUBMODULES = ("ops", "entropy", "envs", "buffer", "learner", "trainer", "config", "cli", "bench")
 
