@@ -1,0 +1,176 @@
+// pybind11 module fastsac._C (or the JIT-built CPU-only module, see fastsac/_extension.py): the four fused
+// SAC primitives of fastsac/ops/reference.py with the same Python signatures. Every argument is validated
+// here (shape, dtype, device, contiguity) with a message that names the argument; the implementations in
+// ops_cpu.cpp / ops_cuda.cu are chosen by the tensors' device.
+#include <torch/extension.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "ops.h"
+
+namespace fastsac {
+namespace {
+
+#ifdef FASTSAC_WITH_CUDA
+constexpr bool kWithCuda = true;
+#else
+constexpr bool kWithCuda = false;
+#endif
+
+enum class Impl { kCpu, kCuda };
+
+bool is_supported_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+at::ScalarType compute_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+void check_contiguous(const char* op, const char* name, const Tensor& t) {
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous (got strides ", t.strides(), " for shape ",
+              t.sizes(), "); call .contiguous() first");
+}
+
+// The main input: 2-D (N, A), supported floating dtype, contiguous, on cpu or cuda.
+Impl check_main(const char* op, const char* name, const Tensor& t) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
+  TORCH_CHECK(t.dim() == 2, op, ": ", name, " must be 2-D (N, A), got shape ", t.sizes());
+  TORCH_CHECK(is_supported_dtype(t.scalar_type()), op, ": ", name,
+              " must be float32, float64, float16 or bfloat16, got ", t.scalar_type());
+  check_contiguous(op, name, t);
+  if (t.is_cpu()) return Impl::kCpu;
+  if (t.is_cuda()) {
+    TORCH_CHECK(kWithCuda, op, ": ", name, " is a CUDA tensor but this fastsac C++ extension was built without CUDA "
+                "(CPU only); use the 'triton' or 'torch' backend, or reinstall fastsac with a CUDA toolkit and a "
+                "CUDA build of torch (pip install . --no-build-isolation)");
+    return Impl::kCuda;
+  }
+  TORCH_CHECK(false, op, ": ", name, " is on device ", t.device(), "; the C++ extension supports cpu and cuda");
+  return Impl::kCpu;  // unreachable
+}
+
+// Another tensor of the given shape, the dtype and device of `ref`, contiguous.
+void check_like(const char* op, const char* name, const Tensor& t, const char* ref_name, const Tensor& ref,
+                at::IntArrayRef shape) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
+  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " must have shape ", shape, " (from ", ref_name, "), got ",
+              t.sizes());
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", name, " must have the dtype of ", ref_name, " (",
+              ref.scalar_type(), "), got ", t.scalar_type());
+  TORCH_CHECK(t.device() == ref.device(), op, ": ", name, " must be on the device of ", ref_name, " (",
+              ref.device(), "), got ", t.device());
+  check_contiguous(op, name, t);
+}
+
+// scale / bias: None or 1-D (A,) in the compute dtype, on the device of `ref`, contiguous.
+void check_affine(const char* op, const char* name, const OptTensor& t, const Tensor& ref) {
+  if (!t.has_value()) return;
+  TORCH_CHECK(t->defined(), op, ": ", name, " is an undefined tensor (pass None instead)");
+  const int64_t A = ref.size(1);
+  TORCH_CHECK(t->dim() == 1 && t->size(0) == A, op, ": ", name, " must be None or 1-D of shape (", A,
+              ",) (the action dimension of mean), got shape ", t->sizes());
+  const at::ScalarType cd = compute_type(ref.scalar_type());
+  TORCH_CHECK(t->scalar_type() == cd, op, ": ", name, " must have the compute dtype ", cd, " for ",
+              ref.scalar_type(), " inputs, got ", t->scalar_type());
+  TORCH_CHECK(t->device() == ref.device(), op, ": ", name, " must be on the device of mean (", ref.device(),
+              "), got ", t->device());
+  check_contiguous(op, name, *t);
+}
+
+BoundsArg check_bounds(const char* op, std::optional<double> lo, std::optional<double> hi) {
+  TORCH_CHECK(lo.has_value() == hi.has_value(), op, ": lo and hi must both be None or both be floats, got lo=",
+              lo.has_value() ? std::to_string(*lo) : "None", " hi=", hi.has_value() ? std::to_string(*hi) : "None");
+  BoundsArg b;
+  if (!lo.has_value()) return b;
+  TORCH_CHECK(std::isfinite(*lo) && std::isfinite(*hi) && *lo < *hi, op,
+              ": log-std bounds need finite lo < hi, got lo=", *lo, " hi=", *hi);
+  b.on = true;
+  b.lo = *lo;
+  b.half_range = 0.5 * (*hi - *lo);
+  return b;
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd(const Tensor& mean, const Tensor& log_std,
+                                                            const Tensor& noise, const OptTensor& scale,
+                                                            const OptTensor& bias, std::optional<double> lo,
+                                                            std::optional<double> hi, bool want_sum) {
+  const char* op = "squashed_gaussian_fwd";
+  const Impl impl = check_main(op, "mean", mean);
+  check_like(op, "log_std", log_std, "mean", mean, mean.sizes());
+  check_like(op, "noise", noise, "mean", mean, mean.sizes());
+  check_affine(op, "scale", scale, mean);
+  check_affine(op, "bias", bias, mean);
+  const BoundsArg b = check_bounds(op, lo, hi);
+#ifdef FASTSAC_WITH_CUDA
+  if (impl == Impl::kCuda) return squashed_gaussian_fwd_cuda(mean, log_std, noise, scale, bias, b, want_sum);
+#endif
+  (void)impl;
+  return squashed_gaussian_fwd_cpu(mean, log_std, noise, scale, bias, b, want_sum);
+}
+
+std::tuple<Tensor, Tensor> squashed_gaussian_bwd(const Tensor& grad_action, const Tensor& grad_log_prob,
+                                                 const Tensor& mean, const Tensor& log_std, const Tensor& noise,
+                                                 const OptTensor& scale, std::optional<double> lo,
+                                                 std::optional<double> hi) {
+  const char* op = "squashed_gaussian_bwd";
+  const Impl impl = check_main(op, "mean", mean);
+  check_like(op, "log_std", log_std, "mean", mean, mean.sizes());
+  check_like(op, "noise", noise, "mean", mean, mean.sizes());
+  check_like(op, "grad_action", grad_action, "mean", mean, mean.sizes());
+  check_like(op, "grad_log_prob", grad_log_prob, "mean", mean, {mean.size(0)});
+  check_affine(op, "scale", scale, mean);
+  const BoundsArg b = check_bounds(op, lo, hi);
+#ifdef FASTSAC_WITH_CUDA
+  if (impl == Impl::kCuda) {
+    return squashed_gaussian_bwd_cuda(grad_action, grad_log_prob, mean, log_std, noise, scale, b);
+  }
+#endif
+  (void)impl;
+  return squashed_gaussian_bwd_cpu(grad_action, grad_log_prob, mean, log_std, noise, scale, b);
+}
+
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd(const Tensor& logits, bool want_sum) {
+  const char* op = "categorical_fwd";
+  const Impl impl = check_main(op, "logits", logits);
+#ifdef FASTSAC_WITH_CUDA
+  if (impl == Impl::kCuda) return categorical_fwd_cuda(logits, want_sum);
+#endif
+  (void)impl;
+  return categorical_fwd_cpu(logits, want_sum);
+}
+
+Tensor categorical_bwd(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
+                       const Tensor& logits) {
+  const char* op = "categorical_bwd";
+  const Impl impl = check_main(op, "logits", logits);
+  check_like(op, "grad_probs", grad_probs, "logits", logits, logits.sizes());
+  check_like(op, "grad_log_probs", grad_log_probs, "logits", logits, logits.sizes());
+  check_like(op, "grad_entropy", grad_entropy, "logits", logits, {logits.size(0)});
+#ifdef FASTSAC_WITH_CUDA
+  if (impl == Impl::kCuda) return categorical_bwd_cuda(grad_probs, grad_log_probs, grad_entropy, logits);
+#endif
+  (void)impl;
+  return categorical_bwd_cpu(grad_probs, grad_log_probs, grad_entropy, logits);
+}
+
+}  // namespace fastsac
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  namespace py = pybind11;
+  m.doc() = "fastsac fused SAC primitives (C++/CUDA); semantics in fastsac/ops/reference.py";
+  m.attr("with_cuda") = py::bool_(fastsac::kWithCuda);
+  m.def("squashed_gaussian_fwd", &fastsac::squashed_gaussian_fwd, py::arg("mean"), py::arg("log_std"),
+        py::arg("noise"), py::arg("scale"), py::arg("bias"), py::arg("lo"), py::arg("hi"), py::arg("want_sum"),
+        py::call_guard<py::gil_scoped_release>(),
+        "(action, log_prob, lp_sum or None) of the tanh-squashed Gaussian");
+  m.def("squashed_gaussian_bwd", &fastsac::squashed_gaussian_bwd, py::arg("grad_action"), py::arg("grad_log_prob"),
+        py::arg("mean"), py::arg("log_std"), py::arg("noise"), py::arg("scale"), py::arg("lo"), py::arg("hi"),
+        py::call_guard<py::gil_scoped_release>(), "(d_mean, d_log_std) of the tanh-squashed Gaussian");
+  m.def("categorical_fwd", &fastsac::categorical_fwd, py::arg("logits"), py::arg("want_sum"),
+        py::call_guard<py::gil_scoped_release>(), "(probs, log_probs, entropy, entropy_sum or None)");
+  m.def("categorical_bwd", &fastsac::categorical_bwd, py::arg("grad_probs"), py::arg("grad_log_probs"),
+        py::arg("grad_entropy"), py::arg("logits"), py::call_guard<py::gil_scoped_release>(), "d_logits");
+}

@@ -1,0 +1,54 @@
+// Declarations shared by bindings.cpp, ops_cpu.cpp and ops_cuda.cu. The bindings validate every argument
+// (shapes, dtypes, devices, contiguity) before calling an implementation, so implementations assume:
+// mean/log_std/noise/logits 2-D (N, A), contiguous, one dtype in {float32, float64, float16, bfloat16}, one
+// device; scale/bias undefined-or-(A,) contiguous in the compute dtype; incoming gradients contiguous in the
+// input dtype. Semantics: fastsac/ops/reference.py.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+namespace fastsac {
+
+using at::Tensor;
+using OptTensor = std::optional<Tensor>;
+
+// The bounds as the kernels take them: on, lo, 0.5 * (hi - lo).
+struct BoundsArg {
+  bool on = false;
+  double lo = 0.0;
+  double half_range = 0.0;
+};
+
+// (action, log_prob, lp_sum or nullopt)
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cpu(const Tensor& mean, const Tensor& log_std,
+                                                                const Tensor& noise, const OptTensor& scale,
+                                                                const OptTensor& bias, BoundsArg bounds,
+                                                                bool want_sum);
+// (d_mean, d_log_std)
+std::tuple<Tensor, Tensor> squashed_gaussian_bwd_cpu(const Tensor& grad_action, const Tensor& grad_log_prob,
+                                                     const Tensor& mean, const Tensor& log_std,
+                                                     const Tensor& noise, const OptTensor& scale,
+                                                     BoundsArg bounds);
+// (probs, log_probs, entropy, entropy_sum or nullopt)
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cpu(const Tensor& logits, bool want_sum);
+Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
+                           const Tensor& logits);
+
+#ifdef FASTSAC_WITH_CUDA
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cuda(const Tensor& mean, const Tensor& log_std,
+                                                                 const Tensor& noise, const OptTensor& scale,
+                                                                 const OptTensor& bias, BoundsArg bounds,
+                                                                 bool want_sum);
+std::tuple<Tensor, Tensor> squashed_gaussian_bwd_cuda(const Tensor& grad_action, const Tensor& grad_log_prob,
+                                                      const Tensor& mean, const Tensor& log_std,
+                                                      const Tensor& noise, const OptTensor& scale,
+                                                      BoundsArg bounds);
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cuda(const Tensor& logits, bool want_sum);
+Tensor categorical_bwd_cuda(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
+                            const Tensor& logits);
+#endif
+
+}  // namespace fastsac
