@@ -90,7 +90,9 @@ def make_case(op, n, a, device, dtype=torch.float32, seed=0):
 def providers(op, device):
     eager = eager_squashed_gaussian if op == "squashed_gaussian" else eager_categorical
     fused = fused_squashed_gaussian if op == "squashed_gaussian" else fused_categorical
-    out = {"eager": eager, "compiled": torch.compile(eager, dynamic=False), "torch": fused("torch")}
+    # One compiled object per (op, mode) with dynamic shapes: sharing one across grad modes and sizes would hit
+    # dynamo's recompile limit and silently fall back to eager.
+    out = {"eager": eager, "compiled": torch.compile(eager, dynamic=True), "torch": fused("torch")}
     if device.type == "cuda":
         out["triton"] = fused("triton")
     try:
@@ -168,13 +170,13 @@ def run_all(device, sizes, dims, ops_list=("squashed_gaussian", "categorical"), 
     bw = copy_bandwidth(device, nbytes=(1 << 28) if device.type == "cuda" else (1 << 26))
     print(f"# device copy bandwidth: {bw / 1e9:.1f} GB/s ({device})", flush=True)
     for op in ops_list:
-        provs = providers(op, device)
+        provs_by_mode = {mode: providers(op, device) for mode in modes}
         for a in dims:
             for n in sizes:
                 args = make_case(op, n, a, device)
                 for mode in modes:
                     times = {}
-                    for name, fn in provs.items():
+                    for name, fn in provs_by_mode[mode].items():
                         times[name] = time_it(step_fn(fn, args, mode), device)
                     moved = bytes_moved(op, mode, n, a)
                     for name, t in times.items():

@@ -1,0 +1,222 @@
+"""One SAC update: fastsac (compiled and eager) against a CleanRL-style eager update, timed in the same run.
+
+The baseline is CleanRL's ``sac_continuous_action.py`` update written out plainly below: two separate
+``SoftQNetwork`` critics and their targets, ``torch.distributions.Normal`` with ``log(1 - tanh^2 + 1e-6)``,
+three ``torch.optim.Adam`` optimizers, ``loss.backward()``, the alpha loss on a fresh no-grad actor sample
+(as CleanRL does), a per-parameter Polyak loop and ``alpha = log_alpha.exp().item()``. Both sides: 2x256 ReLU
+nets, batch 256, HalfCheetah sizes (obs 17, act 6), actor and alpha updated every step (no policy delay on
+either side), the same pool of random batches.
+
+Method: fixed thread count; burn-in (which also triggers the compile, timed separately); then ``--repeats``
+rounds, each timing ``--iters`` updates of every provider in turn (interleaved, so load changes hit all
+providers alike); the median of the per-round ms/update is reported, with the ratio to the baseline.
+
+    python bench/bench_update.py --threads 1
+    python bench/bench_update.py --threads 1 --clock cpu      # on a shared machine
+    python bench/bench_update.py --threads 2 --repeats 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fastsac.learner import LearnerConfig, SACLearner  # noqa: E402
+
+LOG_STD_MAX, LOG_STD_MIN = 2.0, -5.0
+
+
+# ------------------------------------------------------------------------------------------- CleanRL-style SAC
+class SoftQNetwork(nn.Module):
+    def __init__(self, obs_dim, act_dim, hidden=256):
+        super().__init__()
+        self.fc1 = nn.Linear(obs_dim + act_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 1)
+
+    def forward(self, x, a):
+        x = torch.cat([x, a], 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class CleanRLActor(nn.Module):
+    def __init__(self, obs_dim, act_dim, hidden=256):
+        super().__init__()
+        self.fc1 = nn.Linear(obs_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc_mean = nn.Linear(hidden, act_dim)
+        self.fc_logstd = nn.Linear(hidden, act_dim)
+        self.register_buffer("action_scale", torch.ones(act_dim))
+        self.register_buffer("action_bias", torch.zeros(act_dim))
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        mean = self.fc_mean(x)
+        log_std = torch.tanh(self.fc_logstd(x))
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
+        return mean, log_std
+
+    def get_action(self, x):
+        mean, log_std = self(x)
+        std = log_std.exp()
+        normal = torch.distributions.Normal(mean, std)
+        x_t = normal.rsample()
+        y_t = torch.tanh(x_t)
+        action = y_t * self.action_scale + self.action_bias
+        log_prob = normal.log_prob(x_t)
+        log_prob -= torch.log(self.action_scale * (1 - y_t.pow(2)) + 1e-6)
+        log_prob = log_prob.sum(1, keepdim=True)
+        mean = torch.tanh(mean) * self.action_scale + self.action_bias
+        return action, log_prob, mean
+
+
+class CleanRLSAC:
+    """CleanRL sac_continuous_action.py's update with policy_frequency=1 and autotune=True."""
+
+    def __init__(self, obs_dim, act_dim, gamma=0.99, tau=0.005, q_lr=1e-3, policy_lr=3e-4):
+        self.actor = CleanRLActor(obs_dim, act_dim)
+        self.qf1, self.qf2 = SoftQNetwork(obs_dim, act_dim), SoftQNetwork(obs_dim, act_dim)
+        self.qf1_target, self.qf2_target = copy.deepcopy(self.qf1), copy.deepcopy(self.qf2)
+        self.q_optimizer = torch.optim.Adam(list(self.qf1.parameters()) + list(self.qf2.parameters()), lr=q_lr)
+        self.actor_optimizer = torch.optim.Adam(list(self.actor.parameters()), lr=policy_lr)
+        self.target_entropy = -float(act_dim)
+        self.log_alpha = torch.zeros(1, requires_grad=True)
+        self.alpha = self.log_alpha.exp().item()
+        self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=q_lr)
+        self.gamma, self.tau = gamma, tau
+
+    def update(self, batch):
+        obs, actions, rewards, next_obs, dones = batch
+        with torch.no_grad():
+            next_state_actions, next_state_log_pi, _ = self.actor.get_action(next_obs)
+            qf1_next_target = self.qf1_target(next_obs, next_state_actions)
+            qf2_next_target = self.qf2_target(next_obs, next_state_actions)
+            min_qf_next_target = torch.min(qf1_next_target, qf2_next_target) - self.alpha * next_state_log_pi
+            next_q_value = rewards.flatten() + (1 - dones.flatten()) * self.gamma * (min_qf_next_target).view(-1)
+
+        qf1_a_values = self.qf1(obs, actions).view(-1)
+        qf2_a_values = self.qf2(obs, actions).view(-1)
+        qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
+        qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
+        qf_loss = qf1_loss + qf2_loss
+        self.q_optimizer.zero_grad()
+        qf_loss.backward()
+        self.q_optimizer.step()
+
+        pi, log_pi, _ = self.actor.get_action(obs)
+        qf1_pi = self.qf1(obs, pi)
+        qf2_pi = self.qf2(obs, pi)
+        min_qf_pi = torch.min(qf1_pi, qf2_pi)
+        actor_loss = ((self.alpha * log_pi) - min_qf_pi).mean()
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        with torch.no_grad():
+            _, log_pi, _ = self.actor.get_action(obs)
+        alpha_loss = (-self.log_alpha.exp() * (log_pi + self.target_entropy)).mean()
+        self.a_optimizer.zero_grad()
+        alpha_loss.backward()
+        self.a_optimizer.step()
+        self.alpha = self.log_alpha.exp().item()
+
+        for param, target_param in zip(self.qf1.parameters(), self.qf1_target.parameters()):
+            target_param.data.copy_(self.tau * param.data + (1 - self.tau) * target_param.data)
+        for param, target_param in zip(self.qf2.parameters(), self.qf2_target.parameters()):
+            target_param.data.copy_(self.tau * param.data + (1 - self.tau) * target_param.data)
+
+
+# ---------------------------------------------------------------------------------------------------- harness
+def make_batches(n, batch_size, obs_dim, act_dim, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (
+            torch.randn(batch_size, obs_dim, generator=g),
+            torch.rand(batch_size, act_dim, generator=g) * 2 - 1,
+            torch.randn(batch_size, generator=g),
+            torch.randn(batch_size, obs_dim, generator=g),
+            (torch.rand(batch_size, generator=g) < 0.01).float(),
+        )
+        for _ in range(n)
+    ]
+
+
+def time_updates(update, batches, iters, clock=time.perf_counter):
+    n = len(batches)
+    start = clock()
+    for i in range(iters):
+        update(batches[i % n])
+    return (clock() - start) / iters * 1e3
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--act-dim", type=int, default=6)
+    p.add_argument("--burn-in", type=int, default=20, help="untimed updates per provider before timing")
+    p.add_argument("--iters", type=int, default=30, help="updates per provider per round")
+    p.add_argument("--repeats", type=int, default=9, help="interleaved rounds")
+    p.add_argument("--no-eager", action="store_true", help="skip fastsac's eager update")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: perf_counter; cpu: process CPU time, which leaves out time the process waited for a "
+                        "core (use it with --threads 1 on a shared machine; with more threads it adds them up)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    batches = [tuple(t.to(device) for t in b) for b in make_batches(8, args.batch_size, args.obs_dim, args.act_dim)]
+    if device.type != "cpu":
+        raise SystemExit("the CleanRL baseline here is CPU-only; run with --device cpu")
+
+    providers = {"cleanrl_eager": CleanRLSAC(args.obs_dim, args.act_dim).update}
+    if not args.no_eager:
+        providers["fastsac_eager"] = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(compile=False), device).update
+    compiled = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(compile=True), device)
+    start = time.perf_counter()
+    compiled.update(batches[0])
+    compile_s = time.perf_counter() - start
+    providers["fastsac_compiled"] = compiled.update
+
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    for update in providers.values():
+        time_updates(update, batches, args.burn_in)
+    rounds = {name: [] for name in providers}
+    for _ in range(args.repeats):
+        for name, update in providers.items():
+            rounds[name].append(time_updates(update, batches, args.iters, clock))
+
+    print(f"torch {torch.__version__}, threads {args.threads}, batch {args.batch_size}, obs {args.obs_dim}, "
+          f"act {args.act_dim}, 2x256; {args.repeats} rounds x {args.iters} updates, burn-in {args.burn_in}, "
+          f"{args.clock} clock")
+    print(f"fastsac compile (first update): {compile_s:.1f} s")
+    base = statistics.median(rounds["cleanrl_eager"])
+    print(f"{'provider':<18}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'speedup':>9}")
+    for name, values in rounds.items():
+        med = statistics.median(values)
+        print(f"{name:<18}{med:>11.2f}{min(values):>9.2f}{max(values):>9.2f}{base / med:>8.2f}x")
+    result = {name: statistics.median(v) for name, v in rounds.items()}
+    ratio = result["cleanrl_eager"] / result["fastsac_compiled"]
+    print(f"fastsac compiled vs CleanRL-style eager: {ratio:.2f}x (target >= 2.5x on CPU)")
+    return 0 if math.isfinite(ratio) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""A foreach Adam that traces into a ``torch.compile(fullgraph=True)`` graph.
+
+``torch.optim.Optimizer.step`` calls ``torch._dynamo.graph_break()``, so a compiled SAC update that steps a
+``torch.optim.Adam`` splits into several graphs. ``ForeachAdam`` is the same algorithm written with
+``torch._foreach_*`` ops on plain tensors: no Python-side state that changes per step (the step count is a device
+tensor and the bias corrections are computed from it on device), no ``.grad`` attributes (gradients are passed in),
+and no host synchronisation. It is safe to capture in a CUDA graph: every state tensor is updated in place.
+
+The arithmetic follows ``torch.optim.Adam`` (``foreach`` implementation, ``amsgrad=False``, ``maximize=False``)::
+
+    g   = grad + weight_decay * param                      (only when weight_decay != 0; L2, as torch.optim.Adam)
+    m   = lerp(m, g, 1 - beta1)
+    v   = beta2 * v + (1 - beta2) * g * g
+    param -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+Changing ``lr``/``betas``/``eps`` on an instance used inside a compiled function triggers a recompile (they are
+Python floats, specialised into the graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["ForeachAdam"]
+
+
+class ForeachAdam:
+    """Adam over a fixed list of tensors, stepped with explicit gradients: ``opt.step(grads)``.
+
+    Args:
+        params: the tensors to update in place (typically ``nn.Parameter`` leaves; updated under ``no_grad``).
+        lr, betas, eps, weight_decay: as ``torch.optim.Adam`` (weight decay is L2 added to the gradient; off by
+            default).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("ForeachAdam: got an empty parameter list")
+        devices = {p.device for p in self.params}
+        if len(devices) != 1:
+            raise ValueError(f"ForeachAdam: all parameters must be on one device, got {sorted(map(str, devices))}")
+        if not lr >= 0.0:
+            raise ValueError(f"ForeachAdam: invalid lr {lr}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"ForeachAdam: invalid betas {betas}")
+        if not eps >= 0.0 or not weight_decay >= 0.0:
+            raise ValueError(f"ForeachAdam: invalid eps {eps} or weight_decay {weight_decay}")
+        self.lr, self.eps, self.weight_decay = float(lr), float(eps), float(weight_decay)
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.device = self.params[0].device
+        with torch.no_grad():
+            self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+            self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        # float32, like torch.optim's step tensor; exact for counts up to 2**24, after which bias corrections are 1.
+        self.step_count = torch.zeros((), dtype=torch.float32, device=self.device)
+        # [beta1**t, beta2**t] kept by multiplication (float64, so no drift worth naming) instead of pow(beta, t):
+        # inductor inlines scalar math into every element loop, and its CPU code called std::pow twice per
+        # 16-float vector of every parameter (seen in the generated kernels of the SAC update).
+        self._betas = torch.tensor(self.betas, dtype=torch.float64, device=self.device)
+        self.beta_pows = torch.ones(2, dtype=torch.float64, device=self.device)
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor]) -> None:
+        """One Adam step with ``grads`` (one per parameter, same order). All on device; nothing is synchronised."""
+        if len(grads) != len(self.params):
+            raise ValueError(f"ForeachAdam.step: expected {len(self.params)} gradients, got {len(grads)}")
+        beta1, beta2 = self.betas
+        grads = list(grads)
+        if self.weight_decay != 0.0:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        self.step_count.add_(1.0)
+        self.beta_pows.mul_(self._betas)
+        torch._foreach_lerp_(self.exp_avg, grads, 1.0 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1.0 - beta2)
+        bias_correction1 = 1.0 - self.beta_pows[0]
+        bias_correction2_sqrt = torch.sqrt(1.0 - self.beta_pows[1]).float()
+        step_size = (-self.lr / bias_correction1).float()  # 0-dim device tensors
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        updates = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(updates, step_size)
+        torch._foreach_add_(self.params, updates)
+
+    # ----------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and state (cloned tensors): ``step``, ``beta_pows``, ``exp_avg``, ``exp_avg_sq``."""
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "step": self.step_count.detach().clone(),
+            "beta_pows": self.beta_pows.detach().clone(),
+            "exp_avg": [t.detach().clone() for t in self.exp_avg],
+            "exp_avg_sq": [t.detach().clone() for t in self.exp_avg_sq],
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy ``state`` in place (tensor addresses stay the same, so a captured CUDA graph stays valid)."""
+        for key in ("exp_avg", "exp_avg_sq"):
+            src = state[key]
+            if len(src) != len(self.params) or any(s.shape != p.shape for s, p in zip(src, self.params)):
+                raise ValueError(f"ForeachAdam.load_state_dict: {key} does not match the parameter shapes")
+        self.lr = float(state["lr"])
+        self.betas = (float(state["betas"][0]), float(state["betas"][1]))
+        self.eps = float(state["eps"])
+        self.weight_decay = float(state["weight_decay"])
+        self.step_count.copy_(torch.as_tensor(state["step"]))
+        self._betas.copy_(torch.tensor(self.betas, dtype=torch.float64))
+        if "beta_pows" in state:  # exact continuation: the running products, not a recomputed power
+            self.beta_pows.copy_(state["beta_pows"])
+        else:
+            self.beta_pows.copy_(self._betas.pow(self.step_count.double()))
+        for dst, src in zip(self.exp_avg, state["exp_avg"]):
+            dst.copy_(src)
+        for dst, src in zip(self.exp_avg_sq, state["exp_avg_sq"]):
+            dst.copy_(src)
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Every tensor this optimizer mutates (for snapshots around CUDA-graph warm-up)."""
+        return [self.step_count, self.beta_pows, *self.exp_avg, *self.exp_avg_sq]
+
+    def __repr__(self) -> str:
+        return (
+            f"ForeachAdam(num_params={len(self.params)}, lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )
