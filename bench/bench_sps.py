@@ -1,0 +1,348 @@
+"""End-to-end training throughput (env steps per second) on HalfCheetah-v5: fastsac vs baselines, side by side.
+
+Providers, all with the same hyperparameters (2x256 ReLU networks, batch 256, Adam lr 3e-4 for actor, critics and
+alpha, gamma 0.99, tau 0.005, learned alpha from 1.0, 1M replay capacity, UTD 1 = one gradient update per env
+step, summed over envs):
+
+* ``fastsac``        the real trainer (``fastsac.trainer.train``), the update compiled as one graph (CUDA graph on
+                     GPU); EnvPool envs when installed. Its steps/s come from the run's own ``metrics.csv``.
+* ``fastsac-eager``  the same trainer with ``compile=False`` (shows what compilation buys).
+* ``baseline``       a plain CleanRL-style eager PyTorch SAC written below: two ``nn.Module`` critics,
+                     ``torch.optim.Adam``, a NumPy replay buffer copied to the device per sample, a per-parameter
+                     Polyak loop, gymnasium vector envs (``SyncVectorEnv``).
+* ``sb3``            Stable-Baselines3 ``SAC`` (only when ``stable_baselines3`` imports), ``DummyVecEnv``,
+                     ``train_freq=1``, ``gradient_steps=num_envs``.
+
+Each provider first takes ``--learning-starts`` random steps, then ``--burn-in`` training steps (which include
+compilation and warm-up) that are not timed, then ``--measure`` timed training steps; throughput = timed env steps
+/ seconds (evaluation excluded). Configurations: ``1`` (1 env) and ``64`` (64 envs; EnvPool for fastsac).
+Results are printed as a table with ratios against ``baseline`` and ``sb3``; ``--json PATH`` also saves them.
+
+    python bench/bench_sps.py                          # both configs, every provider available
+    python bench/bench_sps.py --configs 1 --measure 1000 --providers fastsac baseline sb3
+
+Threads: torch uses ``--threads`` threads (default 1: small ops on 2 threads stall on the CI machine, NOTES.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import importlib.util
+import json
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+ENV_ID = "HalfCheetah-v5"
+HIDDEN = 256
+LR = 3e-4
+GAMMA = 0.99
+TAU = 0.005
+BATCH = 256
+BUFFER = 1_000_000
+
+
+@dataclass
+class Setting:
+    num_envs: int
+    learning_starts: int
+    burn_in: int
+    measure: int
+    device: str
+    seed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.learning_starts + self.burn_in + self.measure
+
+
+# ------------------------------------------------------------------------------------------------------------
+# fastsac: the real trainer, throughput read from its metrics.csv
+
+
+def run_fastsac(s: Setting, compile_: bool, workdir: Path) -> float:
+    from fastsac.config import config_from_dict
+    from fastsac.trainer import train
+
+    out = workdir / f"fastsac-{'compiled' if compile_ else 'eager'}-{s.num_envs}"
+    shutil.rmtree(out, ignore_errors=True)
+    start = s.learning_starts + s.burn_in
+    log_every = math.gcd(start, s.measure)
+    cfg = config_from_dict({
+        "env_id": ENV_ID, "num_envs": s.num_envs, "total_steps": s.total, "seed": s.seed, "device": s.device,
+        "compile": compile_, "out": str(out), "batch_size": BATCH, "buffer_size": BUFFER,
+        "learning_starts": s.learning_starts, "utd": 1.0, "eval_every": 0, "eval_episodes": 1,
+        "log_every": log_every, "checkpoint_every": 0, "progress": False, "tensorboard": False,
+        "learner": {"hidden_sizes": [HIDDEN, HIDDEN], "actor_lr": LR, "critic_lr": LR, "alpha_lr": LR,
+                    "gamma": GAMMA, "tau": TAU, "policy_delay": 1, "initial_alpha": 1.0},
+    })  # fmt: skip
+    train(cfg)
+    steps = seconds = 0.0
+    with open(out / "metrics.csv", newline="") as f:
+        previous = 0
+        for row in csv.DictReader(f):
+            step = int(row["step"])
+            if step > start and row["sps"]:
+                seconds += (step - previous) / float(row["sps"])
+                steps += step - previous
+            previous = step
+    return steps / seconds
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A plain eager PyTorch SAC loop, CleanRL style (sac_continuous_action.py), for reference
+
+
+class _QNet(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim + act_dim, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                                 nn.Linear(HIDDEN, 1))  # fmt: skip
+
+    def forward(self, obs, act):
+        return self.net(torch.cat([obs, act], 1))
+
+
+class _Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(obs_dim, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU())
+        self.mean = nn.Linear(HIDDEN, act_dim)
+        self.log_std = nn.Linear(HIDDEN, act_dim)
+        self.register_buffer("scale", torch.tensor((high - low) / 2.0, dtype=torch.float32))
+        self.register_buffer("bias", torch.tensor((high + low) / 2.0, dtype=torch.float32))
+
+    def get_action(self, obs):
+        h = self.trunk(obs)
+        mean, log_std = self.mean(h), torch.tanh(self.log_std(h))
+        log_std = -5 + 0.5 * (2 - (-5)) * (log_std + 1)
+        normal = torch.distributions.Normal(mean, log_std.exp())
+        u = normal.rsample()
+        y = torch.tanh(u)
+        action = y * self.scale + self.bias
+        log_prob = normal.log_prob(u) - torch.log(self.scale * (1 - y.pow(2)) + 1e-6)
+        return action, log_prob.sum(1, keepdim=True)
+
+
+def run_baseline(s: Setting) -> float:
+    import gymnasium
+    from gymnasium.vector import AutoresetMode
+
+    dev = torch.device(s.device)
+    torch.manual_seed(s.seed)
+    envs = gymnasium.make_vec(ENV_ID, num_envs=s.num_envs, vectorization_mode="sync",
+                              vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})  # fmt: skip
+    obs_dim = envs.single_observation_space.shape[0]
+    act_dim = envs.single_action_space.shape[0]
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    actor = _Actor(obs_dim, act_dim, low, high).to(dev)
+    qf1, qf2 = _QNet(obs_dim, act_dim).to(dev), _QNet(obs_dim, act_dim).to(dev)
+    qf1_t, qf2_t = _QNet(obs_dim, act_dim).to(dev), _QNet(obs_dim, act_dim).to(dev)
+    qf1_t.load_state_dict(qf1.state_dict())
+    qf2_t.load_state_dict(qf2.state_dict())
+    q_opt = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=LR)
+    a_opt = torch.optim.Adam(actor.parameters(), lr=LR)
+    log_alpha = torch.zeros(1, requires_grad=True, device=dev)
+    alpha_opt = torch.optim.Adam([log_alpha], lr=LR)
+    target_entropy = -float(act_dim)
+    cap = min(BUFFER, s.total)
+    rb_obs = np.zeros((cap, obs_dim), np.float32)
+    rb_next = np.zeros((cap, obs_dim), np.float32)
+    rb_act = np.zeros((cap, act_dim), np.float32)
+    rb_rew = np.zeros(cap, np.float32)
+    rb_done = np.zeros(cap, np.float32)
+    pos = size = 0
+    rng = np.random.default_rng(s.seed)
+
+    obs, _ = envs.reset(seed=s.seed)
+    step, t_start = 0, None
+    while step < s.total:
+        if step < s.learning_starts:
+            actions = envs.action_space.sample()
+        else:
+            with torch.no_grad():
+                actions, _ = actor.get_action(torch.as_tensor(obs, dtype=torch.float32, device=dev))
+            actions = actions.cpu().numpy()
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        real_next = next_obs.copy()
+        if "final_obs" in infos:
+            for i in np.flatnonzero(infos["_final_obs"]):
+                real_next[i] = infos["final_obs"][i]
+        for i in range(s.num_envs):
+            rb_obs[pos], rb_next[pos], rb_act[pos] = obs[i], real_next[i], actions[i]
+            rb_rew[pos], rb_done[pos] = rewards[i], terminations[i]
+            pos = (pos + 1) % cap
+            size = min(size + 1, cap)
+        obs = next_obs
+        step += s.num_envs
+        if step >= s.learning_starts:
+            for _ in range(s.num_envs):
+                idx = rng.integers(0, size, BATCH)
+                b_obs = torch.as_tensor(rb_obs[idx], device=dev)
+                b_next = torch.as_tensor(rb_next[idx], device=dev)
+                b_act = torch.as_tensor(rb_act[idx], device=dev)
+                b_rew = torch.as_tensor(rb_rew[idx], device=dev)
+                b_done = torch.as_tensor(rb_done[idx], device=dev)
+                alpha = log_alpha.exp().item()
+                with torch.no_grad():
+                    next_a, next_lp = actor.get_action(b_next)
+                    min_q = torch.min(qf1_t(b_next, next_a), qf2_t(b_next, next_a)) - alpha * next_lp
+                    target = b_rew + (1 - b_done) * GAMMA * min_q.view(-1)
+                q_loss = nn.functional.mse_loss(qf1(b_obs, b_act).view(-1), target) + nn.functional.mse_loss(
+                    qf2(b_obs, b_act).view(-1), target
+                )
+                q_opt.zero_grad()
+                q_loss.backward()
+                q_opt.step()
+                pi, log_pi = actor.get_action(b_obs)
+                actor_loss = (alpha * log_pi - torch.min(qf1(b_obs, pi), qf2(b_obs, pi))).mean()
+                a_opt.zero_grad()
+                actor_loss.backward()
+                a_opt.step()
+                with torch.no_grad():
+                    _, log_pi = actor.get_action(b_obs)
+                alpha_loss = (-log_alpha.exp() * (log_pi + target_entropy)).mean()
+                alpha_opt.zero_grad()
+                alpha_loss.backward()
+                alpha_opt.step()
+                with torch.no_grad():
+                    for p, tp in zip(qf1.parameters(), qf1_t.parameters()):
+                        tp.data.copy_(TAU * p.data + (1 - TAU) * tp.data)
+                    for p, tp in zip(qf2.parameters(), qf2_t.parameters()):
+                        tp.data.copy_(TAU * p.data + (1 - TAU) * tp.data)
+        if t_start is None and step >= s.learning_starts + s.burn_in:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t_start, step_start = time.perf_counter(), step
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    envs.close()
+    return (step - step_start) / (time.perf_counter() - t_start)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Stable-Baselines3
+
+
+def run_sb3(s: Setting) -> float:
+    import gymnasium
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class Timer(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.start: tuple[int, float] | None = None
+
+        def _on_step(self) -> bool:
+            if self.start is None and self.num_timesteps >= s.learning_starts + s.burn_in:
+                self.start = (self.num_timesteps, time.perf_counter())
+            return True
+
+    env = DummyVecEnv([lambda: gymnasium.make(ENV_ID) for _ in range(s.num_envs)])
+    model = SAC("MlpPolicy", env, learning_rate=LR, buffer_size=min(BUFFER, s.total), learning_starts=s.learning_starts,
+                batch_size=BATCH, tau=TAU, gamma=GAMMA, train_freq=1, gradient_steps=s.num_envs, ent_coef="auto",
+                policy_kwargs={"net_arch": [HIDDEN, HIDDEN]}, device=s.device, seed=s.seed, verbose=0)  # fmt: skip
+    timer = Timer()
+    model.learn(total_timesteps=s.total, callback=timer, progress_bar=False)
+    end = (model.num_timesteps, time.perf_counter())
+    env.close()
+    return (end[0] - timer.start[0]) / (end[1] - timer.start[1])
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+    except Exception:
+        return "unknown"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", type=int, default=[1, 64], help="numbers of envs to measure (default: 1 64)")
+    p.add_argument("--providers", nargs="+", default=["fastsac", "fastsac-eager", "baseline", "sb3"],
+                   choices=["fastsac", "fastsac-eager", "baseline", "sb3"], help="what to measure")  # fmt: skip
+    p.add_argument("--learning-starts", type=int, default=1024, help="random steps before updates (default: 1024)")
+    p.add_argument("--burn-in", type=int, default=256, help="untimed training steps (compilation, warm-up)")
+    p.add_argument("--measure", type=int, default=1024, help="timed training steps (default: 1024)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    providers = list(args.providers)
+    if "sb3" in providers and importlib.util.find_spec("stable_baselines3") is None:
+        print("stable_baselines3 is not installed: skipping sb3")
+        providers.remove("sb3")
+    for n in args.configs:
+        for name, value in (("learning-starts", args.learning_starts), ("burn-in", args.burn_in), ("measure", args.measure)):
+            if value % n or value <= 0:
+                p.error(f"--{name} ({value}) must be a positive multiple of every config's number of envs ({n})")
+
+    from fastsac import envs as fenvs
+
+    results: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_sps_") as tmp:
+        for n in args.configs:
+            s = Setting(n, args.learning_starts, args.burn_in, args.measure, args.device)
+            results[n] = {}
+            for provider in providers:
+                t0 = time.perf_counter()
+                if provider == "fastsac":
+                    sps = run_fastsac(s, True, Path(tmp))
+                elif provider == "fastsac-eager":
+                    sps = run_fastsac(s, False, Path(tmp))
+                elif provider == "baseline":
+                    sps = run_baseline(s)
+                else:
+                    sps = run_sb3(s)
+                results[n][provider] = sps
+                print(f"  {n:>3} env(s)  {provider:<14} {sps:9.1f} steps/s   ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    backend = "envpool" if fenvs.envpool_available() else "gymnasium"
+    print()
+    print(f"{ENV_ID}, UTD 1, batch {BATCH}, 2x{HIDDEN}, device {args.device}, torch {torch.__version__}, "
+          f"{args.threads} thread(s), fastsac envs: {backend}; {args.measure} timed steps after {args.burn_in} "
+          f"burn-in steps and {args.learning_starts} random steps")  # fmt: skip
+    header = f"{'envs':>4}  " + "".join(f"{p:>14}" for p in providers)
+    ratios = [(a, b) for a in ("fastsac", "fastsac-eager") for b in ("baseline", "sb3") if a in providers and b in providers]
+    header += "".join(f"{a + '/' + b:>24}" for a, b in ratios)
+    print(header)
+    for n, row in results.items():
+        line = f"{n:>4}  " + "".join(f"{row[p]:14.1f}" for p in providers)
+        line += "".join(f"{row[a] / row[b]:23.2f}x" for a, b in ratios)
+        print(line)
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "env": ENV_ID, "device": args.device, "torch": torch.__version__, "threads": args.threads,
+            "python": platform.python_version(), "machine": platform.machine(), "git": _git_revision(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "learning_starts": args.learning_starts,
+            "burn_in": args.burn_in, "measure": args.measure, "fastsac_env_backend": backend,
+            "steps_per_second": {str(n): r for n, r in results.items()},
+        }, indent=2) + "\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
