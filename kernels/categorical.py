@@ -16,12 +16,12 @@ variant would be needed beyond that, and discrete SAC action spaces are far smal
 
 from __future__ import annotations
 
-import contextlib
-import os
 
 import torch
 import triton
 import triton.language as tl
+
+from . import _launch
 
 # ----------------------------------------------------------------------------------------------------------------
 # Constants
@@ -48,8 +48,8 @@ MAX_A = 8192
 # so the launcher uses one huge tile instead: 2^16 lanes covers N=300 x A=64, or 64 rows of A=1024, per program.
 INTERPRET_TILE_LANES = 1 << 16
 
-# Read once, at import, exactly when @triton.jit reads it: it decides whether the kernels below are interpreted.
-_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+# Whether the kernels below are interpreted (read at import, when @triton.jit reads it).
+_INTERPRETED = _launch.INTERPRETED
 
 # Test hooks (never set in library code): the output allocator (tests swap in NaN-filled buffers to prove every
 # element is written) and a forced BLOCK_N (several programs with a ragged last tile under the interpreter).
@@ -149,28 +149,16 @@ def _categorical_bwd_kernel(
 # ----------------------------------------------------------------------------------------------------------------
 def _gpu_launch_config(n_rows: int, n_cols: int) -> tuple[int, int, int]:
     """``(BLOCK_N, BLOCK_A, num_warps)`` launched on the GPU for an ``(n_rows, n_cols)`` problem."""
-    block_a = triton.next_power_of_2(n_cols)
-    block_n = max(1, min(triton.next_power_of_2(n_rows), GPU_TILE_LANES // block_a))
-    num_warps = max(1, min(MAX_NUM_WARPS, (block_n * block_a) // (32 * LANES_PER_THREAD)))
-    return block_n, block_a, num_warps
+    return _launch.gpu_launch_config(
+        n_rows, n_cols, tile_lanes=GPU_TILE_LANES, lanes_per_thread=LANES_PER_THREAD, max_num_warps=MAX_NUM_WARPS
+    )
 
 
 def _launch_config(n_rows: int, n_cols: int, device: torch.device) -> tuple[int, int, int]:
-    """The GPU shape on CUDA; under the interpreter one huge tile (see INTERPRET_TILE_LANES), or the test hook."""
-    if device.type == "cuda" and not _INTERPRETED:
-        block_n, block_a, num_warps = _gpu_launch_config(n_rows, n_cols)
-    else:
-        block_a = triton.next_power_of_2(n_cols)
-        block_n = max(1, min(triton.next_power_of_2(n_rows), INTERPRET_TILE_LANES // block_a))
-        num_warps = 1  # ignored by the interpreter
-    if _FORCE_BLOCK_N is not None:
-        block_n = _FORCE_BLOCK_N
-    return block_n, block_a, num_warps
-
-
-def _on_device(device: torch.device):
-    """Launch on the tensors' GPU, not whichever is current (Triton launches on the current device)."""
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    return _launch.launch_config(
+        n_rows, n_cols, device, gpu_config=_gpu_launch_config, interpret_tile_lanes=INTERPRET_TILE_LANES,
+        force_block_n=_FORCE_BLOCK_N,
+    )
 
 
 def _check_logits(logits: torch.Tensor, what: str) -> None:
@@ -206,7 +194,7 @@ def categorical_fwd(logits, want_sum):
     block_n, block_a, num_warps = _launch_config(N, A, logits.device)
     grid = triton.cdiv(N, block_n)
     partial = _alloc((grid,), dtype=torch.float32, device=logits.device) if want_sum else entropy  # unused if not
-    with _on_device(logits.device):
+    with _launch.on_device(logits.device):
         _categorical_fwd_kernel[(grid,)](
             logits, probs, log_probs, entropy, partial,
             N, A,
@@ -238,7 +226,7 @@ def categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits):
         return d_logits
     block_n, block_a, num_warps = _launch_config(N, A, logits.device)
     grid = triton.cdiv(N, block_n)
-    with _on_device(logits.device):
+    with _launch.on_device(logits.device):
         _categorical_bwd_kernel[(grid,)](
             grad_probs, grad_log_probs, grad_entropy, logits, d_logits,
             N, A,

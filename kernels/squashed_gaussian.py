@@ -16,12 +16,12 @@ Numerics (as the reference): ``tanh(u)``, ``1 - tanh(u)^2`` and ``log(1 - tanh(u
 from __future__ import annotations
 
 import math
-import contextlib
-import os
 
 import torch
 import triton
 import triton.language as tl
+
+from . import _launch
 
 # ----------------------------------------------------------------------------------------------------------------
 # Constants
@@ -54,8 +54,8 @@ MAX_A = 4096
 # so the launcher uses one huge tile instead: 2^16 lanes covers N=300 x A=64 in a single program.
 INTERPRET_TILE_LANES = 1 << 16
 
-# Read once, at import, exactly when @triton.jit reads it: it decides whether the kernels below are interpreted.
-_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+# Whether the kernels below are interpreted (read at import, when @triton.jit reads it).
+_INTERPRETED = _launch.INTERPRETED
 
 # Test hooks (never set in library code): the allocator for outputs and partial sums (tests swap in NaN-filled
 # buffers to prove every element is written), and a forced BLOCK_N (tests use it to run several programs with a
@@ -201,28 +201,16 @@ def _squashed_gaussian_bwd_kernel(
 # ----------------------------------------------------------------------------------------------------------------
 def _gpu_launch_config(n_rows: int, n_cols: int) -> tuple[int, int, int]:
     """``(BLOCK_N, BLOCK_A, num_warps)`` launched on the GPU for an ``(n_rows, n_cols)`` problem."""
-    block_a = triton.next_power_of_2(n_cols)
-    block_n = max(1, min(triton.next_power_of_2(n_rows), GPU_TILE_LANES // block_a))
-    num_warps = max(1, min(MAX_NUM_WARPS, (block_n * block_a) // (32 * LANES_PER_THREAD)))
-    return block_n, block_a, num_warps
+    return _launch.gpu_launch_config(
+        n_rows, n_cols, tile_lanes=GPU_TILE_LANES, lanes_per_thread=LANES_PER_THREAD, max_num_warps=MAX_NUM_WARPS
+    )
 
 
 def _launch_config(n_rows: int, n_cols: int, device: torch.device) -> tuple[int, int, int]:
-    """The GPU shape on CUDA; under the interpreter one huge tile (see INTERPRET_TILE_LANES), or the test hook."""
-    if device.type == "cuda" and not _INTERPRETED:
-        block_n, block_a, num_warps = _gpu_launch_config(n_rows, n_cols)
-    else:
-        block_a = triton.next_power_of_2(n_cols)
-        block_n = max(1, min(triton.next_power_of_2(n_rows), INTERPRET_TILE_LANES // block_a))
-        num_warps = 1  # ignored by the interpreter
-    if _FORCE_BLOCK_N is not None:
-        block_n = _FORCE_BLOCK_N
-    return block_n, block_a, num_warps
-
-
-def _on_device(device: torch.device):
-    """Launch on the tensors' GPU, not whichever is current (Triton launches on the current device)."""
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    return _launch.launch_config(
+        n_rows, n_cols, device, gpu_config=_gpu_launch_config, interpret_tile_lanes=INTERPRET_TILE_LANES,
+        force_block_n=_FORCE_BLOCK_N,
+    )
 
 
 def _check_device(t: torch.Tensor) -> None:
@@ -288,7 +276,7 @@ def squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum):
     grid = triton.cdiv(N, block_n)
     partial = _alloc((grid,), dtype=torch.float32, device=mean.device) if want_sum else log_prob  # unused if not
     mid, half_range = _bounds_args(lo, hi)
-    with _on_device(mean.device):
+    with _launch.on_device(mean.device):
         _squashed_gaussian_fwd_kernel[(grid,)](
             mean, log_std, noise,
             scale if scale is not None else mean,  # dummy pointer, never read when HAS_SCALE is False
@@ -329,7 +317,7 @@ def squashed_gaussian_bwd(grad_action, grad_log_prob, mean, log_std, noise, scal
     block_n, block_a, num_warps = _launch_config(N, A, mean.device)
     grid = triton.cdiv(N, block_n)
     mid, half_range = _bounds_args(lo, hi)
-    with _on_device(mean.device):
+    with _launch.on_device(mean.device):
         _squashed_gaussian_bwd_kernel[(grid,)](
             grad_action, grad_log_prob, mean, log_std, noise,
             scale if scale is not None else mean,  # dummy pointer, never read when HAS_SCALE is False
