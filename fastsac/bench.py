@@ -946,6 +946,9 @@ def main(argv: Sequence[str] | None = None, *, train_command: Sequence[str] = TR
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C means "stop the suite, keep what is done", also when the runner was started with SIGINT ignored
+    # (a background job of a non-interactive shell inherits that, and Python then installs no handler).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     try:
         n_seeds = len(runs) // len(suite.envs)
@@ -956,6 +959,7 @@ def main(argv: Sequence[str] | None = None, *, train_command: Sequence[str] = TR
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         lock.close()
     paths = write_outputs(suite, out, planned=runs, command=command)
     print(f"done in {(time.monotonic() - t0) / 60:.1f} min: {paths['results']}, {paths['report']}, {paths['plots']}/")

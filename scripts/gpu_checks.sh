@@ -30,7 +30,7 @@ FASTSAC_FORCE_CUDA=1 python -m pip install -q --no-build-isolation --no-deps -e 
 python -c "import fastsac._C, fastsac.ops as o; print('backends:', o.available_backends())" || status=1
 
 step "GPU tests (ops, kernels, extension, learner)"
-python -m pytest -q -p no:cacheprovider tests/ops tests/kernels tests/csrc tests/test_learner.py tests/test_optim.py \
+python -m pytest -q -p no:cacheprovider tests/ops tests/kernels tests/csrc tests/test_learner.py tests/test_optim.py tests/test_entropy.py \
   tests/test_buffer.py 2>&1 | tee "$OUT/tests.log" | tail -25
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 

@@ -394,10 +394,15 @@ def test_ctrl_c_stops_children_and_rerun_resumes(tmp_path, fake, monkeypatch):
         os.kill(os.getpid(), signal.SIGINT)  # what a terminal's Ctrl-C delivers to the runner
 
     monkeypatch.setenv("FAKE_CHUNK_S", "0.5")
-    threading.Thread(target=ctrl_c_after_two_checkpoints, daemon=True).start()
     messages: list[str] = []
-    with pytest.raises(KeyboardInterrupt):
-        bench.execute(runs, jobs=2, train_command=fake.command, echo=messages.append)
+    # Ctrl-C must raise here whatever SIGINT disposition pytest inherited (ignored in background jobs).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=ctrl_c_after_two_checkpoints, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            bench.execute(runs, jobs=2, train_command=fake.command, echo=messages.append)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "interrupted: stopping 2 run(s)" in messages
     first = fake.calls()
     assert len(first) == 2  # two jobs at once; the other two runs never started
