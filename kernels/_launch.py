@@ -11,9 +11,23 @@ import os
 
 import torch
 import triton
+import triton.language as tl
 
 # Read once, at import, exactly when @triton.jit reads it: it decides whether the kernels are interpreted.
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@triton.jit
+def row_tile(N, A, BLOCK_N: tl.constexpr, BLOCK_A: tl.constexpr):
+    """This program's tile of row-major ``(N, A)`` data: rows, columns, their masks and the element offsets."""
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = tl.arange(0, BLOCK_A)
+    row_mask = rows < N
+    col_mask = cols < A
+    mask = row_mask[:, None] & col_mask[None, :]
+    offs = rows[:, None] * A + cols[None, :]
+    return pid, rows, cols, row_mask, col_mask, mask, offs
 
 
 def gpu_launch_config(n_rows: int, n_cols: int, *, tile_lanes: int, lanes_per_thread: int, max_num_warps: int):

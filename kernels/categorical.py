@@ -91,13 +91,7 @@ def _categorical_fwd_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_A: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, BLOCK_A)
-    row_mask = rows < N
-    col_mask = cols < A
-    mask = row_mask[:, None] & col_mask[None, :]
-    offs = rows[:, None] * A + cols[None, :]
+    pid, rows, cols, row_mask, col_mask, mask, offs = _launch.row_tile(N, A, BLOCK_N, BLOCK_A)
 
     p, _, log_p, entropy = _softmax_parts(logits_ptr, offs, mask, col_mask)
 
@@ -121,13 +115,7 @@ def _categorical_bwd_kernel(
     BLOCK_A: tl.constexpr,
 ):
     """``d z_j = g_lp_j - p_j sum(g_lp) + p_j (g_p_j - sum(g_p p)) - g_H p_j (log p_j + H)``."""
-    pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, BLOCK_A)
-    row_mask = rows < N
-    col_mask = cols < A
-    mask = row_mask[:, None] & col_mask[None, :]
-    offs = rows[:, None] * A + cols[None, :]
+    pid, rows, cols, row_mask, col_mask, mask, offs = _launch.row_tile(N, A, BLOCK_N, BLOCK_A)
 
     p, log_p_finite, _, entropy = _softmax_parts(logits_ptr, offs, mask, col_mask)
 

@@ -78,6 +78,26 @@ def _tanh_parts(x):
 
 
 @triton.jit
+def _sample(mean_ptr, log_std_ptr, noise_ptr, offs, mask, mid, half_range, HAS_BOUNDS: tl.constexpr):
+    """Load a tile and form the sample: ``(noise, log_std, e_raw, sigma, |u|, e, tanh(u))`` in float32, with
+    ``e = exp(-2|u|)`` and ``e_raw = exp(-2|raw|)`` (the bound's Jacobian; 0 without bounds). Shared by the forward
+    and the backward, which recomputes it from the inputs (nothing else is saved)."""
+    m = tl.load(mean_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    s = tl.load(log_std_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    n = tl.load(noise_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    e_raw = s * 0.0
+    if HAS_BOUNDS:  # the argument is the raw output: log_std = lo + (hi - lo)/2 * (tanh(raw) + 1)
+        _, e_raw, t_raw = _tanh_parts(s)
+        # Same value written as (lo + hi)/2 + (hi - lo)/2 * tanh(raw): no cancellation between lo and the rest,
+        # which costs the reference's float32 form up to ulp(|lo|) of absolute error in log_std (and sigma).
+        s = mid + half_range * t_raw
+    sigma = tl.exp(s)
+    u = m + sigma * n
+    abs_u, e, a = _tanh_parts(u)
+    return n, s, e_raw, sigma, abs_u, e, a
+
+
+@triton.jit
 def _squashed_gaussian_fwd_kernel(
     mean_ptr,
     log_std_ptr,
@@ -98,25 +118,9 @@ def _squashed_gaussian_fwd_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_A: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, BLOCK_A)
-    row_mask = rows < N
-    col_mask = cols < A
-    mask = row_mask[:, None] & col_mask[None, :]
-    offs = rows[:, None] * A + cols[None, :]
+    pid, rows, cols, row_mask, col_mask, mask, offs = _launch.row_tile(N, A, BLOCK_N, BLOCK_A)
 
-    m = tl.load(mean_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    s = tl.load(log_std_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    n = tl.load(noise_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    if HAS_BOUNDS:  # the argument is the raw output: log_std = lo + (hi - lo)/2 * (tanh(raw) + 1)
-        _, _, t_raw = _tanh_parts(s)
-        # Same value written as (lo + hi)/2 + (hi - lo)/2 * tanh(raw): no cancellation between lo and the rest,
-        # which costs the reference's float32 form up to ulp(|lo|) of absolute error in log_std (and sigma).
-        s = mid + half_range * t_raw
-
-    u = m + tl.exp(s) * n
-    abs_u, e, a = _tanh_parts(u)
+    n, s, _, _, abs_u, e, a = _sample(mean_ptr, log_std_ptr, noise_ptr, offs, mask, mid, half_range, HAS_BOUNDS)
     # log1p(e) as log(1 + e): its absolute error (<= 2^-24) is that of rounding log 2 here, so an exact log1p
     # (absent from the interpreter) would buy nothing in float32; for saturated u it is simply ~e -> 0.
     log_one_minus_a2 = 2.0 * (LOG_2 - abs_u - tl.log(1.0 + e))
@@ -157,26 +161,10 @@ def _squashed_gaussian_bwd_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_A: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, BLOCK_A)
-    row_mask = rows < N
-    col_mask = cols < A
-    mask = row_mask[:, None] & col_mask[None, :]
-    offs = rows[:, None] * A + cols[None, :]
+    pid, rows, cols, row_mask, col_mask, mask, offs = _launch.row_tile(N, A, BLOCK_N, BLOCK_A)
 
     # Recompute u, a, sigma from the inputs (nothing but the inputs is saved for backward).
-    m = tl.load(mean_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    raw = tl.load(log_std_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    n = tl.load(noise_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    if HAS_BOUNDS:
-        _, e_raw, t_raw = _tanh_parts(raw)
-        s = mid + half_range * t_raw  # as in the forward
-    else:
-        s = raw
-    sigma = tl.exp(s)
-    u = m + sigma * n
-    _, e, a = _tanh_parts(u)
+    n, _, e_raw, sigma, _, e, a = _sample(mean_ptr, log_std_ptr, noise_ptr, offs, mask, mid, half_range, HAS_BOUNDS)
     one_plus_e = 1.0 + e
     one_minus_a2 = 4.0 * e / (one_plus_e * one_plus_e)  # keeps relative accuracy when tanh saturates
 
