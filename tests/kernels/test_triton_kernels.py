@@ -37,6 +37,7 @@ import fastsac.kernels as K  # noqa: E402
 import fastsac.kernels.categorical as cat_mod  # noqa: E402
 import fastsac.kernels.squashed_gaussian as sg_mod  # noqa: E402
 from fastsac.ops import reference as ref  # noqa: E402
+from tests.accuracy import perturbed  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 LOW_PRECISION = (torch.bfloat16, torch.float16)
@@ -44,8 +45,6 @@ LOW_PRECISION = (torch.bfloat16, torch.float16)
 ATOL = {torch.float32: 4 * torch.finfo(torch.float32).eps, torch.bfloat16: 2**-9, torch.float16: 2**-12}
 # Design target: fp32 relative error well under 1e-5 on normal inputs (test_fp32_design_accuracy).
 FP32_TARGET = 1e-5
-# fp32 rounding noise (relative) put on the inputs of torch's perturbed evaluations: 4 ulps.
-PERTURBATION = 2.0**-21
 
 NS = (1, 7, 300)
 AS = (1, 6, 17, 64)
@@ -137,17 +136,10 @@ def check(name, actual, torch_variants, r64, dtype):
 
 def torch_variants(fn, args, gen):
     """``fn`` (a torch reference) on ``args`` and, for float32 inputs, on two copies with every float32 tensor
-    perturbed by +-PERTURBATION (relative, random signs). Returns a list of output tuples."""
+    perturbed by +-4 ulps (tests/accuracy.py). Returns a list of output tuples."""
     outs = [fn(*args)]
     if any(isinstance(a, torch.Tensor) and a.dtype == torch.float32 and a.dim() == 2 for a in args):
-        for _ in range(2):
-            def perturb(a):
-                if not (isinstance(a, torch.Tensor) and a.dtype == torch.float32):
-                    return a
-                sign = torch.where(uniform(a.shape, gen, 0.0, 1.0) < 0.5, -1.0, 1.0)
-                return (a.double() * (1.0 + PERTURBATION * sign)).float()
-
-            outs.append(fn(*[perturb(a) for a in args]))
+        outs += [fn(*perturbed(args, gen, torch.float32)) for _ in range(2)]
     return outs
 
 
