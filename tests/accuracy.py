@@ -30,3 +30,37 @@ def perturbed(args, gen: torch.Generator, dtype: torch.dtype):
         return (a.double() * (1.0 + rel * sign.to(a.device))).to(dtype)
 
     return [one(a) for a in args]
+
+
+def reference_evaluations(fn, args, dtype: torch.dtype, *, copies: int = 2, seed: int = 0):
+    """``fn(*args)`` followed, for float32 or float64 ``dtype``, by ``fn`` on ``copies`` perturbed copies of the
+    inputs (seeded, so a failure reproduces). The 16-bit types get the one evaluation: there the rounding of the
+    output dominates any conditioning."""
+    evals = [fn(*args)]
+    if dtype in (torch.float32, torch.float64):
+        g = torch.Generator().manual_seed(seed)
+        evals += [fn(*perturbed(args, g, dtype)) for _ in range(copies)]
+    return evals
+
+
+def assert_within_reference_error(name, actual, truth, reference_evals, *, scale=None, ulps: float = 4.0, ctx=""):
+    """The house rule, elementwise: ``|actual - truth| <= 2 E + ulps * eps * (1 + scale)``.
+
+    ``truth``: the float64 result; ``reference_evals``: the reference's results in ``actual``'s dtype (on the inputs
+    and on perturbed copies, ``reference_evaluations``), E the worst error among them. ``scale`` defaults to
+    ``|truth|``; for a sum pass the absolute sum of its terms, which is what bounds the rounding of a sum (a log-prob
+    of 1.8 summed from 17 terms of magnitude ~3 carries the rounding of ~50, not of 1.8).
+    """
+    assert actual.dtype == reference_evals[0].dtype, f"{name}: dtype {actual.dtype} ({ctx})"
+    assert actual.shape == truth.shape, f"{name}: shape {tuple(actual.shape)}, expected {tuple(truth.shape)} ({ctx})"
+    assert torch.isfinite(actual).all(), f"{name}: non-finite values ({ctx})"
+    truth = truth.double()
+    worst_ref = max((r.double() - truth).abs().max().item() for r in reference_evals)
+    scale = truth.abs() if scale is None else scale.double()
+    bound = 2.0 * worst_ref + ulps * torch.finfo(actual.dtype).eps * (1.0 + scale)
+    err = (actual.double() - truth).abs()
+    worst = (err / bound).max().item()
+    assert worst <= 1.0, (
+        f"{name}: max error {err.max().item():.3g} exceeds the tolerance by {worst:.2f}x "
+        f"(the reference's own error: {worst_ref:.3g}) ({ctx})"
+    )

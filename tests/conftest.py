@@ -5,6 +5,7 @@ decorated by ``@triton.jit`` (that is, before ``fastsac.kernels`` is imported), 
 """
 
 import os
+import zlib
 
 try:  # decide on the interpreter before torch/triton are imported by any test module
     import torch
@@ -20,6 +21,15 @@ import pytest  # noqa: E402
 
 # One thread: small ops on two threads stall unpredictably on the CI machine (see shared NOTES).
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def gen():
+    """A CPU generator per test, seeded from the test's id: inputs are random draws, yet a failure reproduces by
+    rerunning the test. ``FASTSAC_TEST_SEED=k`` shifts every seed, to rerun the tests on other draws
+    (``g.initial_seed()`` is in the accuracy tests' failure messages)."""
+    test_id = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]  # without the " (call)" phase suffix
+    return torch.Generator(device="cpu").manual_seed(zlib.crc32(test_id.encode()) + int(os.environ.get("FASTSAC_TEST_SEED", 0)))
 
 
 def pytest_collection_modifyitems(config, items):

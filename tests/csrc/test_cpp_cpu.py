@@ -1,8 +1,9 @@
 """The C++ extension's four primitives against the float64 reference (fastsac/ops/reference.py).
 
 On CPU these run the math of csrc/sac_math.h that the CUDA kernels also run; with a GPU and a CUDA build of
-fastsac._C the same tests run the kernels (``gpu`` marker). Inputs are fresh random draws (the seed is in every
-failure message) with a third of the elements saturated (|u| from 20 to 50) and, for the categorical, masked
+fastsac._C the same tests run the kernels (``gpu`` marker). Inputs are random draws seeded from the test's id
+(the ``gen`` fixture of tests/conftest.py: ``FASTSAC_TEST_SEED=k`` draws others; the seed is in every failure
+message) with a third of the elements saturated (|u| from 20 to 50) and, for the categorical, masked
 (-inf) logits.
 
 Accuracy rule (STYLE.md): the error against float64 may be at most twice the reference's own error in the same
@@ -53,11 +54,6 @@ def device(request, cpp_ext):
     if dev == "cuda" and not E.is_available("cuda"):
         pytest.skip("fastsac._C was not built with CUDA (install with a CUDA torch and nvcc, --no-build-isolation)")
     return dev
-
-
-def _fresh_generator() -> tuple[torch.Generator, int]:
-    seed = int.from_bytes(os.urandom(4), "little")
-    return torch.Generator().manual_seed(seed), seed
 
 
 def _eps(dtype: torch.dtype) -> float:
@@ -159,8 +155,8 @@ def _reference_variants(fn, dtype, *args):
 @pytest.mark.parametrize("A", AS)
 @pytest.mark.parametrize("N", NS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_squashed_gaussian_fwd(dtype, N, A, cfg, device):
-    g, seed = _fresh_generator()
+def test_squashed_gaussian_fwd(dtype, N, A, cfg, device, gen):
+    g, seed = gen, gen.initial_seed()
     mean, log_std, noise, scale, bias, lo, hi = _sg_inputs(N, A, dtype, device, cfg, g)
     ctx = f"seed={seed} dtype={dtype} N={N} A={A} cfg={cfg} device={device}"
     action, log_prob, lp_sum = E.squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, True)
@@ -183,8 +179,8 @@ def test_squashed_gaussian_fwd(dtype, N, A, cfg, device):
 @pytest.mark.parametrize("A", AS)
 @pytest.mark.parametrize("N", NS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_squashed_gaussian_bwd(dtype, N, A, cfg, device):
-    g, seed = _fresh_generator()
+def test_squashed_gaussian_bwd(dtype, N, A, cfg, device, gen):
+    g, seed = gen, gen.initial_seed()
     mean, log_std, noise, scale, _, lo, hi = _sg_inputs(N, A, dtype, device, cfg, g)
     grad_action = torch.randn(N, A, generator=g, dtype=torch.float64).to(dtype).to(device)
     grad_log_prob = torch.randn(N, generator=g, dtype=torch.float64).to(dtype).to(device)
@@ -214,8 +210,8 @@ def _logits(N, A, dtype, device, masked, g):
 @pytest.mark.parametrize("A", AS)
 @pytest.mark.parametrize("N", NS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_categorical_fwd(dtype, N, A, masked, device):
-    g, seed = _fresh_generator()
+def test_categorical_fwd(dtype, N, A, masked, device, gen):
+    g, seed = gen, gen.initial_seed()
     logits = _logits(N, A, dtype, device, masked, g)
     ctx = f"seed={seed} dtype={dtype} N={N} A={A} masked={masked} device={device}"
     probs, log_probs, entropy, h_sum = E.categorical_fwd(logits, True)
@@ -238,8 +234,8 @@ def test_categorical_fwd(dtype, N, A, masked, device):
 @pytest.mark.parametrize("A", AS)
 @pytest.mark.parametrize("N", NS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_categorical_bwd(dtype, N, A, masked, device):
-    g, seed = _fresh_generator()
+def test_categorical_bwd(dtype, N, A, masked, device, gen):
+    g, seed = gen, gen.initial_seed()
     logits = _logits(N, A, dtype, device, masked, g)
     shapes = ((N, A), (N, A), (N,))
     grads = [torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).to(device) for shape in shapes]
@@ -272,9 +268,9 @@ def test_saturated_tanh_is_exact(dtype):
         assert normal.all() and (d_mean > 0).all()
 
 
-def test_sums_do_not_depend_on_thread_count():
+def test_sums_do_not_depend_on_thread_count(gen):
     """want_sum totals are summed per fixed block of rows, then over blocks in order: bitwise stable."""
-    g, seed = _fresh_generator()
+    g, seed = gen, gen.initial_seed()
     mean, log_std, noise, scale, bias, lo, hi = _sg_inputs(2000, 6, torch.float32, "cpu", "affine_bounds", g)
     logits = _logits(2000, 6, torch.float32, "cpu", True, g)
     before = torch.get_num_threads()

@@ -7,7 +7,6 @@ Accuracy over the full shape/dtype grid is in test_cpp_cpu.py, which runs on CUD
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
@@ -16,11 +15,6 @@ from fastsac import _extension as E
 from fastsac.ops import reference as R
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda_ext")]
-
-
-def _gen():
-    seed = int.from_bytes(os.urandom(4), "little")
-    return torch.Generator().manual_seed(seed), seed
 
 
 def _sg(N, A, dtype, g, device="cuda"):
@@ -34,9 +28,9 @@ def _sg(N, A, dtype, g, device="cuda"):
 
 
 @pytest.mark.parametrize("A", [6, 64])
-def test_many_blocks_match_reference(A):
+def test_many_blocks_match_reference(A, gen):
     """N large enough that every block loops over several tiles (grid capped at 8 blocks per SM)."""
-    g, seed = _gen()
+    g, seed = gen, gen.initial_seed()
     N = 200_003
     mean, raw, noise, scale, bias, lo, hi = _sg(N, A, torch.float32, g)
     action, log_prob, lp_sum = E.squashed_gaussian_fwd(mean, raw, noise, scale, bias, lo, hi, True)
@@ -55,8 +49,8 @@ def test_many_blocks_match_reference(A):
     assert abs(h_sum.item() - ref[3].item()) <= 64 * torch.finfo(torch.float32).eps * ref[2].abs().sum().item()
 
 
-def test_sums_are_deterministic():
-    g, seed = _gen()
+def test_sums_are_deterministic(gen):
+    g, seed = gen, gen.initial_seed()
     mean, raw, noise, scale, bias, lo, hi = _sg(100_000, 6, torch.float32, g)
     logits = (torch.randn(100_000, 6, generator=g) * 3.0).cuda()
     first = (E.squashed_gaussian_fwd(mean, raw, noise, scale, bias, lo, hi, True)[2],
@@ -67,9 +61,9 @@ def test_sums_are_deterministic():
         assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1]), f"seed={seed}"
 
 
-def test_cuda_matches_cpu_in_float64():
+def test_cuda_matches_cpu_in_float64(gen):
     """The same sac_math.h on both devices: float64 results agree to rounding (libm vs CUDA exp/log ulps)."""
-    g, seed = _gen()
+    g, seed = gen, gen.initial_seed()
     cpu = _sg(513, 17, torch.float64, g, device="cpu")
     gpu = [t.cuda() if isinstance(t, torch.Tensor) else t for t in cpu]
     for a, b in zip(E.squashed_gaussian_fwd(*cpu, True), E.squashed_gaussian_fwd(*gpu, True)):
@@ -85,8 +79,8 @@ def test_cuda_matches_cpu_in_float64():
         torch.testing.assert_close(b.cpu(), a, rtol=1e-12, atol=1e-12, msg=lambda m: f"seed={seed}: {m}")
 
 
-def test_runs_on_the_current_stream():
-    g, _ = _gen()
+def test_runs_on_the_current_stream(gen):
+    g = gen
     mean, raw, noise, scale, bias, lo, hi = _sg(50_000, 6, torch.float32, g)
     expected = E.squashed_gaussian_fwd(mean, raw, noise, scale, bias, lo, hi, True)
     side = torch.cuda.Stream()
@@ -98,8 +92,8 @@ def test_runs_on_the_current_stream():
         assert torch.equal(a, b)
 
 
-def test_cuda_graph_capture_and_replay():
-    g, seed = _gen()
+def test_cuda_graph_capture_and_replay(gen):
+    g, seed = gen, gen.initial_seed()
     mean, raw, noise, scale, bias, lo, hi = _sg(4096, 6, torch.float32, g)
     logits = (torch.randn(4096, 6, generator=g) * 3.0).cuda()
     side = torch.cuda.Stream()

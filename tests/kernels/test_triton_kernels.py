@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import zlib
 
 import numpy as np
 import pytest
@@ -54,16 +53,6 @@ SG_OPTIONS = ("plain", "scale_bias", "bounds", "all")
 # ----------------------------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # ----------------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def gen():
-    """A fresh generator per test, seeded from the test's id so a failure reproduces (FASTSAC_TEST_SEED=k shifts
-    every seed, to rerun the whole file on other draws)."""
-    g = torch.Generator(device="cpu")
-    test_id = os.environ.get("PYTEST_CURRENT_TEST", "")
-    g.manual_seed(zlib.crc32(test_id.encode()) + int(os.environ.get("FASTSAC_TEST_SEED", 0)))
-    return g
-
-
 @pytest.fixture(autouse=True)
 def poisoned_outputs(monkeypatch):
     """Route every output / partial-sum allocation of the launchers to NaN-filled buffers; yield their list."""

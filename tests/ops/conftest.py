@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import zlib
 
 import pytest
 import torch
@@ -55,14 +54,6 @@ def backend(request):
     if request.param == "cuda":
         request.getfixturevalue("cpp_extension")
     return request.param
-
-
-@pytest.fixture
-def gen():
-    """A fresh generator per test, seeded from the test's name so failures reproduce."""
-    g = torch.Generator(device="cpu")
-    g.manual_seed(zlib.crc32(os.environ.get("PYTEST_CURRENT_TEST", "").encode()))
-    return g
 
 
 def randn(shape, gen, dtype=torch.float32, scale=1.0, shift=0.0):
