@@ -204,6 +204,22 @@ class _Learner:
         if learn_alpha:
             self.alpha_optim.step(grads[len(self.actor_params):])
 
+    def _finish_update(self, q, q_target, update_actor: bool, *actor_inputs) -> None:
+        """The part of an update both learners share. ``q`` (2, batch): both critics' values of the taken actions;
+        ``q_target``: their one regression target. Critic step on the squared error; then (every policy_delay-th
+        update) the actor's and temperature's step from ``actor_and_alpha_losses(*actor_inputs)``, one backward
+        pass for both losses since alpha_loss reaches only log_alpha and actor_loss never does; then the target
+        critics (one fused lerp) and the on-device metrics."""
+        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        self.critic_optim.step(torch.autograd.grad(critic_loss, self.critic_params))
+        actor_metrics = None
+        if update_actor:
+            actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(*actor_inputs)
+            self._step_actor_and_alpha(actor_loss, alpha_loss)
+            actor_metrics = (actor_loss.detach(), entropy, alpha_loss.detach())
+        self._update_target()
+        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+
     def _record(self, critic_loss, q_mean, actor=None) -> None:
         """Add this step's metrics to the on-device accumulator (no host sync)."""
         one = torch.ones((), dtype=torch.float32, device=self.device)
@@ -410,20 +426,7 @@ class SACLearner(_Learner):
         # Critic: both critics regress onto one target from the target critics (min over the pair).
         q_target = self.critic_target(reward, terminated, next_obs, noise[0])
         q = self.critic(obs, action)  # (2, batch)
-        critic_loss = (q - q_target).square().mean(dim=1).sum()
-        self.critic_optim.step(torch.autograd.grad(critic_loss, self.critic_params))
-
-        # Actor and temperature (every policy_delay-th update): one backward pass for both losses, since
-        # alpha_loss reaches only log_alpha and actor_loss never does.
-        actor_metrics = None
-        if update_actor:
-            actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(obs, noise[1])
-            self._step_actor_and_alpha(actor_loss, alpha_loss)
-            actor_metrics = (actor_loss.detach(), entropy, alpha_loss.detach())
-
-        # Target critics: one fused lerp over every critic tensor.
-        self._update_target()
-        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+        self._finish_update(q, q_target, update_actor, obs, noise[1])
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -490,19 +493,7 @@ class DiscreteSACLearner(_Learner):
         q_target = self.critic_target(reward, terminated, next_obs)
         taken = action.reshape(1, -1, 1).long().expand(self.critic.num_critics, -1, 1)
         q = self.critic(obs).gather(2, taken).squeeze(2)  # (2, batch)
-        critic_loss = (q - q_target).square().mean(dim=1).sum()
-        self.critic_optim.step(torch.autograd.grad(critic_loss, self.critic_params))
-
-        # Actor and temperature (every policy_delay-th update), one backward pass for both.
-        actor_metrics = None
-        if update_actor:
-            actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(obs)
-            self._step_actor_and_alpha(actor_loss, alpha_loss)
-            actor_metrics = (actor_loss.detach(), entropy, alpha_loss.detach())
-
-        # Target critics: one fused lerp.
-        self._update_target()
-        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+        self._finish_update(q, q_target, update_actor, obs)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
