@@ -28,6 +28,7 @@ episodes (needs ``save_buffer``). Ctrl-C (SIGINT) stops at the end of the curren
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -784,21 +785,24 @@ def _record_video(learner, env_id: str, episodes: int, seed: int, video_dir: Pat
     if is_mujoco and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"  # headless: EGL (GPU or Mesa); GLFW needs a display
 
-    def gl_error(exc: Exception) -> RuntimeError:
-        return RuntimeError(
-            f"rendering {env_id} with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} failed ({type(exc).__name__}: "
-            f"{exc}); MuJoCo needs a working OpenGL backend: MUJOCO_GL=egl (GPU or Mesa EGL), or "
-            "MUJOCO_GL=osmesa with PYOPENGL_PLATFORM=osmesa (needs libosmesa), or glfw with a display"
-        )
+    @contextlib.contextmanager
+    def rendering_errors():
+        """Creating and stepping a rendering env: a missing package or a broken OpenGL backend as a clear error."""
+        try:
+            yield
+        except DependencyNotInstalled as exc:
+            raise ImportError(f"rendering {env_id} needs a package that is not installed: {exc}") from exc
+        except Exception as exc:
+            if not is_mujoco:
+                raise
+            raise RuntimeError(
+                f"rendering {env_id} with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} failed ({type(exc).__name__}: "
+                f"{exc}); MuJoCo needs a working OpenGL backend: MUJOCO_GL=egl (GPU or Mesa EGL), or "
+                "MUJOCO_GL=osmesa with PYOPENGL_PLATFORM=osmesa (needs libosmesa), or glfw with a display"
+            ) from exc
 
-    try:
+    with rendering_errors():
         env = gymnasium.make(env_id, render_mode="rgb_array")
-    except DependencyNotInstalled as exc:
-        raise ImportError(f"rendering {env_id} needs a package that is not installed: {exc}") from exc
-    except Exception as exc:
-        if is_mujoco:
-            raise gl_error(exc) from exc
-        raise
     env = gymnasium.wrappers.RecordVideo(
         env, str(video_dir), episode_trigger=lambda _: True, name_prefix="eval", disable_logger=True
     )
@@ -806,7 +810,8 @@ def _record_video(learner, env_id: str, episodes: int, seed: int, video_dir: Pat
     returns, lengths = [], []
     try:
         for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
+            with rendering_errors():  # only the env's calls: an error of the policy is not a rendering error
+                obs, _ = env.reset(seed=seed + i)
             total, length, ended = 0.0, 0, False
             while not ended:
                 o = torch.as_tensor(_flat_obs(env.observation_space, obs), device=device).unsqueeze(0)
@@ -817,18 +822,13 @@ def _record_video(learner, env_id: str, episodes: int, seed: int, video_dir: Pat
                     low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
                     a = (np.clip(a.astype(np.float64), -1, 1) * (high - low) / 2 + (high + low) / 2)
                     a = a.reshape(space.shape).astype(space.dtype)
-                obs, reward, terminated, truncated, _ = env.step(a)
+                with rendering_errors():
+                    obs, reward, terminated, truncated, _ = env.step(a)
                 total += float(reward)
                 length += 1
                 ended = terminated or truncated
             returns.append(total)
             lengths.append(length)
-    except DependencyNotInstalled as exc:
-        raise ImportError(f"rendering {env_id} needs a package that is not installed: {exc}") from exc
-    except Exception as exc:
-        if is_mujoco:
-            raise gl_error(exc) from exc
-        raise
     finally:
         try:
             env.close()
