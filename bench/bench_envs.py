@@ -1,4 +1,4 @@
-"""Environment throughput: EnvPool vs gymnasium through fastsac.envs (and the raw libraries underneath).
+"""Environment throughput: EnvPool vs gymnasium through fastsac.data.envs (and the raw libraries underneath).
 
 Env steps per second (iterations x num_envs) with uniform random actions in [-1, 1], after a burn-in; repeats
 are interleaved across configurations and the median is printed, then the EnvPool/gymnasium ratio. The "raw"
@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from fastsac import envs
+from fastsac.data import envs
 
 
 def run_wrapped(env_id: str, backend: str, num_envs: int, seconds: float) -> float:
@@ -89,14 +89,14 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"{args.env}, random actions, env steps/s (median of {args.repeats}, {args.seconds}s each, "
           f"torch threads={args.threads})")  # fmt: skip
-    print(f"{'num_envs':>8} {'backend':>10} {'fastsac.envs':>13} {'raw':>10} {'wrapper cost':>13}")
+    print(f"{'num_envs':>8} {'backend':>10} {'fastsac.data':>13} {'raw':>10} {'wrapper cost':>13}")
     for n in args.num_envs:
         for b in backends:
             w, r = med[(n, b, "wrapped")], med[(n, b, "raw")]
             print(f"{n:>8} {b:>10} {w:>13,.0f} {r:>10,.0f} {100 * (1 - w / r):>12.0f}%")
         if len(backends) == 2:
             ratio = med[(n, "envpool", "wrapped")] / med[(n, "gymnasium", "wrapped")]
-            print(f"{n:>8} {'ratio':>10} {ratio:>12.2f}x  (envpool / gymnasium, through fastsac.envs)")
+            print(f"{n:>8} {'ratio':>10} {ratio:>12.2f}x  (envpool / gymnasium, through fastsac.data.envs)")
 
 
 if __name__ == "__main__":

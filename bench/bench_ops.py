@@ -235,7 +235,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.cpp_cpu and device.type == "cpu":
-        from fastsac import _extension
+        from fastsac.ops import extension as _extension
 
         _extension.load_cpu_extension()
     sizes = args.sizes or ([256, 4096, 65536, 1 << 20] if device.type == "cuda" else [256, 4096, 65536])

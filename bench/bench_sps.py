@@ -4,7 +4,7 @@ Providers, all with the same hyperparameters (2x256 ReLU networks, batch 256, Ad
 alpha, gamma 0.99, tau 0.005, learned alpha from 1.0, 1M replay capacity, UTD 1 = one gradient update per env
 step, summed over envs):
 
-* ``fastsac``        the real trainer (``fastsac.trainer.train``), the update compiled as one graph (CUDA graph on
+* ``fastsac``        the real trainer (``fastsac.training.train``), the update compiled as one graph (CUDA graph on
                      GPU); EnvPool envs when installed. Its steps/s come from the run's own ``metrics.csv``.
 * ``fastsac-eager``  the same trainer with ``compile=False`` (shows what compilation buys).
 * ``baseline``       a plain CleanRL-style eager PyTorch SAC written below: two ``nn.Module`` critics,
@@ -77,8 +77,8 @@ class Setting:
 
 
 def run_fastsac(s: Setting, compile_: bool, workdir: Path) -> float:
-    from fastsac.config import config_from_dict
-    from fastsac.trainer import train
+    from fastsac.training.config import config_from_dict
+    from fastsac.training import train
 
     out = workdir / f"fastsac-{'compiled' if compile_ else 'eager'}-{s.num_envs}"
     shutil.rmtree(out, ignore_errors=True)
@@ -300,7 +300,7 @@ def main(argv=None) -> int:
             if value % n or value <= 0:
                 p.error(f"--{name} ({value}) must be a positive multiple of every config's number of envs ({n})")
 
-    from fastsac import envs as fenvs
+    from fastsac.data import envs as fenvs
 
     results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_sps_") as tmp:

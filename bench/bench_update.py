@@ -35,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastsac.learner import LearnerConfig, SACLearner  # noqa: E402
+from fastsac.agents import LearnerConfig, SACLearner  # noqa: E402
 
 LOG_STD_MAX, LOG_STD_MIN = 2.0, -5.0
 

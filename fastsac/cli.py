@@ -6,10 +6,11 @@
                   [--backend B] [--compile/--no-compile] [--out DIR] [... every TrainConfig/LearnerConfig field]
     fastsac train --resume RUN_DIR [--total-steps N] [...]
     fastsac eval RUN_DIR [--episodes N] [--video] [--seed S] [--device D]
-    fastsac bench SUITE [...]          (forwarded to fastsac.bench.main)
+    fastsac bench SUITE [--num-seeds N] [--jobs N] [--device D] [--out DIR] [--report-only] | --list
     fastsac presets                    (list the shipped presets)
 
-The ``train`` flags are generated from the dataclasses in :mod:`fastsac.config` and :mod:`fastsac.learner`: one
+The ``train`` flags are generated from the config dataclasses (``fastsac.training.config.TrainConfig`` and
+``fastsac.agents.config.LearnerConfig``): one
 flag per field, named after it (``--actor-lr``), with the field's help text; ``--env`` is short for ``--env-id``.
 Precedence: dataclass defaults < preset < flags. ``--preset auto`` (the default) uses the shipped preset named
 after the env when there is one (``fastsac train --env HalfCheetah-v5`` trains with ``presets/HalfCheetah-v5.toml``).
@@ -22,15 +23,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
+import shlex
 import sys
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Sequence
 
-__all__ = ["main", "build_parser", "train_overrides"]
+__all__ = ["bench_main", "build_bench_parser", "build_parser", "main", "train_overrides"]
 
 _ALIASES = {("env_id",): ["--env"]}
 
@@ -52,7 +54,7 @@ def _optional_float(text: str) -> float | None:
 
 
 def _add_field(group, spec, top_level: set[str]) -> None:
-    from fastsac.config import _describe
+    from fastsac.training.config import _describe
 
     tp = spec.type
     flags = [*_ALIASES.get(spec.path, []), _flag(spec.path, top_level)]
@@ -92,7 +94,7 @@ def _add_field(group, spec, top_level: set[str]) -> None:
 
 
 def _add_train_args(parser: argparse.ArgumentParser) -> None:
-    from fastsac.config import RESUME_MUTABLE, TrainConfig, field_specs
+    from fastsac.training.config import RESUME_MUTABLE, TrainConfig, field_specs
 
     top_level = {f.name for f in dataclasses.fields(TrainConfig)}
     parser.add_argument(
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run a benchmark suite (fastsac bench --help)",
         add_help=False,
-        description="Forwarded to fastsac.bench.",
+        description="Handled by bench_main (its own parser).",
     )
     sub.add_parser("presets", help="list the shipped hyperparameter presets")
     return parser
@@ -172,8 +174,7 @@ def _err(message: str) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from fastsac.config import resolve_config
-    from fastsac.trainer import resume, train
+    from fastsac.training import resolve_config, resume, train
 
     overrides = train_overrides(args)
     if args.resume is not None:
@@ -194,8 +195,8 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from fastsac.checkpoint import atomic_write_bytes
-    from fastsac.trainer import evaluate
+    from fastsac.training import evaluate
+    from fastsac.training.checkpoint import atomic_write_bytes
 
     res = evaluate(args.run_dir, episodes=args.episodes, video=args.video, seed=args.seed, device=args.device)
     for i, (r, n) in enumerate(zip(res.returns, res.lengths)):
@@ -210,7 +211,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets() -> int:
-    from fastsac.config import PRESETS_DIR, available_presets
+    from fastsac.training.presets import PRESETS_DIR, available_presets
 
     for name in available_presets():
         first = ""
@@ -226,16 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastsac`` script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
-        if importlib.util.find_spec("fastsac.bench") is None:
-            return _err("the benchmark suites (fastsac.bench) are not installed in this copy of fastsac")
-        from fastsac import bench
-
-        return int(bench.main(argv[1:]) or 0)
+        return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    from fastsac.checkpoint import CheckpointError
-    from fastsac.config import ConfigError
-    from fastsac.trainer import TrainingInterrupted
+    from fastsac.training import CheckpointError, ConfigError, TrainingInterrupted
 
     try:
         if args.command == "train":
@@ -258,6 +253,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _err(f"{exc}\n(set FASTSAC_DEBUG=1 to see the traceback)")
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+# ------------------------------------------------------------------------------------------------------------
+# fastsac bench
+
+
+def build_bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastsac bench",
+        description="Train every env of a benchmark suite over several seeds, then write results.csv, learning "
+        "curves and a report beside published scores. Rerunning the same command resumes an interrupted suite.",
+    )
+    p.add_argument("suite", nargs="?", help="suite name (see --list) or path to a suite .toml file")
+    p.add_argument("--list", action="store_true", help="show the suites and their contents, then exit")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds to run (default: the suite's)")
+    seeds.add_argument("--num-seeds", type=int, metavar="N", help="run seeds 0..N-1")
+    p.add_argument(
+        "--total-steps", type=int, metavar="N", help="env steps per run for every env (default: the suite's)"
+    )
+    p.add_argument("--device", help="training device passed to each new run (e.g. cpu, cuda); default: the trainer's")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="runs at once, each its own process (default 1)")
+    p.add_argument("--out", type=Path, help="output folder (default: bench/suites/<suite>)")
+    p.add_argument("--report-only", action="store_true", help="do not train; aggregate the runs already in --out")
+    return p
+
+
+def bench_main(argv: Sequence[str] | None = None, *, train_command: Sequence[str] | None = None) -> int:
+    """``fastsac bench``. Returns 0 on success, 1 if runs failed, 2 on bad input, 130 when interrupted.
+    ``train_command`` replaces ``python -m fastsac train`` for each run (tests pass a fake trainer)."""
+    from fastsac.suite import REFERENCES_FILE, SuiteError, available_suites, describe_suite, load_suite, plan_runs
+    from fastsac.suite import run_suite, write_outputs
+    from fastsac.suite.runner import TRAIN_COMMAND, check_existing, safe_name
+
+    parser = build_bench_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        lines = [line for name in available_suites() for line in (*describe_suite(name), "")]
+        print("\n".join(lines).rstrip())
+        print(f"\nReferences: {REFERENCES_FILE}")
+        return 2 if any(line.endswith(": INVALID") for line in lines) else 0
+    if args.suite is None:
+        parser.error("give a SUITE (one of: " + ", ".join(available_suites()) + ") or --list")
+    try:
+        for opt in ("total_steps", "num_seeds", "jobs"):
+            value = getattr(args, opt)
+            if value is not None and value < 1:
+                raise SuiteError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
+        if args.seeds is not None and (min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds)):
+            raise SuiteError(f"--seeds must be distinct integers >= 0, got {args.seeds}")
+        suite = load_suite(args.suite)
+        seeds = list(range(args.num_seeds)) if args.num_seeds is not None else args.seeds
+        out = args.out if args.out is not None else Path("bench") / "suites" / suite.name
+        runs = plan_runs(suite, out, seeds=seeds, total_steps=args.total_steps)
+        if args.report_only and not any((out / "runs" / safe_name(e.env)).is_dir() for e in suite.envs):
+            raise SuiteError(f"--report-only: no runs of suite {suite.name!r} under {out / 'runs'} (see --out)")
+        if not args.report_only:
+            check_existing(runs)
+    except SuiteError as e:
+        print(f"fastsac bench: error: {e}", file=sys.stderr)
+        return 2
+    command = "fastsac bench " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    if args.report_only:
+        paths = write_outputs(suite, out, command=command)
+        print(f"report: {paths['report']}")
+        return 0
+    return run_suite(suite, runs, out, jobs=args.jobs, device=args.device,
+                     train_command=TRAIN_COMMAND if train_command is None else train_command, command=command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,8 +34,8 @@ SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # 8 warps, fwd 64 and bwd 60-63 registers, so 4 programs fit on an SM: 32 KB (fwd) / 96 KB (bwd) of fp32 loads in
 # flight per SM (the fwd reads a single tensor; its bf16 case, 16 KB, is the first to retune). N = 2^20 gives
 # >= 4096 programs for A <= 8 (>= 8 waves). Rows longer than the tile get a tile of their own (BLOCK_N = 1) and
-# more warps, up to 16. Reasoned, not yet measured on the H100: retune with bench/bench_categorical.py and record
-# the figure here.
+# more warps, up to 16. Reasoned, not yet measured on the H100: retune with
+# `bench/bench_ops.py --device cuda --ops categorical` and record the figure here.
 GPU_TILE_LANES = 2048  # BLOCK_N * BLOCK_A, padding included; BLOCK_N = GPU_TILE_LANES // BLOCK_A (capped by N)
 LANES_PER_THREAD = 8  # num_warps = tile lanes / (32 * LANES_PER_THREAD), capped by MAX_NUM_WARPS
 MAX_NUM_WARPS = 16

@@ -41,8 +41,8 @@ SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # bf16/fp16. N = 2^20 gives 4096 (A = 6) or 16384 (A = 17) programs, >= 10 waves, so the tail wave costs < 10%.
 # Padding lanes (A = 6 -> 8, A = 17 -> 32) issue no memory traffic, and a warp-wide load still covers contiguous
 # memory (fp32: 96 B for A = 6, 68 B for A = 17), so the load/store units issue far fewer instructions than the
-# ~15 B/clk/SM that HBM feeds an SM could absorb. Reasoned, not yet measured on the H100:
-# retune these three numbers with bench/bench_squashed_gaussian.py and record the figure here.
+# ~15 B/clk/SM that HBM feeds an SM could absorb. Reasoned, not yet measured on the H100: retune these three
+# numbers with `bench/bench_ops.py --device cuda --ops squashed_gaussian` and record the figure here.
 GPU_TILE_LANES = 2048  # BLOCK_N * BLOCK_A, padding included; BLOCK_N = GPU_TILE_LANES // BLOCK_A (capped by N)
 LANES_PER_THREAD = 8  # num_warps = tile lanes / (32 * LANES_PER_THREAD): 8 warps at a full tile, fewer for small N
 MAX_NUM_WARPS = 16  # reached only for A > 2048 (one row per program, BLOCK_A lanes)

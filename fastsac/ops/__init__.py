@@ -14,7 +14,7 @@ Public names (stable; other projects import them)::
     resolve_backend(*tensors, backend="auto") -> str          # the backend that runs for these tensors
 """
 
-from ._backends import BACKENDS, BackendUnavailableError, available_backends, resolve_backend
+from .backends import BACKENDS, BackendUnavailableError, available_backends, resolve_backend
 from .categorical import categorical, categorical_with_alpha_loss
 from .squashed_gaussian import deterministic_action, squashed_gaussian, squashed_gaussian_with_alpha_loss
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import _validate
-from ._backends import backend_module, resolve_backend
+from .backends import backend_module, resolve_backend
 from .reference import compute_dtype
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from fastsac import _extension
+from fastsac.ops import extension as _extension
 
 
 @pytest.fixture(scope="session")
 def cpp_ext():
-    """The extension module the ``fastsac._extension`` face uses on CPU.
+    """The extension module the ``fastsac.ops.extension`` face uses on CPU.
 
     ``fastsac._C`` when it was built at install time (it has the same CPU code), else the CPU-only module
-    JIT-built from csrc/ (about 40 s the first time, cached in ``fastsac._extension.extension_dir()``).
+    JIT-built from csrc/ (about 40 s the first time, cached in ``fastsac.ops.extension.extension_dir()``).
     """
     try:
         return _extension.load()

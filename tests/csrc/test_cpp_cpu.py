@@ -26,7 +26,7 @@ import sys
 import pytest
 import torch
 
-from fastsac import _extension as E
+from fastsac.ops import extension as E
 from fastsac.ops import reference as R
 from tests.accuracy import perturbed
 
@@ -321,10 +321,10 @@ def test_is_available_after_load():
 
 
 def test_import_builds_nothing(tmp_path):
-    """Importing fastsac._extension neither builds nor fails; is_available is False until something is loaded."""
+    """Importing fastsac.ops.extension neither builds nor fails; is_available is False until something is loaded."""
     build_dir = tmp_path / "ext"
     code = (
-        "import importlib.util, fastsac._extension as e\n"
+        "import importlib.util, fastsac.ops.extension as e\n"
         "compiled = importlib.util.find_spec('fastsac._C') is not None\n"
         "assert e.is_available('cpu') == compiled, (e.is_available('cpu'), compiled)\n"
         "assert e._jit is None\n"

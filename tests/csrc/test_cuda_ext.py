@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from fastsac import _extension as E
+from fastsac.ops import extension as E
 from fastsac.ops import reference as R
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda_ext")]

@@ -36,7 +36,7 @@ def cpp_extension():
 
     Building must succeed wherever a C++ compiler exists; only a machine without one skips these cases.
     """
-    from fastsac import _extension
+    from fastsac.ops import extension as _extension
 
     if _extension.is_available(DEVICE.type):
         return _extension

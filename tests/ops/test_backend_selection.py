@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fastsac import ops
-from fastsac.ops import _backends
+from fastsac.ops import backends as _backends
 
 
 def test_torch_is_always_available():

@@ -93,7 +93,7 @@ def test_gradients_match_float64_autograd(backend, gen, a):
 
 
 def test_gradcheck_float64(backend, gen):
-    from fastsac.ops import _backends
+    from fastsac.ops import backends as _backends
 
     if torch.float64 not in getattr(_backends.backend_module(backend), "SUPPORTED_DTYPES", (torch.float64,)):
         pytest.skip(f"the {backend} backend computes in float32 only; its gradients are checked against float64 above")

@@ -11,8 +11,6 @@ from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import AffineTransform, TanhTransform
 
 from fastsac import ops
-from fastsac.ops import reference
-
 from tests.accuracy import assert_within_reference_error, reference_evaluations
 
 from .conftest import DEVICE, randn, uniform
@@ -241,7 +239,7 @@ def test_gradients_exact_when_saturated(backend, gen):
 
 @pytest.mark.parametrize("kind", ["plain", "scaled", "bounded"])
 def test_gradcheck_float64(backend, gen, kind):
-    from fastsac.ops import _backends
+    from fastsac.ops import backends as _backends
 
     if torch.float64 not in getattr(_backends.backend_module(backend), "SUPPORTED_DTYPES", (torch.float64,)):
         pytest.skip(f"the {backend} backend computes in float32 only; its gradients are checked against float64 above")

@@ -1,0 +1,89 @@
+"""CUDA-graph capture and replay of a learner's compiled update.
+
+:class:`CapturedUpdate` holds static input buffers and one ``torch.cuda.CUDAGraph`` per value of the update's
+static flag (``update_actor``: the two policy-delay variants). A replay reads whatever was last copied into the
+buffers. Capturing runs the function a few times first (that is when it compiles), on a side stream; those
+warm-up runs change the learner's state, so every tensor the update writes is snapshotted before and restored
+after, and the first replay is the first real update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from fastsac.agents.compilation import autograd_ops_config
+
+__all__ = ["CapturedUpdate", "restore", "snapshot"]
+
+# The first call compiles; the later ones let lazily created state (allocator pools, cuBLAS workspaces) settle
+# before the capture, which must not allocate anew.
+WARMUP_CALLS = 3
+
+
+def snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of ``tensors`` (what :func:`restore` puts back)."""
+    with torch.no_grad():
+        return [t.detach().clone() for t in tensors]
+
+
+def restore(tensors: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+    """Copy ``saved`` back into ``tensors`` in place (their addresses, which a captured graph uses, stay)."""
+    with torch.no_grad():
+        torch._foreach_copy_(tensors, saved)
+
+
+class CapturedUpdate:
+    """Replays ``fn(*buffers, flag)`` from CUDA graphs.
+
+    Args:
+        fn: the (compiled) update; it must only read its inputs and write tensors listed by ``mutable``.
+        device: the CUDA device.
+        mutable: returns every tensor ``fn`` writes (restored after the warm-up runs of a capture).
+    """
+
+    def __init__(self, fn: Callable[..., None], device: torch.device, mutable: Callable[[], list[torch.Tensor]]):
+        self._fn, self._device, self._mutable = fn, device, mutable
+        self._buffers: list[torch.Tensor] | None = None
+        self._layout: list[tuple[torch.Size, torch.dtype]] | None = None
+        self._graphs: dict[bool, torch.cuda.CUDAGraph] = {}
+
+    def buffers(self, layout: Sequence[tuple[Sequence[int], torch.dtype]]) -> list[torch.Tensor]:
+        """The static inputs for this ``[(shape, dtype), ...]`` layout; a new layout drops the captured graphs."""
+        layout = [(torch.Size(shape), dtype) for shape, dtype in layout]
+        if self._layout != layout:
+            self._buffers = [torch.empty(shape, dtype=dtype, device=self._device) for shape, dtype in layout]
+            self._layout = layout
+            self._graphs = {}
+        return self._buffers
+
+    def replay(self, flag: bool) -> None:
+        """Run the graph for ``flag`` (captured on first use) on the current contents of the buffers."""
+        graph = self._graphs.get(flag)
+        if graph is None:
+            graph = self._graphs[flag] = self._capture(flag)
+        graph.replay()
+
+    @property
+    def num_graphs(self) -> int:
+        return len(self._graphs)
+
+    def _capture(self, flag: bool) -> torch.cuda.CUDAGraph:
+        if self._buffers is None:
+            raise RuntimeError("CapturedUpdate: call buffers(layout) before replay()")
+        args = (*self._buffers, flag)
+        saved = snapshot(self._mutable())
+        stream = torch.cuda.Stream(self._device)
+        stream.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(stream), autograd_ops_config():
+            for _ in range(WARMUP_CALLS):
+                self._fn(*args)
+        torch.cuda.current_stream(self._device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        # Captured on the warm-up stream (whatever the compiled code saw while warming up, it sees again);
+        # thread_local: CUDA calls that other threads (env workers, loggers) make during the capture are allowed.
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), autograd_ops_config():
+            self._fn(*args)
+        restore(self._mutable(), saved)
+        return graph

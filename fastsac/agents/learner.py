@@ -1,0 +1,250 @@
+"""The machinery every learner shares: :class:`Learner`.
+
+A learner owns its networks, target critics, optimizers (``ForeachAdam``), entropy module and a noise generator,
+and runs one update per call of :meth:`Learner.update`. The algorithm itself lives in the subclasses
+(``fastsac.agents.sac``, ``fastsac.agents.discrete_sac``), each a few functions read top to bottom; this module
+holds what they share: compilation of the whole update into one graph, CUDA-graph replay, the step of the
+critics and of the actor and temperature, the target update, on-device metrics and checkpoints.
+
+Gradients come from ``torch.autograd.grad`` (no ``.grad`` attributes) and are applied by ``ForeachAdam``
+(``fastsac.agents.optim``), so the whole step traces as ONE graph under ``torch.compile(fullgraph=True)`` (which
+needs ``torch._dynamo.config.trace_autograd_ops``; set only around our calls). On CUDA the compiled step is then
+captured in a ``torch.cuda.CUDAGraph`` and replayed (``fastsac.agents.cuda_graph``): the batch and the noise are
+copied into static input buffers.
+
+Policy delay (actor and alpha every ``policy_delay`` critic steps): ``_update`` takes a Python bool
+``update_actor``; ``torch.compile`` specialises on it, so there are two single-graph variants (critic+actor+alpha+
+target, and critic+target), compiled on first use (the critic-only one only when ``policy_delay > 1``), and on
+CUDA two captured graphs. A masked single graph would run the actor's forward and backward every step for nothing
+and would still have to freeze Adam's moments and step count with ``where`` on every tensor.
+
+Randomness: the learner owns a ``torch.Generator`` on its device, seeded by ``cfg.seed``; ``act`` and the update's
+noise draw from it (outside the compiled graph, so eager and compiled updates use identical noise and the CUDA
+graph holds no RNG state). Its state is part of ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from fastsac import ops
+from fastsac.agents.compilation import autograd_ops_config
+from fastsac.agents.config import LearnerConfig
+from fastsac.agents.cuda_graph import CapturedUpdate
+from fastsac.agents.optim import ForeachAdam
+
+__all__ = ["Learner", "as_obs"]
+
+# Layout of the on-device accumulator: critic sums, critic count, actor sums, actor count.
+_CRITIC, _N_CRITIC, _ACTOR, _N_ACTOR = slice(0, 2), 2, slice(3, 6), 6
+
+
+class Learner:
+    """Machinery shared by every learner; subclasses define the networks, the entropy module, ``_update`` and ``act``."""
+
+    discrete: bool
+
+    def __init__(self, obs_dim: int, n: int, cfg: LearnerConfig, device: torch.device | str):
+        self.cfg = cfg
+        self.obs_dim = int(obs_dim)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        # Networks are initialised from cfg.seed without touching the global RNG stream.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.actor, self.critic = self._build_networks(n)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.entropy = self._build_entropy(n)
+        self.actor_params = list(self.actor.parameters())
+        self.critic_params = list(self.critic.parameters())
+        self.target_params = list(self.target_critic.parameters())
+        self.actor_optim = ForeachAdam(self.actor_params, lr=cfg.actor_lr)
+        self.critic_optim = ForeachAdam(self.critic_params, lr=cfg.critic_lr)
+        self.alpha_optim = ForeachAdam([self.entropy.log_alpha], lr=cfg.alpha_lr) if self.entropy.learnable else None
+        self.backend = ops.resolve_backend(torch.empty(1, device=self.device), backend=cfg.backend)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(cfg.seed)
+        self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
+        self.num_updates = 0
+        self._update_fn = torch.compile(self._update, fullgraph=True) if cfg.compile else self._update
+        self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
+        self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors) if self.use_cuda_graph \
+            else None
+
+    # -------------------------------------------------------------------------------------------- subclass API
+    def _build_networks(self, n: int) -> tuple[nn.Module, nn.Module]:
+        raise NotImplementedError
+
+    def _build_entropy(self, n: int):
+        raise NotImplementedError
+
+    def _noise_shape(self, batch_size: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------------- shared math
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The entropy coefficient ``exp(log_alpha)``, detached (0-dim device tensor; no host sync)."""
+        return self.entropy.log_alpha.detach().exp()
+
+    @staticmethod
+    def _rewards_and_mask(reward: torch.Tensor, terminated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flatten ``reward`` and turn ``terminated`` (bool or float) into the bootstrap mask ``1 - terminated``."""
+        reward = reward.reshape(-1).float()
+        return reward, 1.0 - terminated.reshape(-1).to(reward.dtype)
+
+    def _step_actor_and_alpha(self, actor_loss: torch.Tensor, alpha_loss: torch.Tensor) -> None:
+        """One backward pass of ``actor_loss + alpha_loss``, then the actor's and (when learned) log_alpha's Adam."""
+        learn_alpha = self.alpha_optim is not None
+        inputs = self.actor_params + ([self.entropy.log_alpha] if learn_alpha else [])
+        grads = torch.autograd.grad(actor_loss + alpha_loss if learn_alpha else actor_loss, inputs)
+        self.actor_optim.step(grads[: len(self.actor_params)])
+        if learn_alpha:
+            self.alpha_optim.step(grads[len(self.actor_params):])
+
+    def _finish_update(self, q, q_target, update_actor: bool, *actor_inputs) -> None:
+        """The part of an update both learners share. ``q`` (2, batch): both critics' values of the taken actions;
+        ``q_target``: their one regression target. Critic step on the squared error; then (every policy_delay-th
+        update) the actor's and temperature's step from ``actor_and_alpha_losses(*actor_inputs)``, one backward
+        pass for both losses since alpha_loss reaches only log_alpha and actor_loss never does; then the target
+        critics (one fused lerp) and the on-device metrics."""
+        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        self.critic_optim.step(torch.autograd.grad(critic_loss, self.critic_params))
+        actor_metrics = None
+        if update_actor:
+            actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(*actor_inputs)
+            self._step_actor_and_alpha(actor_loss, alpha_loss)
+            actor_metrics = (actor_loss.detach(), entropy, alpha_loss.detach())
+        self._update_target()
+        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+
+    def _record(self, critic_loss, q_mean, actor=None) -> None:
+        """Add this step's metrics to the on-device accumulator (no host sync)."""
+        one = torch.ones((), dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            if actor is None:
+                self._metric_sums[:3].add_(torch.stack([critic_loss, q_mean, one]))
+            else:
+                self._metric_sums.add_(torch.stack([critic_loss, q_mean, one, *actor, one]))
+
+    def _update_target(self) -> None:
+        with torch.no_grad():
+            torch._foreach_lerp_(self.target_params, self.critic_params, self.cfg.tau)
+
+    # ------------------------------------------------------------------------------------------------- update
+    def update(self, batch: Sequence[torch.Tensor]) -> None:
+        """One gradient step on ``batch = (obs, action, reward, next_obs, terminated)`` (``fastsac.data.Batch``
+        or any sequence in that order; on the learner's device). Asynchronous: nothing is read back to the host.
+        Actor and alpha are updated when ``num_updates % policy_delay == 0``; the entropy schedule advances by 1."""
+        obs, action, reward, next_obs, terminated = batch
+        update_actor = self.num_updates % self.cfg.policy_delay == 0
+        if self.use_cuda_graph:
+            self._replay(update_actor, (obs, action, reward, next_obs, terminated))
+        else:
+            noise = self._draw_noise(obs.shape[0])
+            with autograd_ops_config() if self.cfg.compile else contextlib.nullcontext():
+                self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor)
+        self.num_updates += 1
+        self.entropy.advance_schedule(1)
+
+    def _draw_noise(self, batch_size: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None:
+            out = torch.empty(self._noise_shape(batch_size), dtype=torch.float32, device=self.device)
+        return out.normal_(generator=self.generator)
+
+    # ---- CUDA graphs ----------------------------------------------------------------------------------------
+    def _replay(self, update_actor: bool, batch: tuple[torch.Tensor, ...]) -> None:
+        """Copy the batch and fresh noise into the captured graph's static inputs, then replay it."""
+        noise = (self._noise_shape(batch[0].shape[0]), torch.float32)
+        static = self._graphs.buffers([*((t.shape, t.dtype) for t in batch), noise])
+        for dst, src in zip(static, batch):
+            dst.copy_(src, non_blocking=True)
+        self._draw_noise(0, out=static[5])
+        self._graphs.replay(update_actor)
+
+    def _mutable_tensors(self) -> list[torch.Tensor]:
+        """Every tensor an update writes (restored after the warm-up runs that precede a capture)."""
+        tensors = [*self.actor_params, *self.critic_params, *self.target_params, self.entropy.log_alpha]
+        for opt in (self.actor_optim, self.critic_optim, self.alpha_optim):
+            if opt is not None:
+                tensors += opt.state_tensors()
+        return [*tensors, self._metric_sums]
+
+    # ------------------------------------------------------------------------------------------------ metrics
+    def metrics(self) -> dict[str, float]:
+        """Means since the last call of critic_loss, q_mean (every update) and actor_loss, entropy, alpha_loss
+        (actor updates), plus the current ``alpha`` and ``num_updates``. The only host sync; resets the sums."""
+        values = torch.cat([self._metric_sums, self.entropy.log_alpha.detach().exp().reshape(1)]).tolist()
+        self._metric_sums.zero_()
+        n_critic, n_actor = values[_N_CRITIC], values[_N_ACTOR]
+        out: dict[str, float] = {}
+        if n_critic > 0:
+            out["critic_loss"], out["q_mean"] = (v / n_critic for v in values[_CRITIC])
+        if n_actor > 0:
+            out["actor_loss"], out["entropy"], out["alpha_loss"] = (v / n_actor for v in values[_ACTOR])
+        out["alpha"] = values[7]
+        out["num_updates"] = float(self.num_updates)
+        return out
+
+    # ------------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot (cloned tensors) of everything a resumed run needs to continue exactly: networks, target
+        critics, optimizer states, the entropy module, the update counter, the learner's RNG and the metric sums.
+        Only tensors, numbers, strings, lists and dicts (``torch.load(weights_only=True)`` reads it)."""
+        clone = lambda sd: {k: v.detach().clone() for k, v in sd.items()}  # noqa: E731
+        return {
+            "kind": type(self).__name__,
+            "actor": clone(self.actor.state_dict()),
+            "critic": clone(self.critic.state_dict()),
+            "target_critic": clone(self.target_critic.state_dict()),
+            "actor_optim": self.actor_optim.state_dict(),
+            "critic_optim": self.critic_optim.state_dict(),
+            "alpha_optim": None if self.alpha_optim is None else self.alpha_optim.state_dict(),
+            "entropy": self.entropy.state_dict(),
+            "num_updates": self.num_updates,
+            "generator": self.generator.get_state(),
+            "metric_sums": self._metric_sums.detach().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict`` in place (tensor addresses are kept, so compiled code and captured CUDA
+        graphs stay valid)."""
+        if state.get("kind") != type(self).__name__:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: state was saved by {state.get('kind')!r}")
+        if (state["alpha_optim"] is None) != (self.alpha_optim is None):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state's alpha mode (learned or fixed) "
+                             "differs from this learner's (cfg.fixed_alpha)")
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        self.actor_optim.load_state_dict(state["actor_optim"])
+        self.critic_optim.load_state_dict(state["critic_optim"])
+        if self.alpha_optim is not None:
+            self.alpha_optim.load_state_dict(state["alpha_optim"])
+        self.entropy.load_state_dict(state["entropy"])
+        self.num_updates = int(state["num_updates"])
+        self.generator.set_state(state["generator"])
+        with torch.no_grad():
+            self._metric_sums.copy_(state["metric_sums"])
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(obs_dim={self.obs_dim}, device={self.device}, backend={self.backend!r}, "
+                f"compile={self.cfg.compile}, cuda_graph={self.use_cuda_graph}, num_updates={self.num_updates})")
+
+
+def as_obs(obs: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """(N, obs_dim) float32 on ``device``; a single (obs_dim,) observation is batched (and unbatched on return)."""
+    obs = torch.as_tensor(obs, device=device, dtype=torch.float32)
+    return (obs.unsqueeze(0), True) if obs.dim() == 1 else (obs, False)

@@ -1,0 +1,93 @@
+"""Continuous SAC (Haarnoja et al. 2018): tanh-squashed Gaussian actor, twin critics Q(s, a), learned temperature.
+
+One update, read top to bottom in :meth:`SACLearner._update`::
+
+    critic   both critics against one target: r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha log pi(a'|s'))
+             (bootstrapping is masked by termination only; a time-limit truncation still bootstraps)
+    actor    (alpha * log pi(a|s) - min_j Q_j(s, a)).mean(), with a ~ pi reparameterised by the fused op,
+    alpha    -log_alpha * mean(log pi + target), returned by the *same* fused-op call (gradient to log_alpha only)
+    target   theta' <- lerp(theta', theta, tau), one fused ``torch._foreach_lerp_`` over all critic tensors
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fastsac import ops
+from fastsac.agents.config import LearnerConfig
+from fastsac.agents.learner import Learner, as_obs
+from fastsac.agents.networks import Actor, ContinuousTwinQ
+from fastsac.entropy import EntropyModule
+
+__all__ = ["SACLearner"]
+
+
+class SACLearner(Learner):
+    """Continuous SAC: tanh-squashed Gaussian actor, twin critics Q(s, a), learned temperature.
+
+    Actions are in [-1, 1] (the env wrapper rescales them to the env's bounds).
+    """
+
+    discrete = False
+
+    def __init__(self, obs_dim: int, action_dim: int, cfg: LearnerConfig | None = None, device="cpu"):
+        self.action_dim = int(action_dim)
+        cfg = LearnerConfig() if cfg is None else cfg
+        self.log_std_bounds = (cfg.log_std_min, cfg.log_std_max)
+        super().__init__(obs_dim, action_dim, cfg, device)
+
+    def _build_networks(self, n):
+        hidden = self.cfg.hidden_sizes
+        return Actor(self.obs_dim, n, hidden), ContinuousTwinQ(self.obs_dim, n, hidden)
+
+    def _build_entropy(self, n):
+        cfg = self.cfg
+        return EntropyModule(n, initial_alpha=cfg.initial_alpha, lr=cfg.alpha_lr, device=self.device,
+                             target_entropy=cfg.target_entropy, fixed_alpha=cfg.fixed_alpha)
+
+    def _noise_shape(self, batch_size):
+        return (2, batch_size, self.action_dim)  # [0]: next-state action (target), [1]: current action (actor)
+
+    def critic_target(self, reward, terminated, next_obs, noise) -> torch.Tensor:
+        """``r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha * log pi(a'|s'))`` with ``a' ~ pi(.|s')``
+        from ``noise`` (batch, action_dim); no gradient. Truncated transitions are stored as not terminated and
+        bootstrap."""
+        with torch.no_grad():
+            reward, not_done = self._rewards_and_mask(reward, terminated)
+            mean, log_std = self.actor(next_obs)
+            next_action, next_log_prob = ops.squashed_gaussian(
+                mean, log_std, noise, log_std_bounds=self.log_std_bounds, backend=self.backend)
+            next_q = self.target_critic(next_obs, next_action).amin(dim=0)
+            return reward + self.cfg.gamma * not_done * (next_q - self.alpha * next_log_prob)
+
+    def actor_and_alpha_losses(self, obs, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(actor_loss, alpha_loss, entropy)`` from ONE fused-op call: ``a ~ pi(.|s)`` reparameterised by
+        ``noise``; ``actor_loss = mean(alpha * log pi(a|s) - min_j Q_j(s, a))`` (alpha detached);
+        ``alpha_loss = -log_alpha * mean(log pi + target)`` (gradient to log_alpha only); ``entropy`` is the
+        detached estimate ``-mean(log pi)``."""
+        mean, log_std = self.actor(obs)
+        action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
+            mean, log_std, noise, self.entropy.log_alpha, self.entropy.target_tensor,
+            log_std_bounds=self.log_std_bounds, backend=self.backend)
+        actor_loss = (self.alpha * log_prob - self.critic(obs, action).amin(dim=0)).mean()
+        return actor_loss, alpha_loss, -log_prob.detach().mean()
+
+    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+        # Critic: both critics regress onto one target from the target critics (min over the pair).
+        q_target = self.critic_target(reward, terminated, next_obs, noise[0])
+        q = self.critic(obs, action)  # (2, batch)
+        self._finish_update(q, q_target, update_actor, obs, noise[1])
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Actions in [-1, 1] for ``obs`` (N, obs_dim) -> (N, action_dim) (or (obs_dim,) -> (action_dim,)).
+        Eager (compiling batch-1 acting is slower on CPU); stochastic actions draw from the learner's generator."""
+        obs, single = as_obs(obs, self.device)
+        mean, log_std = self.actor(obs)
+        if deterministic:
+            action = ops.deterministic_action(mean)
+        else:
+            noise = torch.empty_like(mean).normal_(generator=self.generator)
+            action, _ = ops.squashed_gaussian(mean, log_std, noise, log_std_bounds=self.log_std_bounds,
+                                              backend=self.backend)
+        return action[0] if single else action

@@ -1,0 +1,120 @@
+"""The one place that chooses a backend for the fused ops.
+
+Backends:
+- ``torch``: the pure-PyTorch reference (``fastsac.ops.reference``); any device, always available.
+- ``triton``: Triton kernels (``fastsac.kernels``); CUDA tensors, and CPU tensors under ``TRITON_INTERPRET=1``
+  (the interpreter is a test vehicle, never chosen automatically for CPU tensors).
+- ``cuda``: the compiled C++/CUDA extension (``fastsac.ops.extension``); CUDA tensors when ``fastsac._C`` was built
+  with CUDA, CPU tensors when it (or the CPU-only build used by the tests) is loaded.
+
+Selection: an explicit ``backend=`` argument, else ``FASTSAC_BACKEND``, else ``auto``. ``auto`` takes the first
+usable backend in ``AUTO_ORDER`` for the tensors' device and falls back quietly; a backend named explicitly that
+cannot run raises ``BackendUnavailableError`` saying why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import torch
+
+BACKENDS = ("torch", "triton", "cuda")
+ENV_VAR = "FASTSAC_BACKEND"
+# On CUDA the Triton kernels come first: they are specialised per shape by constexprs and need no build step.
+# On CPU only the reference runs automatically (the Triton interpreter is for tests; see module docstring).
+AUTO_ORDER = {"cuda": ("triton", "cuda", "torch"), "cpu": ("torch",)}
+_FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend named explicitly cannot run the given tensors."""
+
+
+_modules: dict[str, ModuleType | Exception] = {}
+
+
+def _import(name: str) -> ModuleType:
+    """Import a backend's module once; remember the failure so ``auto`` stays cheap."""
+    if name not in _modules:
+        module_name = {
+            "torch": "fastsac.ops.reference",
+            "triton": "fastsac.kernels",
+            "cuda": "fastsac.ops.extension",
+        }[name]
+        try:
+            _modules[name] = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, or triton failing to find a driver
+            _modules[name] = exc
+    module = _modules[name]
+    if isinstance(module, Exception):
+        raise BackendUnavailableError(f"the {name!r} backend cannot be imported: {module}") from module
+    return module
+
+
+def _why_unusable(name: str, device_type: str, dtype: torch.dtype | None) -> str | None:
+    """``None`` when ``name`` can run tensors of this device type and dtype, else the reason it cannot."""
+    if name not in BACKENDS:
+        return f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or 'auto'"
+    try:
+        module = _import(name)
+    except BackendUnavailableError as exc:
+        return str(exc)
+    if name == "torch":
+        return None
+    supported = getattr(module, "SUPPORTED_DTYPES", _FLOAT_DTYPES)
+    if dtype is not None and dtype not in supported:
+        return f"the {name!r} backend does not support {dtype}; it takes {', '.join(map(str, supported))}"
+    if name == "triton":
+        if device_type == "cuda":
+            return None if torch.cuda.is_available() else "no CUDA device is present"
+        if device_type == "cpu":
+            if os.environ.get("TRITON_INTERPRET") == "1":
+                return None
+            return "Triton runs CPU tensors only under TRITON_INTERPRET=1 (set before import; a test vehicle)"
+        return f"Triton does not run {device_type} tensors"
+    # name == "cuda": the compiled extension
+    if module.is_available(device_type):
+        return None
+    return (
+        f"the C++/CUDA extension is not available for {device_type} tensors; build it with "
+        "`pip install --no-build-isolation -e .` on a machine with a CUDA build of torch and nvcc "
+        "(or call fastsac.ops.extension.load_cpu_extension() for the CPU build)"
+    )
+
+
+def _requested(backend: str | None) -> str:
+    if backend is None or backend == "auto":
+        backend = os.environ.get(ENV_VAR, "auto") or "auto"
+    return backend
+
+
+def available_backends(device: str | torch.device | None = None) -> list[str]:
+    """Backends that can run now: for ``device`` (type) if given, else for CUDA when present, else CPU."""
+    if device is None:
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        device_type = torch.device(device).type
+    return [name for name in BACKENDS if _why_unusable(name, device_type, None) is None]
+
+
+def resolve_backend(*tensors: torch.Tensor, backend: str | None = "auto") -> str:
+    """The backend that runs for these tensors: the named one (raises if it cannot) or the ``auto`` choice."""
+    device_type = tensors[0].device.type if tensors else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = tensors[0].dtype if tensors else None
+    requested = _requested(backend)
+    if requested != "auto":
+        reason = _why_unusable(requested, device_type, dtype)
+        if reason is not None:
+            raise BackendUnavailableError(f"backend {requested!r} cannot run here: {reason}")
+        return requested
+    for name in AUTO_ORDER.get(device_type, ("torch",)):
+        if _why_unusable(name, device_type, dtype) is None:
+            return name
+    return "torch"
+
+
+def backend_module(name: str) -> ModuleType:
+    """The module holding ``name``'s four primitives (see ``fastsac.ops.reference``)."""
+    return _import(name)

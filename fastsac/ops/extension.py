@@ -1,0 +1,176 @@
+"""Python face of the C++/CUDA extension: the four fused SAC primitives of ``fastsac.ops.reference``.
+
+Two ways the compiled code can be present:
+
+- ``fastsac._C``, built by ``setup.py`` at install time (CPU + CUDA; only when a CUDA torch and nvcc are
+  available, see setup.py);
+- a CPU-only module JIT-built from ``csrc/`` by an explicit call to :func:`load_cpu_extension` (the tests use it,
+  so CI runs the same C++ math the GPU kernels run, on CPU).
+
+Importing this module never builds or fails. :func:`load` returns the module in use (``fastsac._C`` first, else
+one already JIT-built in this process) and raises ``ImportError`` when there is none; :func:`is_available`
+answers without raising. The primitives below take exactly the reference's arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+__all__ = [
+    "categorical_bwd",
+    "categorical_fwd",
+    "extension_dir",
+    "is_available",
+    "load",
+    "load_cpu_extension",
+    "sources_dir",
+    "squashed_gaussian_bwd",
+    "squashed_gaussian_fwd",
+]
+
+_CPU_MODULE_NAME = "fastsac_cpp_cpu"
+_CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp")
+_HEADERS = ("ops.h", "sac_math.h")
+
+_compiled: ModuleType | None = None  # fastsac._C
+_compiled_tried = False
+_jit: ModuleType | None = None  # the JIT-built CPU module
+
+
+def _import_compiled() -> ModuleType | None:
+    global _compiled, _compiled_tried
+    if not _compiled_tried:
+        _compiled_tried = True
+        try:
+            _compiled = importlib.import_module("fastsac._C")
+        except ImportError:
+            _compiled = None
+    return _compiled
+
+
+def sources_dir() -> Path:
+    """The directory holding the C++ sources: ``fastsac/csrc`` in an installed wheel, else ``<repo>/csrc``."""
+    package = Path(__file__).resolve().parents[1]  # fastsac/
+    for candidate in (package / "csrc", package.parent / "csrc"):
+        if all((candidate / f).is_file() for f in (*_CPU_SOURCES, *_HEADERS)):
+            return candidate
+    raise FileNotFoundError(
+        f"fastsac: the C++ sources ({', '.join(_CPU_SOURCES)}) were found in neither {package / 'csrc'} nor "
+        f"{package.parent / 'csrc'}; install fastsac from a source checkout to JIT-build the CPU extension"
+    )
+
+
+def extension_dir() -> Path:
+    """Build directory of the JIT-built module: ``$FASTSAC_EXTENSION_DIR`` or ``~/.cache/fastsac/...``.
+
+    One sub-directory per Python and torch version, so builds for different environments never collide.
+    """
+    root = os.environ.get("FASTSAC_EXTENSION_DIR")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = Path(cache) / "fastsac" / "torch_extensions"
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__.replace('+', '_')}"
+    return base / tag
+
+
+def load_cpu_extension(*, verbose: bool = False) -> ModuleType:
+    """Build (first call, ~40 s; cached on disk afterwards) and import the CPU-only extension from ``csrc/``.
+
+    Needs a C++ compiler and ninja. Returns the module; later calls in the process return it at once.
+    """
+    global _jit
+    if _jit is None:
+        from torch.utils import cpp_extension
+
+        src = sources_dir()
+        build_dir = extension_dir()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        _jit = cpp_extension.load(
+            name=_CPU_MODULE_NAME,
+            sources=[str(src / f) for f in _CPU_SOURCES],
+            extra_cflags=["-O3"],  # torch adds no optimisation flag of its own
+            extra_include_paths=[str(src)],
+            build_directory=str(build_dir),
+            verbose=verbose,
+        )
+    return _jit
+
+
+def load() -> ModuleType:
+    """The extension module in use: ``fastsac._C`` if it was built at install time, else the JIT-built CPU one.
+
+    Builds nothing; raises ``ImportError`` when neither is present.
+    """
+    module = _import_compiled() or _jit
+    if module is None:
+        raise ImportError(
+            "fastsac: the C++ extension is not available: fastsac._C was not built at install time (it needs a "
+            "CUDA build of torch and nvcc) and the CPU-only extension has not been built in this process "
+            "(call fastsac.ops.extension.load_cpu_extension())"
+        )
+    return module
+
+
+def _module_for(device_type: str) -> ModuleType | None:
+    for module in (_import_compiled(), _jit):
+        if module is None:
+            continue
+        if device_type == "cpu" or (device_type == "cuda" and module.with_cuda):
+            return module
+    return None
+
+
+def is_available(device_type: str) -> bool:
+    """Whether a compiled or loaded extension module runs on ``device_type`` ("cpu" or "cuda") here and now."""
+    if device_type == "cuda" and not torch.cuda.is_available():
+        return False
+    return _module_for(device_type) is not None
+
+
+def _require(t: torch.Tensor) -> ModuleType:
+    module = _module_for(t.device.type)
+    if module is None:
+        if t.device.type == "cuda":
+            raise RuntimeError(
+                "fastsac: no CUDA build of the C++ extension (fastsac._C with CUDA) is installed; use the 'triton' "
+                "or 'torch' backend, or reinstall fastsac with a CUDA toolkit and a CUDA build of torch"
+            )
+        load()  # raises the ImportError that explains what is missing
+        raise RuntimeError(f"fastsac: the C++ extension does not support device {t.device}")
+    return module
+
+
+def _opt_float(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum):
+    """``(action, log_prob, lp_sum)``; ``lp_sum`` is ``None`` unless ``want_sum``. See ``fastsac.ops.reference``."""
+    return _require(mean).squashed_gaussian_fwd(
+        mean, log_std, noise, scale, bias, _opt_float(lo), _opt_float(hi), bool(want_sum)
+    )
+
+
+def squashed_gaussian_bwd(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi):
+    """``(d_mean, d_log_std)``; ``d_log_std`` is with respect to the raw input when the bounds are set."""
+    return _require(mean).squashed_gaussian_bwd(
+        grad_action, grad_log_prob, mean, log_std, noise, scale, _opt_float(lo), _opt_float(hi)
+    )
+
+
+def categorical_fwd(logits, want_sum):
+    """``(probs, log_probs, entropy, entropy_sum)``; ``entropy_sum`` is ``None`` unless ``want_sum``."""
+    return _require(logits).categorical_fwd(logits, bool(want_sum))
+
+
+def categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits):
+    """``d_logits``."""
+    return _require(logits).categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits)

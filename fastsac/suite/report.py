@@ -1,0 +1,170 @@
+"""The suite report (``report.md``): final returns beside published references, curves, sources; and
+:func:`write_outputs`, which writes results.csv, the plots and the report from the runs on disk."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from fastsac.suite.formatting import duration, mean_std, plus_minus, steps_label
+from fastsac.suite.plots import plot_env
+from fastsac.suite.results import RunRecord, collect, write_results_csv
+from fastsac.suite.runner import Run
+from fastsac.suite.schema import Reference, Suite
+
+__all__ = ["write_outputs"]
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu})"
+
+
+def _report(
+    suite: Suite,
+    results: dict[str, list[RunRecord]],
+    plots: dict[str, list[Path]],
+    out: Path,
+    *,
+    missing: Sequence[Run],
+    command: str | None,
+) -> str:
+    import torch
+
+    devices = sorted({r.device for rs in results.values() for r in rs if r.device})
+    lines = [
+        f"# fastsac benchmark: `{suite.name}`",
+        "",
+        suite.description.strip(),
+        "",
+        f"- Date: {datetime.datetime.now().isoformat(timespec='seconds')}; fastsac git revision {_git_revision()}",
+        f"- Machine: {_machine()}; device(s): {', '.join(devices) or 'n/a'}",
+        f"- Software: Python {platform.python_version()}, torch {torch.__version__}",
+    ]
+    if command:
+        lines.append(f"- Command: `{command}`")
+    lines += [
+        "",
+        "Final return is each run's last evaluation (mean deterministic-policy return, as the trainer logs it);",
+        "mean ± std over seeds (population std). Steps/s is each run's overall env steps per second, averaged",
+        "over seeds; wall time is per run.",
+        "",
+        "## Results",
+        "",
+        "| Env | Preset | Steps | Seeds | Final return (mean ± std) | Steps/s | Wall time / run |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    finals: dict[str, tuple[float, float | None, int, int | None]] = {}
+    for entry in suite.envs:
+        done = [r for r in results[entry.env] if r.finished and r.final_return is not None]
+        preset = entry.preset_used or "none"
+        if not done:
+            lines.append(f"| {entry.env} | {preset} | {steps_label(entry.total_steps)} | 0 | no finished run | | |")
+            continue
+        mean, std = mean_std([float(r.final_return) for r in done])
+        steps = {r.total_steps for r in done}
+        budget = steps.pop() if len(steps) == 1 else None
+        finals[entry.env] = (mean, std, len(done), budget)
+        sps = [float(r.sps) for r in done if r.sps is not None]
+        walls = [float(r.wall_time) for r in done if r.wall_time is not None]
+        sps_txt = f"{statistics.fmean(sps):.0f}" if sps else "n/a"
+        wall_txt = duration(statistics.fmean(walls)) if walls else "n/a"
+        lines.append(
+            f"| {entry.env} | {preset} | {steps_label(budget)} | {len(done)} | {plus_minus(mean, std)} | {sps_txt} | {wall_txt} |"
+        )
+    lines += [
+        "",
+        "## Against published results",
+        "",
+        "▲ ours above the reference, ▼ below. A reference at a larger step budget than ours is not a like-for-like",
+        "comparison; the budgets are shown. Protocols differ between sources (see Sources).",
+        "",
+        "| Env | Ours | Reference | Source | Ours vs reference |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    sources: list[Reference] = []
+    for entry in suite.envs:
+        for ref in entry.references:
+            if ref not in sources:
+                sources.append(ref)
+            n = sources.index(ref) + 1
+            ref_txt = plus_minus(ref.score, ref.std)
+            ref_txt += f" @ {steps_label(ref.steps)}" if ref.steps else ""
+            src = f"{ref.source} [{n}]" + ("" if ref.verified else " (unverified)")
+            if entry.env not in finals:
+                lines.append(f"| {entry.env} | n/a | {ref_txt} | {src} | no finished run |")
+                continue
+            mean, std, _, budget = finals[entry.env]
+            mark = "▲ above" if mean > ref.score else ("= equal" if mean == ref.score else "▼ below")
+            if ref.steps and budget and ref.steps != budget:
+                mark += f" (ours at {steps_label(budget)}, reference at {steps_label(ref.steps)} steps)"
+            lines.append(f"| {entry.env} | {plus_minus(mean, std)} @ {steps_label(budget)} | {ref_txt} | {src} | {mark} |")
+        if not entry.references:
+            lines.append(f"| {entry.env} | | none recorded | | |")
+    lines += ["", "## Learning curves", ""]
+    for entry in suite.envs:
+        pngs = plots.get(entry.env, [])
+        lines.append(f"### {entry.env}")
+        lines.append("")
+        if pngs:
+            links = [f"![{entry.env} {p.stem.rsplit('_', 1)[1]}]({p.relative_to(out).as_posix()})" for p in pngs]
+            lines.append(" ".join(links))
+        else:
+            lines.append("No evaluation points yet.")
+        lines.append("")
+    if sources:
+        lines += ["## Sources", ""]
+        for n, ref in enumerate(sources, 1):
+            on = f" on {ref.measured_on}" if ref.measured_on != ref.env else ""
+            flag = "" if ref.verified else " **Unverified**: not checked against the source text."
+            lines.append(f"{n}. {ref.source}{on}: {ref.protocol}. <{ref.url}>{flag}")
+        lines.append("")
+    unfinished = [r for rs in results.values() for r in rs if not r.finished]
+    if unfinished or missing:
+        lines += ["## Incomplete", ""]
+        lines += [f"- {r.env} seed {r.seed}: not finished ({len(r.evals)} evaluation points)" for r in unfinished]
+        lines += [f"- {run.label}: not started" for run in missing]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_outputs(
+    suite: Suite, out: Path, *, planned: Sequence[Run] = (), command: str | None = None
+) -> dict[str, Path]:
+    """Aggregate the runs under ``out/runs`` into results.csv, plots/*.png and report.md; returns their paths."""
+    out = Path(out)
+    results = collect(suite, out)
+    plots_dir = out / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plots = {e.env: plot_env(e.env, results[e.env], e.references, plots_dir) for e in suite.envs}
+    write_results_csv(suite, results, out / "results.csv")
+    missing = [run for run in planned if not run.path.exists()]
+    (out / "report.md").write_text(_report(suite, results, plots, out, missing=missing, command=command))
+    return {"results": out / "results.csv", "report": out / "report.md", "plots": plots_dir}

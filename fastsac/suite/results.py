@@ -1,0 +1,87 @@
+"""What a suite's runs wrote, read back: one :class:`RunRecord` per run, and the tidy ``results.csv``."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastsac.suite.runner import read_json, run_dir, safe_name
+from fastsac.suite.schema import Suite
+
+__all__ = ["RESULT_COLUMNS", "RunRecord", "collect", "read_run", "write_results_csv"]
+
+RESULT_COLUMNS = ("suite", "env", "seed", "step", "wall_time", "eval_return", "sps")
+
+
+@dataclass
+class RunRecord:
+    env: str
+    seed: int
+    path: Path
+    finished: bool
+    evals: list[tuple[int, float, float, float]]  # (step, wall_time, eval_return, sps)
+    total_steps: int | None
+    final_return: float | None
+    sps: float | None
+    wall_time: float | None
+    device: str | None
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def read_run(path: Path, env_id: str, seed: int) -> RunRecord:
+    """Read the evaluation points of a run's metrics.csv and its summary.json (when finished)."""
+    evals = []
+    metrics = path / "metrics.csv"
+    if metrics.is_file():
+        with open(metrics, newline="") as f:
+            for row in csv.DictReader(f):
+                ret = _float(row.get("eval_return"))
+                if math.isnan(ret):
+                    continue
+                evals.append((int(float(row["step"])), _float(row.get("wall_time")), ret, _float(row.get("sps"))))
+    summary = read_json(path / "summary.json") or {}
+    finished = summary.get("finished") is True
+    final = summary.get("final_eval_return") if finished else None
+    if final is None and finished and evals:
+        final = evals[-1][2]
+    config = read_json(path / "config.json") or {}
+    total = summary.get("total_steps", config.get("total_steps"))
+    sps = summary.get("sps") if finished else None
+    if sps is None and evals and not math.isnan(evals[-1][3]):
+        sps = evals[-1][3]
+    device = summary.get("device") or config.get("device")
+    return RunRecord(env_id, seed, path, finished, evals, total, final, sps, summary.get("wall_time"), device)
+
+
+def collect(suite: Suite, out: Path) -> dict[str, list[RunRecord]]:
+    results: dict[str, list[RunRecord]] = {}
+    for entry in suite.envs:
+        base = Path(out) / "runs" / safe_name(entry.env)
+        seeds = sorted(int(p.name[4:]) for p in base.glob("seed*") if p.name[4:].isdigit()) if base.is_dir() else []
+        results[entry.env] = [read_run(run_dir(out, entry.env, s), entry.env, s) for s in seeds]
+    return results
+
+
+def write_results_csv(suite: Suite, results: dict[str, list[RunRecord]], path: Path) -> int:
+    rows = 0
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(RESULT_COLUMNS)
+        for env_id, runs in results.items():
+            for r in runs:
+                for step, wall, ret, sps in r.evals:
+                    writer.writerow([suite.name, env_id, r.seed, step, _num(wall), _num(ret), _num(sps)])
+                    rows += 1
+    return rows
+
+
+def _num(x: float) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(float(x))

@@ -1,0 +1,132 @@
+"""Evaluation: the deterministic policy on fresh, separately seeded envs.
+
+:func:`evaluate_policy` is what the training loop calls every ``eval_every`` steps (envs created anew each time and
+seeded ``seed + EVAL_SEED_OFFSET``, so evaluation never disturbs training); :func:`evaluate` evaluates a run
+directory's latest checkpoint (``fastsac eval RUN``), optionally recording videos (``fastsac.training.video``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastsac.agents import make_learner
+from fastsac.data import make as make_env
+from fastsac.training.config import config_from_dict
+from fastsac.training.resolve import TorchThreads, learner_config, resolve_device
+from fastsac.training.rundir import CHECKPOINT_FILE, load_run
+
+__all__ = ["EVAL_SEED_OFFSET", "EvalResult", "evaluate", "evaluate_policy"]
+
+EVAL_SEED_OFFSET = 1_000_000
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` returns."""
+
+    mean_return: float
+    std_return: float
+    returns: list[float]
+    lengths: list[int]
+    step: int  #: the training step of the evaluated checkpoint
+    video_dir: Path | None = None
+
+
+def evaluate_policy(
+    learner,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    *,
+    env_backend: str = "auto",
+    device: torch.device | str = "cpu",
+    max_steps: int = 100_000,
+) -> tuple[list[float], list[int]]:
+    """Deterministic evaluation: the first episode of each of ``episodes`` parallel envs, deterministic policy.
+
+    Returns (returns, lengths) in env order. The envs are created here (seeded ``seed``) and closed afterwards.
+    """
+    env = make_env(env_id, num_envs=episodes, seed=seed, backend=env_backend, device=device)
+    try:
+        obs = env.reset()
+        returns = np.zeros(episodes, dtype=np.float64)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        running = np.ones(episodes, dtype=bool)
+        for _ in range(max_steps):
+            res = env.step(learner.act(obs, deterministic=True))
+            reward = res.reward.double().cpu().numpy()
+            ended = (res.terminated | res.truncated).cpu().numpy()
+            returns[running] += reward[running]
+            lengths[running] += 1
+            running &= ~ended
+            if not running.any():
+                break
+            obs = res.next_obs
+        else:
+            raise RuntimeError(
+                f"evaluation of {env_id}: {int(running.sum())} episode(s) did not end within {max_steps} steps; "
+                "the env needs a time limit"
+            )
+    finally:
+        env.close()
+    return returns.tolist(), lengths.tolist()
+
+
+def evaluate(
+    run_dir: str | os.PathLike,
+    episodes: int = 10,
+    video: bool = False,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
+) -> EvalResult:
+    """Evaluate the deterministic policy of the run's latest checkpoint for ``episodes`` episodes.
+
+    ``seed`` defaults to the run's evaluation seed (``seed + 1_000_000``), so the result matches the run's own last
+    evaluation. With ``video=True`` the episodes are instead played one after another in a gymnasium env with
+    ``render_mode="rgb_array"`` and recorded with ``gymnasium.wrappers.RecordVideo`` into ``run_dir/videos`` (needs
+    ``moviepy``; MuJoCo rendering needs an OpenGL backend such as ``MUJOCO_GL=egl``).
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
+    run_dir, ckpt = load_run(run_dir)
+    config = config_from_dict(ckpt["config"], where=f"{run_dir / CHECKPOINT_FILE} config")
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
+    dev = resolve_device(config)
+    with TorchThreads(config.threads):
+        return _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed)
+
+
+def _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed) -> EvalResult:
+    probe = make_env(config.env_id, num_envs=1, seed=0, backend=config.env_backend, device=dev)
+    try:
+        learner = make_learner(probe.obs_dim, probe, learner_config(config, dev, compile_=False), dev)
+    finally:
+        probe.close()
+    learner.load_state_dict(ckpt["learner"])
+    eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    video_dir = None
+    if video:
+        from fastsac.training.video import record_video
+
+        video_dir = run_dir / "videos"
+        returns, lengths = record_video(learner, config.env_id, episodes, eval_seed, video_dir, dev)
+    else:
+        returns, lengths = evaluate_policy(
+            learner, config.env_id, episodes, eval_seed, env_backend=config.env_backend, device=dev
+        )
+    return EvalResult(
+        mean_return=float(np.mean(returns)),
+        std_return=float(np.std(returns)),
+        returns=returns,
+        lengths=lengths,
+        step=int(ckpt["step"]),
+        video_dir=video_dir,
+    )

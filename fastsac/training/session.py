@@ -1,0 +1,372 @@
+"""The training session: one process's envs, learner, buffer, counters and logger, and the loop that drives them.
+
+One iteration of the loop (``num_envs`` env steps)::
+
+    action = uniform random            while step < learning_starts
+           = learner.act(obs)          afterwards (stochastic policy)
+    res = env.step(action)
+    buffer.add(obs, action, res.reward, res.final_obs, res.terminated)    # final_obs: real last obs; no truncation
+    obs = res.next_obs
+    utd * num_envs learner.update(buffer.sample(batch_size)) calls       (fractions carry over to later steps)
+
+Every ``log_every`` steps the learner's on-device metrics are read (the only host syncs the loop adds) and a row goes
+to ``metrics.csv`` and TensorBoard; every ``eval_every`` steps the deterministic policy is evaluated on separate
+envs (``fastsac.training.evaluation``); every ``checkpoint_every`` steps and at the end ``checkpoints/latest.pt`` is
+written atomically. :meth:`Session.checkpoint` and :meth:`Session.restore` hold everything an exact resume needs
+(``fastsac.training.resume``). Ctrl-C (SIGINT) stops at the end of the current step and writes a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastsac.agents import make_learner
+from fastsac.data import ReplayBuffer
+from fastsac.data import make as make_env
+from fastsac.training.checkpoint import CheckpointError, capture_rng_state, restore_rng_state, save_checkpoint
+from fastsac.training.config import TrainConfig, config_to_dict
+from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
+from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
+from fastsac.training.metrics_log import MetricsLogger, Progress
+from fastsac.training.resolve import learner_config, resolve_compile, resolve_device
+from fastsac.training.resume import ActionLog, replay_actions
+from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
+
+__all__ = ["RunResult", "Session"]
+
+_OBS_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` / :func:`resume` return."""
+
+    run_dir: Path  #: the run directory
+    total_steps: int  #: env steps trained (all envs)
+    final_eval_return: float | None  #: mean deterministic evaluation return at the end
+    final_eval_std: float | None  #: its standard deviation over episodes
+    sps: float  #: env steps per second of training (evaluation and checkpoint time excluded), whole run
+    wall_time: float  #: seconds from the start of the run to its end (across resumes)
+    summary: dict[str, Any]  #: the contents of summary.json
+
+
+def _crossed(every: int, before: int, now: int) -> bool:
+    """Whether a multiple of ``every`` lies in (before, now]."""
+    return every > 0 and now // every > before // every
+
+
+def _fastsac_version() -> str:
+    import fastsac
+
+    return fastsac.__version__
+
+
+class Session:
+    """Everything one training process holds: envs, learner, buffer, counters, logger."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None):
+        self.config = config
+        self.run_dir = run_dir
+        self.device = resolve_device(config)
+        self.compile = resolve_compile(config, self.device)
+        self.env_seed = config.seed if env_seed is None else env_seed  # the envs' seed; actions are logged from it
+        self.actions_from_step = 0  # the step the action log starts at (> 0 after a resume_env="reset" resume)
+        self.env = make_env(
+            config.env_id,
+            num_envs=config.num_envs,
+            seed=self.env_seed,
+            backend=config.env_backend,
+            device=self.device,
+        )
+        try:
+            env = self.env
+            self.learner = make_learner(env.obs_dim, env, learner_config(config, self.device), self.device)
+            self.buffer = ReplayBuffer(
+                config.buffer_size,
+                env.obs_dim,
+                env.num_actions if env.is_discrete else env.action_dim,
+                device=self.device,
+                obs_dtype=_OBS_DTYPES[config.obs_dtype],
+                discrete=env.is_discrete,
+            )
+        except BaseException:
+            self.env.close()
+            raise
+        if env.is_discrete:
+            self.actions = ActionLog((env.num_envs,), torch.int64, self.device)
+        else:
+            self.actions = ActionLog((env.num_envs, env.action_dim), torch.float32, self.device)
+        self.step = 0
+        self.iteration = 0
+        self.debt = Fraction(0)
+        self.wall_time = 0.0  # seconds of earlier sessions (resume)
+        self.train_time = 0.0  # seconds spent stepping and updating (all sessions)
+        self.resumes = 0
+        self.resume_exact: bool | None = None
+        self.last_eval: tuple[float, float] | None = None
+        self.last_eval_step = -1
+        self.window = {"episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": 0, "last_train_time": 0.0}
+        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.obs: torch.Tensor | None = None
+        self.logger: MetricsLogger | None = None
+        self.progress: Progress | None = None
+        self._notes: list[str] = []  # messages shown once the progress bar exists
+        self._t0 = time.perf_counter()
+
+    # --- bookkeeping -----------------------------------------------------------------------------------------
+    @property
+    def utd_per_iteration(self) -> Fraction:
+        return Fraction(str(self.config.utd)) * self.config.num_envs
+
+    def _elapsed(self) -> float:
+        return self.wall_time + (time.perf_counter() - self._t0)
+
+    def _random_action(self) -> torch.Tensor:
+        env = self.env
+        if env.is_discrete:
+            return torch.randint(env.num_actions, (env.num_envs,), device=self.device)
+        return torch.rand(env.num_envs, env.action_dim, device=self.device) * 2.0 - 1.0
+
+    def _summary(self, finished: bool) -> dict[str, Any]:
+        ev = self.last_eval
+        return {
+            "finished": finished,
+            "env_id": self.config.env_id,
+            "seed": self.config.seed,
+            "total_steps": self.step,
+            "updates": self.learner.num_updates,
+            "final_eval_return": ev[0] if (finished and ev) else None,
+            "final_eval_std": ev[1] if (finished and ev) else None,
+            "last_eval_return": ev[0] if ev else None,
+            "sps": self.step / self.train_time if self.train_time > 0 else None,
+            "wall_time": self._elapsed(),
+            "resumes": self.resumes,
+            "resume_exact": self.resume_exact,
+            "device": str(self.device),
+            "compile": self.compile,
+            "env_backend": self.env.backend,
+            "ops_backend": self.learner.backend,
+            "versions": {
+                "fastsac": _fastsac_version(),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+        }
+
+    # --- checkpoints -----------------------------------------------------------------------------------------
+    def checkpoint(self) -> Path:
+        state = {
+            "config": config_to_dict(self.config),
+            "step": self.step,
+            "iteration": self.iteration,
+            "utd_debt": [self.debt.numerator, self.debt.denominator],
+            "wall_time": self._elapsed(),
+            "train_time": self.train_time,
+            "resumes": self.resumes,
+            "last_eval": list(self.last_eval) if self.last_eval else None,
+            "last_eval_step": self.last_eval_step,
+            "window": dict(self.window),
+            "recent_returns": list(self.recent_returns),
+            "learner": self.learner.state_dict(),
+            "rng": capture_rng_state(),
+            "env": {
+                "env_id": self.env.env_id,
+                "backend": self.env.backend,
+                "seed": self.env_seed,
+                "actions_from_step": self.actions_from_step,
+                "num_envs": self.env.num_envs,
+                "actions": self.actions.tensor(),
+                "obs": self.obs.cpu(),
+            },
+            # Without the full action log (after a reset resume) the buffer cannot be rebuilt by replay: keep it.
+            "buffer": self.buffer.state_dict() if self.config.save_buffer or self.actions_from_step else None,
+        }
+        return save_checkpoint(self.run_dir / CHECKPOINT_FILE, state)
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Load a checkpoint into this freshly built session (envs, buffer and RNGs included)."""
+        cfg = self.config
+        self.learner.load_state_dict(ckpt["learner"])
+        env_state = ckpt["env"]
+        buffer_state = ckpt.get("buffer")
+        if buffer_state is not None:
+            self.buffer.load_state_dict(buffer_state)
+        saved_obs = env_state["obs"].to(self.device)
+        if cfg.resume_env == "replay":
+            self.actions.load(env_state["actions"])
+            self.actions_from_step = int(env_state.get("actions_from_step", 0))
+            if env_state["backend"] != self.env.backend:
+                warnings.warn(
+                    f"the run used the {env_state['backend']} env backend, this process has {self.env.backend}; "
+                    "the replayed env state will probably differ",
+                    stacklevel=2,
+                )
+            obs, took = replay_actions(self.env, self.actions, self.buffer if buffer_state is None else None)
+            self.resume_exact = bool(torch.equal(obs, saved_obs))
+            if self.resume_exact:
+                self._notes.append(f"resume: replayed {self.actions.n * self.env.num_envs} env steps in {took:.1f} s; "
+                                   "environment state restored exactly")  # fmt: skip
+            else:
+                warnings.warn(
+                    "resume: replaying the recorded actions did not reproduce the saved observation (the env is not "
+                    "deterministic here, or fastsac/env versions changed); training continues from the replayed "
+                    "state, not exactly as an uninterrupted run",
+                    stacklevel=2,
+                )
+            self.obs = obs
+        else:
+            if buffer_state is None:
+                raise CheckpointError(
+                    "resume_env='reset' needs the replay buffer in the checkpoint, and this run was saved without "
+                    "it (save_buffer=false); resume with --resume-env replay"
+                )
+            self.obs = self.env.reset()
+            self.resume_exact = False
+            self.actions_from_step = int(ckpt["step"])
+        self.step = int(ckpt["step"])
+        self.iteration = int(ckpt["iteration"])
+        self.debt = Fraction(*ckpt["utd_debt"])
+        self.wall_time = float(ckpt["wall_time"])
+        self.train_time = float(ckpt["train_time"])
+        self.resumes = int(ckpt["resumes"]) + 1
+        self.last_eval = tuple(ckpt["last_eval"]) if ckpt["last_eval"] else None
+        self.last_eval_step = int(ckpt["last_eval_step"])
+        self.window = dict(ckpt["window"])
+        self.recent_returns = deque(ckpt["recent_returns"], maxlen=20)
+        restore_rng_state(ckpt["rng"])  # last: nothing above may consume the restored streams
+
+    # --- the loop --------------------------------------------------------------------------------------------
+    def run(self, *, resume_step: int | None = None) -> RunResult:
+        cfg = self.config
+        self._t0 = time.perf_counter()
+        if self.obs is None:
+            self.obs = self.env.reset()
+        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step)
+        write_json(self.run_dir / SUMMARY_FILE, self._summary(finished=False))
+        self.progress = Progress(cfg.total_steps, self.step, cfg.progress, desc=cfg.env_id)
+        for note in self._notes:
+            self.progress.write(note)
+        try:
+            with StopOnSigint(self.progress.write) as stop:
+                self._loop(stop)
+                if stop.requested:
+                    self.checkpoint()
+                    write_json(self.run_dir / SUMMARY_FILE, self._summary(finished=False))
+                    raise TrainingInterrupted(self.run_dir, self.step)
+        finally:
+            self.progress.close()
+            self.logger.close()
+            self.env.close()
+        summary = self._summary(finished=True)
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        ev = self.last_eval
+        return RunResult(
+            run_dir=self.run_dir,
+            total_steps=self.step,
+            final_eval_return=ev[0] if ev else None,
+            final_eval_std=ev[1] if ev else None,
+            sps=summary["sps"] or 0.0,
+            wall_time=summary["wall_time"],
+            summary=summary,
+        )
+
+    def _loop(self, stop: StopOnSigint) -> None:
+        cfg, env, learner, buffer = self.config, self.env, self.learner, self.buffer
+        utd = self.utd_per_iteration
+        tick = time.perf_counter()
+        while self.step < cfg.total_steps and not stop.requested:
+            obs = self.obs
+            action = self._random_action() if self.step < cfg.learning_starts else learner.act(obs)
+            res = env.step(action)
+            buffer.add(obs, action, res.reward, res.final_obs, res.terminated)
+            self.actions.append(action)
+            self.obs = res.next_obs
+            before = self.step
+            self.step += env.num_envs
+            self.iteration += 1
+            if res.episode_returns.size:
+                self.window["episodes"] += int(res.episode_returns.size)
+                self.window["return_sum"] += float(res.episode_returns.sum())
+                self.window["length_sum"] += int(res.episode_lengths.sum())
+                self.recent_returns.extend(float(r) for r in res.episode_returns)
+            if self.step >= cfg.learning_starts:
+                self.debt += utd
+                n_updates = math.floor(self.debt)
+                self.debt -= n_updates
+                for _ in range(n_updates):
+                    learner.update(buffer.sample(cfg.batch_size))
+            now = time.perf_counter()
+            self.train_time += now - tick
+            self._boundaries(before)
+            tick = time.perf_counter()
+
+    def _boundaries(self, before: int) -> None:
+        cfg, step = self.config, self.step
+        done = step >= cfg.total_steps
+        evaluated = False
+        if _crossed(cfg.eval_every, before, step) or (done and self.last_eval_step != step):
+            self._evaluate()
+            evaluated = True
+        if evaluated or _crossed(cfg.log_every, before, step) or done:
+            self._log(evaluated)
+        if _crossed(cfg.checkpoint_every, before, step) or done:
+            self.checkpoint()
+
+    def _evaluate(self) -> None:
+        cfg = self.config
+        returns, _ = evaluate_policy(
+            self.learner,
+            cfg.env_id,
+            cfg.eval_episodes,
+            cfg.seed + EVAL_SEED_OFFSET,
+            env_backend=cfg.env_backend,
+            device=self.device,
+        )
+        self.last_eval = (float(np.mean(returns)), float(np.std(returns)))
+        self.last_eval_step = self.step
+
+    def _log(self, evaluated: bool) -> None:
+        w = self.window
+        metrics = self.learner.metrics()  # the host sync
+        steps = self.step - w["last_step"]
+        seconds = self.train_time - w["last_train_time"]
+        row: dict[str, Any] = {
+            "step": self.step,
+            "wall_time": round(self._elapsed(), 3),
+            "sps": round(steps / seconds, 2) if seconds > 0 else None,
+            "updates": self.learner.num_updates,
+            "episodes": w["episodes"],
+            "episode_return": w["return_sum"] / w["episodes"] if w["episodes"] else None,
+            "episode_length": w["length_sum"] / w["episodes"] if w["episodes"] else None,
+            "eval_return": self.last_eval[0] if evaluated else None,
+            "eval_return_std": self.last_eval[1] if evaluated else None,
+        }
+        for key, value in metrics.items():
+            if key != "num_updates":
+                row[key] = value
+        self.logger.log(row)
+        self.window = {
+            "episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": self.step,
+            "last_train_time": self.train_time,
+        }  # fmt: skip
+        recent = float(np.mean(self.recent_returns)) if self.recent_returns else None
+        self.progress.update(
+            self.step,
+            {
+                "sps": f"{row['sps']:.0f}" if row["sps"] else None,
+                "return": f"{recent:.1f}" if recent is not None else None,
+                "eval": f"{self.last_eval[0]:.1f}" if self.last_eval else None,
+                "alpha": f"{metrics['alpha']:.3g}" if "alpha" in metrics else None,
+            },
+        )
