@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 
@@ -41,37 +42,86 @@ def check_same(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...]) -> Non
             )
 
 
+def check_inputs(names: tuple[str, ...], tensors: tuple) -> None:
+    """:func:`check_tensor` of each and :func:`check_same`, with the common case (valid inputs) decided in a few
+    attribute reads: this runs on every eager call of an op, where a microsecond is a measurable share."""
+    first = tensors[0]
+    if type(first) is torch.Tensor or isinstance(first, torch.Tensor):
+        shape, dtype, device = first.shape, first.dtype, first.device
+        if dtype in FLOAT_DTYPES and shape and shape[-1] and first.numel():
+            for t in tensors[1:]:
+                if not (isinstance(t, torch.Tensor) and t.shape == shape and t.dtype == dtype and t.device == device):
+                    break
+            else:
+                return
+    for name, t in zip(names, tensors):
+        check_tensor(name, t)
+    check_same(names, tensors)
+
+
 def as_rows(x: torch.Tensor) -> torch.Tensor:
     """(..., A) -> contiguous (N, A); non-contiguous inputs are copied (the kernels assume row-major rows)."""
     return x.reshape(-1, x.shape[-1]).contiguous()
 
 
 def per_action(name: str, value, like: torch.Tensor, compute_dtype: torch.dtype) -> torch.Tensor | None:
-    """``None``, a number, or a tensor of 1 or A elements -> an (A,) tensor in the compute dtype, or None."""
+    """``None``, a number, or a tensor of 1 or A elements -> an (A,) contiguous tensor in the compute dtype, or None
+    (what the custom ops and the kernels take)."""
+    value = per_action_broadcast(name, value, like, compute_dtype)
     if value is None:
         return None
-    num_actions = like.shape[-1]
+    if isinstance(value, float):
+        return torch.full((like.shape[-1],), value, dtype=compute_dtype, device=like.device)
+    return value.contiguous()
+
+
+def per_action_broadcast(name: str, value, like: torch.Tensor, dtype: torch.dtype):
+    """As :func:`per_action`, for the eager path: ``None``, a finite Python float, or a tensor that broadcasts
+    against ``(..., A)`` (1 or A elements, no copy unless the dtype differs)."""
+    if value is None:
+        return None
     if isinstance(value, Real) and not isinstance(value, bool):
-        if not math.isfinite(float(value)):
+        value = float(value)
+        if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
-        return torch.full((num_actions,), float(value), dtype=compute_dtype, device=like.device)
+        return value
+    num_actions = like.shape[-1]
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be None, a number or a tensor of shape ({num_actions},); got {type(value).__name__}")
     if value.device != like.device:
         raise ValueError(f"{name} is on {value.device} but the inputs are on {like.device}; move it to one device")
     if not value.dtype.is_floating_point:
         raise TypeError(f"{name} has dtype {value.dtype}; give a floating-point tensor")
-    if value.numel() not in (1, num_actions) or value.dim() > 1:
+    n = value.numel()
+    if n not in (1, num_actions) or value.dim() > 1:
         raise ValueError(
             f"{name} must be a scalar or have shape ({num_actions},) to match the action dimension; "
             f"got shape {tuple(value.shape)}"
         )
-    return value.detach().to(compute_dtype).reshape(-1).expand(num_actions).contiguous()
+    value = value.detach()
+    if value.dtype != dtype:
+        value = value.to(dtype)
+    return value if n == num_actions and value.dim() == 1 else value.reshape(-1).expand(num_actions)
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds_cached(log_std_bounds: tuple) -> tuple[float | None, float | None]:
+    return _bounds(log_std_bounds)
 
 
 def bounds(log_std_bounds) -> tuple[float | None, float | None]:
+    """``(lo, hi)`` as floats (``(None, None)`` without bounds); checked once per distinct tuple."""
     if log_std_bounds is None:
         return None, None
+    if type(log_std_bounds) is tuple:
+        try:
+            return _bounds_cached(log_std_bounds)
+        except TypeError:  # unhashable entries: checked below, uncached
+            pass
+    return _bounds(log_std_bounds)
+
+
+def _bounds(log_std_bounds) -> tuple[float | None, float | None]:
     try:
         lo, hi = (float(v) for v in log_std_bounds)
     except (TypeError, ValueError):
@@ -97,6 +147,14 @@ def log_alpha(value, like: torch.Tensor) -> torch.Tensor:
 
 def target_entropy(value, like: torch.Tensor, compute_dtype: torch.dtype) -> torch.Tensor:
     """A float or a 0-dim tensor -> a 0-dim tensor in the compute dtype (tensors avoid recompiles when it changes)."""
+    value = target_entropy_eager(value, like)
+    if isinstance(value, float):
+        return torch.full((), value, dtype=compute_dtype, device=like.device)
+    return value.to(compute_dtype)
+
+
+def target_entropy_eager(value, like: torch.Tensor):
+    """As :func:`target_entropy`, for the eager path: a finite float, or the 0-dim tensor detached (no copy)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.dim() > 1:
             raise ValueError(f"target_entropy must be a number or a 0-dim tensor, got shape {tuple(value.shape)}")
@@ -104,9 +162,10 @@ def target_entropy(value, like: torch.Tensor, compute_dtype: torch.dtype) -> tor
             raise ValueError(
                 f"target_entropy is on {value.device} but the inputs are on {like.device}; move it to one device"
             )
-        return value.detach().to(compute_dtype).reshape(())
+        return value.detach().reshape(())
     if isinstance(value, Real) and not isinstance(value, bool):
-        if not math.isfinite(float(value)):
+        value = float(value)
+        if not math.isfinite(value):
             raise ValueError(f"target_entropy must be finite, got {value}")
-        return torch.full((), float(value), dtype=compute_dtype, device=like.device)
+        return value
     raise TypeError(f"target_entropy must be a number or a 0-dim tensor, got {type(value).__name__}")

@@ -25,6 +25,7 @@ ENV_VAR = "FASTSAC_BACKEND"
 # On CUDA the Triton kernels come first: they are specialised per shape by constexprs and need no build step.
 # On CPU only the reference runs automatically (the Triton interpreter is for tests; see module docstring).
 AUTO_ORDER = {"cuda": ("triton", "cuda", "torch"), "cpu": ("torch",)}
+_CPU_AUTO_IS_TORCH = AUTO_ORDER["cpu"][0] == "torch"
 _FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
@@ -101,9 +102,12 @@ def available_backends(device: str | torch.device | None = None) -> list[str]:
 
 def resolve_backend(*tensors: torch.Tensor, backend: str | None = "auto") -> str:
     """The backend that runs for these tensors: the named one (raises if it cannot) or the ``auto`` choice."""
+    requested = _requested(backend)
+    if requested == "torch" or (_CPU_AUTO_IS_TORCH and requested == "auto" and tensors
+                                and tensors[0].device.type == "cpu"):
+        return "torch"  # always usable (and the CPU's automatic choice): decided without lookups, on every call
     device_type = tensors[0].device.type if tensors else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = tensors[0].dtype if tensors else None
-    requested = _requested(backend)
     if requested != "auto":
         reason = _why_unusable(requested, device_type, dtype)
         if reason is not None:

@@ -4,7 +4,9 @@ From logits ``(..., A)``: ``probs = softmax``, ``log_probs = log_softmax``, ``en
 row-wise, with gradients to the logits; logits of ``-inf`` (masked actions) contribute ``0 * log 0 = 0``.
 The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) - target_entropy)`` from the same
 pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
-``log_alpha`` only. Forward and backward are ``torch.library`` custom ops.
+``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends, forward and backward are
+``torch.library`` custom ops (one graph node each); eager on the torch backend the reference math runs directly under autograd
+(``log_softmax`` has a fused backward; no custom-op dispatch).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import Tensor
 
 from . import _validate
+from . import reference
 from .backends import backend_module, resolve_backend
 from .reference import compute_dtype
 
@@ -74,9 +77,23 @@ def _backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
 _categorical.register_autograd(_backward, setup_context=_setup)
 
 
+def _eager(logits, target):
+    """``(probs, log_probs, entropy, gap)`` by the reference math under autograd (its ``log_softmax`` has one fused
+    backward node, cheaper on a CPU than a Python closed form); ``gap = mean(entropy) - target``, detached."""
+    dtype = logits.dtype
+    cd = compute_dtype(dtype)
+    probs, log_probs, entropy, _ = reference.categorical_parts(logits if dtype == cd else logits.to(cd))
+    gap = None if target is None else entropy.detach().mean().sub_(target)
+    if dtype != cd:
+        probs, log_probs, entropy = probs.to(dtype), log_probs.to(dtype), entropy.to(dtype)
+    return probs, log_probs, entropy, gap
+
+
 def _prepare(logits, backend):
+    """Validate; returns ``(backend name, eager)``."""
     _validate.check_tensor("logits", logits)
-    return _validate.as_rows(logits), resolve_backend(logits, backend=backend)
+    name = resolve_backend(logits, backend=backend)
+    return name, name == "torch" and not torch.compiler.is_compiling()
 
 
 def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tensor, Tensor]:
@@ -89,8 +106,10 @@ def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tenso
     Returns:
         ``probs`` and ``log_probs`` of shape ``(..., A)`` and ``entropy`` of shape ``(...)``, in the input dtype.
     """
-    rows, name = _prepare(logits, backend)
-    probs, log_probs, entropy, _ = _categorical(rows, None, name)
+    name, eager = _prepare(logits, backend)
+    if eager:
+        return _eager(logits, None)[:3]
+    probs, log_probs, entropy, _ = _categorical(_validate.as_rows(logits), None, name)
     return probs.reshape(logits.shape), log_probs.reshape(logits.shape), entropy.reshape(logits.shape[:-1])
 
 
@@ -102,14 +121,14 @@ def categorical_with_alpha_loss(
     Alpha rises when the policy's entropy is below the target and falls when above. The gradient of the loss
     reaches ``log_alpha`` only.
     """
-    rows, name = _prepare(logits, backend)
+    name, eager = _prepare(logits, backend)
     log_alpha = _validate.log_alpha(log_alpha, logits)
-    target = _validate.target_entropy(target_entropy, logits, compute_dtype(logits.dtype))
-    probs, log_probs, entropy, gap = _categorical(rows, target, name)
+    if eager:
+        probs, log_probs, entropy, gap = _eager(logits, _validate.target_entropy_eager(target_entropy, logits))
+    else:
+        target = _validate.target_entropy(target_entropy, logits, compute_dtype(logits.dtype))
+        probs, log_probs, entropy, gap = _categorical(_validate.as_rows(logits), target, name)
+        probs, log_probs = probs.reshape(logits.shape), log_probs.reshape(logits.shape)
+        entropy = entropy.reshape(logits.shape[:-1])
     alpha_loss = log_alpha * gap.to(log_alpha.dtype)  # its own node: see squashed_gaussian_with_alpha_loss
-    return (
-        probs.reshape(logits.shape),
-        log_probs.reshape(logits.shape),
-        entropy.reshape(logits.shape[:-1]),
-        alpha_loss,
-    )
+    return probs, log_probs, entropy, alpha_loss

@@ -1,6 +1,6 @@
-"""Pure-PyTorch reference of the fused SAC ops: the CPU fallback, the ground truth, and the backend contract.
+"""Pure-PyTorch reference of the fused SAC ops: the CPU path, the ground truth, and the backend contract.
 
-Every backend (this module, ``fastsac.kernels`` for Triton, ``fastsac._extension`` for the C++/CUDA extension)
+Every backend (this module, ``fastsac.kernels`` for Triton, ``fastsac.ops.extension`` for the C++/CUDA extension)
 provides the same four primitives with the same signatures and semantics:
 
 ``squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum) -> (action, log_prob, lp_sum)``
@@ -12,8 +12,8 @@ Conventions (the public wrappers in ``fastsac.ops`` validate and normalise befor
 
 - ``mean``, ``log_std``, ``noise``, ``logits``: 2-D ``(N, A)``, contiguous, one dtype (float32, bfloat16, float16;
   float64 too for the torch and C++ backends), one device. Math runs in float32 (float64 for float64 inputs) and
-  outputs come back in the input dtype.
-- ``scale``, ``bias``: ``None`` or 1-D ``(A,)`` contiguous tensors in the compute dtype on the same device.
+  outputs come back in the input dtype. (This module's primitives also accept any ``(..., A)``.)
+- ``scale``, ``bias``: ``None`` or 1-D ``(A,)`` tensors in the compute dtype on the same device.
 - ``lo``, ``hi``: both ``None`` (``log_std`` is the log standard deviation) or both floats with ``lo < hi``
   (``log_std`` is the raw network output, bounded smoothly as ``lo + 0.5 * (hi - lo) * (tanh(raw) + 1)``).
 - ``want_sum``: when True, the forward also returns the sum over rows of ``log_prob`` (``entropy``) as a 0-dim
@@ -23,22 +23,35 @@ Conventions (the public wrappers in ``fastsac.ops`` validate and normalise befor
 - ``d_log_std`` is the gradient with respect to the ``log_std`` argument as given (the raw input when bounds
   are set). ``noise`` gets no gradient.
 
-Numerics: the Jacobian terms are formed from ``e = exp(-2|u|)``: ``1 - tanh(u)^2 = 4 e / (1 + e)^2`` and
-``log(1 - tanh(u)^2) = 2 (log 2 - |u| - log1p(e))``. These are exact and finite for any finite ``u`` (no
-``+1e-6``), and ``1 - a^2`` keeps its relative accuracy when tanh saturates (|u| of 20 or 50), where
-``1 - tanh(u)**2`` would round to 0. Kernels without a native tanh may form ``tanh(u) = sign(u) (1 - e) / (1 + e)``
-from the same ``e`` (absolute error of an ulp or two near 0; the tests bound every backend's error by twice
-PyTorch's own error in the same dtype plus a few ulps).
+Numerics. With ``v = |u| + log1p(exp(-2|u|)) = u + softplus(-2u)`` the Jacobian terms are
+``log(1 - tanh(u)^2) = 2 (log 2 - v)`` and ``1 - tanh(u)^2 = 4 exp(-2v)`` (the code keeps ``v`` shifted by the
+constant terms of the log-prob): exact and finite for any finite ``u``
+(no ``+1e-6``), and ``1 - a^2`` keeps its relative accuracy when tanh saturates (|u| of 20 or 50), where
+``1 - tanh(u)**2`` would round to 0. ``v`` is one ``softplus`` with ``beta = -2`` (``u - 2 softplus(u, beta=-2)``),
+its cut-over to the linear branch set per dtype so that it drops less than an ulp. This module is written for
+few, large tensor operations, because on a CPU every operation costs a few microseconds whatever its size: the
+eager path of the public ops (:class:`fastsac.ops.squashed_gaussian`) runs :func:`squashed_gaussian_parts` and
+:func:`squashed_gaussian_grads` directly, the ``torch`` backend's primitives below wrap the same two functions.
+Kernels without a native tanh may form ``tanh(u) = sign(u) (1 - e) / (1 + e)`` from ``e = exp(-2|u|)`` (absolute
+error of an ulp or two near 0; the tests bound every backend's error by twice PyTorch's own error in the same
+dtype plus a few ulps).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 LOG_2 = math.log(2.0)
+# softplus(u, beta=-2) returns u once -2u exceeds this: the term dropped, log1p(exp(-threshold)) / 2, is below an
+# ulp of |u| there (float32: e^-20 / 2 = 1e-9 against an ulp of 10 of 1e-6; float64: e^-40 / 2 = 2e-18 against
+# 3.6e-15 at 20).
+_SOFTPLUS_THRESHOLD = {torch.float64: 40.0}
+_SOFTPLUS_THRESHOLD_DEFAULT = 20.0
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -46,81 +59,141 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _tanh_parts(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return ``(tanh(u), 1 - tanh(u)^2, log(1 - tanh(u)^2))``, all exact for saturated ``u``."""
-    abs_u = u.abs()
-    e = torch.exp(-2.0 * abs_u)
-    a = torch.tanh(u)
-    one_minus_a2 = 4.0 * e / (1.0 + e).square()
-    log_one_minus_a2 = 2.0 * (LOG_2 - abs_u - torch.log1p(e))
-    return a, one_minus_a2, log_one_minus_a2
-
-
 def bound_log_std(raw: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """Smoothly map a raw network output into ``[lo, hi]``."""
     return lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
 
 
+class SquashedGaussianParts(NamedTuple):
+    """What the backward needs from a forward (all in the compute dtype, shape ``(..., A)``)."""
+
+    a: torch.Tensor  #: tanh(u)
+    w: torch.Tensor  #: u + softplus(-2u) - log 2 - log sqrt(2 pi) / 2, so that log(1 - a^2) = -2w - log sqrt(2 pi)
+    sigma: torch.Tensor  #: exp(log_std) (bounded)
+    noise: torch.Tensor
+    tanh_raw: torch.Tensor | None  #: tanh of the raw log-std when bounds are set
+
+
+_SUM_WEIGHTS: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _twos(num_actions: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``2 * ones(A)``: ``mv(half_terms, twos)`` is the log-prob in one operation (the row sum and its factor 2)."""
+    key = (num_actions, dtype, device)
+    twos = _SUM_WEIGHTS.get(key)
+    if twos is None:
+        twos = _SUM_WEIGHTS[key] = torch.full((num_actions,), 2.0, dtype=dtype, device=device)
+    return twos
+
+
+def squashed_gaussian_parts(m, s, n, scale, bias, lo, hi) -> tuple[torch.Tensor, torch.Tensor, SquashedGaussianParts]:
+    """``(action, log_prob, parts)`` in the compute dtype from inputs already in it. ``scale``/``bias``: None, a
+    Python number, or a tensor broadcasting against ``(..., A)`` in the compute dtype."""
+    tanh_raw = None
+    if lo is not None:
+        half = 0.5 * (hi - lo)
+        tanh_raw = torch.tanh(s)
+        s = tanh_raw.mul(half).add_(lo + half)
+    sigma = torch.exp(s)
+    u = torch.addcmul(m, sigma, n)
+    a = torch.tanh(u)
+    threshold = _SOFTPLUS_THRESHOLD.get(u.dtype, _SOFTPLUS_THRESHOLD_DEFAULT)
+    # The constants go into every element's term, not subtracted from the row sum at the end: A * 2.3 subtracted
+    # from a sum of that size would cancel (an error of ~1.4e-5 at A = 64 where the terms' own is ~1e-6).
+    w = torch.sub(u, F.softplus(u, beta=-2.0, threshold=threshold), alpha=2.0).sub_(LOG_2 + 0.5 * LOG_SQRT_2PI)
+    # per element: -0.5 n^2 - s - log sqrt(2 pi) - log(1 - a^2) = 2 (w - s/2 - n^2/4)
+    half_terms = torch.sub(w, s, alpha=0.5).addcmul_(n, n, value=-0.25)
+    twos = _twos(s.shape[-1], s.dtype, s.device)
+    log_prob = torch.mv(half_terms, twos) if half_terms.dim() == 2 else torch.matmul(half_terms, twos)
+    if scale is None:
+        action = a if bias is None else a + bias
+    elif isinstance(scale, torch.Tensor):
+        log_prob = log_prob.sub_(torch.log(scale.abs()).sum())
+        action = torch.addcmul(bias, a, scale) if isinstance(bias, torch.Tensor) else \
+            (a * scale if bias is None else (a * scale).add_(bias))
+    else:  # a Python number
+        log_prob = log_prob.sub_(s.shape[-1] * math.log(abs(scale)))
+        action = a * scale if bias is None else (a * scale).add_(bias)
+    return action, log_prob, SquashedGaussianParts(a, w, sigma, n, tanh_raw)
+
+
+def squashed_gaussian_grads(g_a, g_lp, parts: SquashedGaussianParts, scale, lo, hi):
+    """``(d_mean, d_log_std)`` in the compute dtype: ``d_u = g_a scale (1 - a^2) + 2 g_lp a``, ``d_mean = d_u``,
+    ``d_log_std = d_u sigma noise - g_lp`` (times the bound's derivative when bounds are set). ``g_a`` (..., A) and
+    ``g_lp`` (...) may be None (no gradient from that output)."""
+    d_u = None
+    if g_a is not None:
+        d_u = torch.exp(parts.w.mul(-2.0).sub_(LOG_SQRT_2PI)).mul_(g_a)  # g_a (1 - a^2)
+        if scale is not None:
+            d_u = d_u.mul_(scale)
+    if g_lp is not None:
+        g_lp = g_lp.unsqueeze(-1)
+        d_u = torch.mul(parts.a, g_lp).mul_(2.0) if d_u is None else d_u.addcmul_(parts.a, g_lp, value=2.0)
+        d_s = torch.mul(d_u, parts.sigma).mul_(parts.noise).sub_(g_lp)
+    else:
+        d_s = torch.mul(d_u, parts.sigma).mul_(parts.noise)
+    if lo is not None:
+        d_s = d_s.mul_(torch.addcmul(torch.ones_like(parts.tanh_raw), parts.tanh_raw, parts.tanh_raw, value=-1.0)
+                       .mul_(0.5 * (hi - lo)))
+    return d_u, d_s
+
+
 def squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum):
     dtype, cd = mean.dtype, compute_dtype(mean.dtype)
-    m, s, n = mean.to(cd), log_std.to(cd), noise.to(cd)
-    if lo is not None:
-        s = bound_log_std(s, lo, hi)
-    u = m + torch.exp(s) * n
-    a, _, log_one_minus_a2 = _tanh_parts(u)
-    log_prob = (-0.5 * n.square() - s - LOG_SQRT_2PI - log_one_minus_a2).sum(-1)
-    action = a
-    if scale is not None:
-        action = action * scale
-        log_prob = log_prob - torch.log(scale.abs()).sum()
-    if bias is not None:
-        action = action + bias
+    action, log_prob, _ = squashed_gaussian_parts(mean.to(cd), log_std.to(cd), noise.to(cd), scale, bias, lo, hi)
     lp_sum = log_prob.sum() if want_sum else None
     return action.to(dtype), log_prob.to(dtype), lp_sum
 
 
 def squashed_gaussian_bwd(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi):
     dtype, cd = mean.dtype, compute_dtype(mean.dtype)
-    m, raw, n = mean.to(cd), log_std.to(cd), noise.to(cd)
-    s = bound_log_std(raw, lo, hi) if lo is not None else raw
-    sigma = torch.exp(s)
-    u = m + sigma * n
-    a, one_minus_a2, _ = _tanh_parts(u)
-    g_a = grad_action.to(cd)
-    if scale is not None:
-        g_a = g_a * scale
-    g_lp = grad_log_prob.to(cd).unsqueeze(-1)
-    d_u = g_a * one_minus_a2 + g_lp * 2.0 * a
-    d_s = d_u * sigma * n - g_lp
-    if lo is not None:
-        d_s = d_s * (0.5 * (hi - lo)) * (1.0 - torch.tanh(raw).square())
+    _, _, parts = squashed_gaussian_parts(mean.to(cd), log_std.to(cd), noise.to(cd), None, None, lo, hi)
+    d_u, d_s = squashed_gaussian_grads(grad_action.to(cd), grad_log_prob.to(cd), parts, scale, lo, hi)
     return d_u.to(dtype), d_s.to(dtype)
 
 
-def _plogp(p: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
-    """``p * log_p`` with ``0 * log 0 = 0`` (actions masked with ``-inf`` logits contribute nothing)."""
-    return torch.where(p > 0, p * log_p, torch.zeros((), dtype=p.dtype, device=p.device))
+# Log-probabilities below this are clamped to it where they multiply a probability: exp(-1e4) is 0 in every float
+# format, so p * log p is unchanged wherever p > 0, and a masked action (logit -inf: p = 0, log p = -inf) gives
+# 0 * -1e4 = 0 instead of 0 * -inf = nan, in the value and, for autograd, in the gradient (which stays finite).
+MASKED_LOG_PROB = -1.0e4
+
+
+def categorical_parts(z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(probs, log_probs, entropy, clamped_log_probs)`` in the compute dtype from logits already in it.
+    Differentiable by autograd (the eager path uses it that way: autograd of ``log_softmax`` is one fused node)."""
+    log_probs = torch.log_softmax(z, dim=-1)
+    probs = torch.exp(log_probs)
+    clamped = log_probs.clamp_min(MASKED_LOG_PROB)
+    entropy = torch.linalg.vecdot(probs, clamped).neg_()
+    return probs, log_probs, entropy, clamped
+
+
+def categorical_grads(g_p, g_lp, g_h, probs, entropy, clamped_log_probs):
+    """``d z`` in the compute dtype from the incoming gradients (each may be None):
+    ``d z_j = g_lp_j + p_j (g_p_j - sum(g_p p) - sum(g_lp) - g_H (log p_j + H))``, with the clamped log-probs in
+    the last term so that masked actions (p = 0) contribute 0."""
+    coeff = None  # what multiplies p_j: (..., A) or (..., 1)
+    if g_p is not None:
+        coeff = g_p - torch.linalg.vecdot(g_p, probs).unsqueeze(-1)
+    if g_lp is not None:
+        c = g_lp.sum(-1, keepdim=True)
+        coeff = c.neg_() if coeff is None else coeff.sub_(c)
+    if g_h is not None:
+        c = torch.add(clamped_log_probs, entropy.unsqueeze(-1)).mul_(g_h.unsqueeze(-1))
+        coeff = c.neg_() if coeff is None else coeff.sub_(c)
+    return torch.mul(probs, coeff) if g_lp is None else torch.addcmul(g_lp, probs, coeff)
 
 
 def categorical_fwd(logits, want_sum):
     dtype, cd = logits.dtype, compute_dtype(logits.dtype)
-    log_probs = torch.log_softmax(logits.to(cd), dim=-1)
-    probs = log_probs.exp()
-    entropy = -_plogp(probs, log_probs).sum(-1)
+    probs, log_probs, entropy, _ = categorical_parts(logits.to(cd))
     entropy_sum = entropy.sum() if want_sum else None
     return probs.to(dtype), log_probs.to(dtype), entropy.to(dtype), entropy_sum
 
 
 def categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits):
-    """``d z_j = g_lp_j - p_j sum(g_lp) + p_j (g_p_j - sum(g_p p)) - g_H p_j (log p_j + H)``."""
+    """The closed form of :func:`categorical_grads`."""
     dtype, cd = logits.dtype, compute_dtype(logits.dtype)
-    log_probs = torch.log_softmax(logits.to(cd), dim=-1)
-    probs = log_probs.exp()
-    entropy = -_plogp(probs, log_probs).sum(-1, keepdim=True)
-    g_p, g_lp = grad_probs.to(cd), grad_log_probs.to(cd)
-    g_h = grad_entropy.to(cd).unsqueeze(-1)
-    d = g_lp - probs * g_lp.sum(-1, keepdim=True)
-    d = d + probs * (g_p - (g_p * probs).sum(-1, keepdim=True))
-    # p_j (log p_j + H) vanishes with p_j (masked actions); keep it finite there.
-    d = d - g_h * torch.where(probs > 0, probs * (log_probs + entropy), torch.zeros((), dtype=cd, device=d.device))
+    probs, _, entropy, clamped = categorical_parts(logits.to(cd))
+    d = categorical_grads(grad_probs.to(cd), grad_log_probs.to(cd), grad_entropy.to(cd), probs, entropy, clamped)
     return d.to(dtype)

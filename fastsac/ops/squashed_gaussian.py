@@ -6,8 +6,14 @@ Math (see ``fastsac.ops.reference`` for the numerics every backend follows)::
     action   = a * action_scale + action_bias
     log_prob = sum_A [-0.5 noise^2 - log_std - 0.5 log(2 pi) - log(1 - tanh(u)^2) - log|action_scale|]
 
-The forward is one ``torch.library`` custom op with a fake implementation and autograd, so ``torch.compile``
-with ``fullgraph=True`` sees one node for the forward and one for the backward. With a target entropy it also
+Two paths, chosen per call, with the same math and results within the accuracy contract:
+
+- **compiled** (inside ``torch.compile``) and the Triton / CUDA backends: one ``torch.library`` custom op with a
+  fake implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node for the forward
+  and one for the backward;
+- **eager on the torch backend** (a CPU, or ``backend="torch"``): the reference math runs directly, without the
+  custom-op dispatch (about 100 us a call on a CPU), inside a small ``torch.autograd.Function`` with the same
+  closed-form backward (only when a gradient is wanted; under ``no_grad`` the forward runs bare). With a target entropy it also
 returns ``gap = mean(log_prob) + target`` from the same pass; the alpha loss ``-log_alpha * gap`` is then one
 multiply in its own autograd node. The backward is a custom op too:
 the backends implement the closed forms (``d_u = g_a * scale * (1 - a^2) + g_lp * 2a``, ``d_mean = d_u``,
@@ -20,6 +26,7 @@ import torch
 from torch import Tensor
 
 from . import _validate
+from . import _eager, reference
 from .backends import backend_module, resolve_backend
 from .reference import compute_dtype
 
@@ -112,21 +119,71 @@ _squashed_gaussian.register_autograd(_backward, setup_context=_setup)
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# eager path on the torch backend: the reference math without the custom-op dispatch
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _EagerSquashedGaussian(torch.autograd.Function):
+    """``(action, log_prob, gap)`` on (..., A) tensors with the closed-form backward of ``fastsac.ops.reference``;
+    ``gap = mean(log_prob) + target`` (not differentiable) when ``target`` is given, else None."""
+
+    @staticmethod
+    def forward(ctx, mean, log_std, noise, scale, bias, lo, hi, target):
+        dtype = mean.dtype
+        cd = compute_dtype(dtype)
+        if dtype != cd:
+            mean, log_std, noise = mean.to(cd), log_std.to(cd), noise.to(cd)
+        action, log_prob, parts = reference.squashed_gaussian_parts(mean, log_std, noise, scale, bias, lo, hi)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(*parts)
+        ctx.scale, ctx.lo, ctx.hi, ctx.dtype = scale, lo, hi, dtype
+        gap = None
+        if target is not None:
+            gap = log_prob.mean().add_(target)
+            ctx.mark_non_differentiable(gap)
+        if dtype != cd:
+            action, log_prob = action.to(dtype), log_prob.to(dtype)
+        return action, log_prob, gap
+
+    @staticmethod
+    def backward(ctx, g_action, g_log_prob, _g_gap):
+        no_grads = (None,) * 6
+        if g_action is None and g_log_prob is None:
+            return (None, None, *no_grads)
+        parts = reference.SquashedGaussianParts(*ctx.saved_tensors)
+        cd = parts.a.dtype
+        if ctx.dtype != cd:
+            g_action = None if g_action is None else g_action.to(cd)
+            g_log_prob = None if g_log_prob is None else g_log_prob.to(cd)
+        d_mean, d_log_std = reference.squashed_gaussian_grads(g_action, g_log_prob, parts, ctx.scale, ctx.lo, ctx.hi)
+        if ctx.dtype != cd:
+            d_mean, d_log_std = d_mean.to(ctx.dtype), d_log_std.to(ctx.dtype)
+        return (d_mean, d_log_std, *no_grads)
+
+
+def _eager_call(mean, log_std, noise, scale, bias, lo, hi, target):
+    return _eager.run(_EagerSquashedGaussian, mean.requires_grad or log_std.requires_grad,
+                      mean, log_std, noise, scale, bias, lo, hi, target)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _prepare(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend):
-    names = ("mean", "log_std", "noise")
-    tensors = tuple(_validate.check_tensor(n, t) for n, t in zip(names, (mean, log_std, noise)))
-    _validate.check_same(names, tensors)
-    cd = compute_dtype(mean.dtype)
-    scale = _validate.per_action("action_scale", action_scale, mean, cd)
-    bias = _validate.per_action("action_bias", action_bias, mean, cd)
+_NAMES = ("mean", "log_std", "noise")
+
+
+def _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend):
+    """Validate everything; returns ``(scale, bias, lo, hi, backend name, eager)``. On the eager path ``scale`` and
+    ``bias`` stay numbers or broadcastable tensors; on the custom-op path they are (A,) tensors."""
+    _validate.check_inputs(_NAMES, (mean, log_std, noise))
     lo, hi = _validate.bounds(log_std_bounds)
     name = resolve_backend(mean, backend=backend)
-    rows = tuple(_validate.as_rows(t) for t in tensors)
-    return rows, scale, bias, lo, hi, name
+    eager = name == "torch" and not torch.compiler.is_compiling()
+    cd = compute_dtype(mean.dtype)
+    check = _validate.per_action_broadcast if eager else _validate.per_action
+    return check("action_scale", action_scale, mean, cd), check("action_bias", action_bias, mean, cd), lo, hi, name, eager
 
 
 def squashed_gaussian(
@@ -154,7 +211,10 @@ def squashed_gaussian(
         ``(action, log_prob)`` of shapes ``(..., A)`` and ``(...)``, in the input dtype. The log-prob includes
         the tanh Jacobian in its exact form and stays finite when tanh saturates.
     """
-    (m, s, n), scale, bias, lo, hi, name = _prepare(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
+    scale, bias, lo, hi, name, eager = _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
+    if eager:
+        return _eager_call(mean, log_std, noise, scale, bias, lo, hi, None)[:2]
+    m, s, n = (_validate.as_rows(t) for t in (mean, log_std, noise))
     action, log_prob, _ = _squashed_gaussian(m, s, n, scale, bias, lo, hi, None, name)
     return action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
 
@@ -180,25 +240,30 @@ def squashed_gaussian_with_alpha_loss(
     Returns:
         ``(action, log_prob, alpha_loss)``; ``alpha_loss`` is 0-dim in ``log_alpha``'s dtype.
     """
-    (m, s, n), scale, bias, lo, hi, name = _prepare(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
+    scale, bias, lo, hi, name, eager = _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
     log_alpha = _validate.log_alpha(log_alpha, mean)
-    target = _validate.target_entropy(target_entropy, mean, compute_dtype(mean.dtype))
-    action, log_prob, gap = _squashed_gaussian(m, s, n, scale, bias, lo, hi, target, name)
+    if eager:
+        action, log_prob, gap = _eager_call(mean, log_std, noise, scale, bias, lo, hi,
+                                       _validate.target_entropy_eager(target_entropy, mean))
+    else:
+        target = _validate.target_entropy(target_entropy, mean, compute_dtype(mean.dtype))
+        m, s, n = (_validate.as_rows(t) for t in (mean, log_std, noise))
+        action, log_prob, gap = _squashed_gaussian(m, s, n, scale, bias, lo, hi, target, name)
+        action, log_prob = action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
     # A separate (one-multiply) autograd node: backpropagating the actor loss first does not free what the
     # alpha loss needs, so Velora-style code with two .backward() calls works.
-    alpha_loss = -(log_alpha * gap.to(log_alpha.dtype))
-    return action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1]), alpha_loss
+    alpha_loss = log_alpha * gap.to(log_alpha.dtype).neg_()
+    return action, log_prob, alpha_loss
 
 
 def deterministic_action(mean: Tensor, *, action_scale=None, action_bias=None) -> Tensor:
     """The evaluation action ``tanh(mean) * action_scale + action_bias``."""
     _validate.check_tensor("mean", mean)
     action = torch.tanh(mean)
-    cd = compute_dtype(mean.dtype)
-    scale = _validate.per_action("action_scale", action_scale, mean, cd)
-    bias = _validate.per_action("action_bias", action_bias, mean, cd)
+    scale = _validate.per_action_broadcast("action_scale", action_scale, mean, mean.dtype)
+    bias = _validate.per_action_broadcast("action_bias", action_bias, mean, mean.dtype)
     if scale is not None:
-        action = action * scale.to(mean.dtype)
+        action = action * scale
     if bias is not None:
-        action = action + bias.to(mean.dtype)
+        action = action + bias
     return action

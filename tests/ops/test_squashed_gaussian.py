@@ -400,3 +400,25 @@ def test_bad_inputs_raise_clear_errors(gen):
     for exc, words, call in cases:
         with pytest.raises(exc, match=words):
             call()
+
+
+def test_the_accuracy_rule_catches_a_systematic_error_beside_an_ill_conditioned_element(gen):
+    """The rule's reference error is taken per element. With one element where u cancels (mean = -sigma * noise:
+    four ulps of the mean move the action by ~1e-5), a path that is off by 1e-5 (relative) on EVERY element fails
+    it; a rule with one scalar reference error (the worst element's) let that path pass."""
+    from tests.accuracy import reference_error
+
+    mean, log_std, noise = make_inputs(gen, 300, 6)
+    log_std[0, 0], noise[0, 0] = 2.0, 3.6
+    mean[0, 0] = -(log_std[0, 0].double().exp() * noise[0, 0].double()).float()
+    ref_action, _ = reference64(mean, log_std, noise)
+    evals = [e[0] for e in reference_evaluations(lambda *x: plain_torch(*x), (mean, log_std, noise), torch.float32)]
+    e = reference_error(ref_action, evals)
+    assert e[0, 0] > 10 * e[1:].max(), "the constructed element is not the ill-conditioned one"
+    worse = (ref_action * (1 + 1e-5)).float()  # a "faster but worse" path: 1e-5 off everywhere
+    with pytest.raises(AssertionError, match="exceeds its tolerance"):
+        assert_within_reference_error("action", worse, ref_action, evals)
+    scalar_bound = 2.0 * e.max() + 4.0 * torch.finfo(torch.float32).eps * (1.0 + ref_action.abs())
+    assert ((worse.double() - ref_action).abs() <= scalar_bound).all(), "the scalar rule would have caught it too"
+    action, _ = ops.squashed_gaussian(mean, log_std, noise, backend="torch")  # the real path passes
+    assert_within_reference_error("action", action, ref_action, evals)
