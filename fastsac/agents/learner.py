@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from fastsac import ops
-from fastsac.agents.compilation import autograd_ops_config
+from fastsac.agents.compilation import autograd_ops_config, compile_update
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.cuda_graph import CapturedUpdate
 from fastsac.agents.optim import ForeachAdam
@@ -75,7 +75,7 @@ class Learner:
         self.generator.manual_seed(cfg.seed)
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
         self.num_updates = 0
-        self._update_fn = torch.compile(self._update, fullgraph=True) if cfg.compile else self._update
+        self._update_fn = compile_update(self._update) if cfg.compile else self._update
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
         self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors) if self.use_cuda_graph \
             else None

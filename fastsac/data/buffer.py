@@ -179,13 +179,14 @@ class ReplayBuffer:
     def _check(self, name: str, x: Any, shape: tuple[int, ...], kind: str) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if tuple(x.shape) != shape:
+        if x.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
-        ok = {
-            "float": x.is_floating_point(),
-            "int": not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool,
-            "flag": x.dtype == torch.bool or x.is_floating_point(),
-        }[kind]
+        if kind == "float":
+            ok = x.is_floating_point()
+        elif kind == "int":
+            ok = not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+        else:  # "flag"
+            ok = x.dtype == torch.bool or x.is_floating_point()
         if not ok:
             want = {"float": "a floating dtype", "int": "an integer dtype", "flag": "bool (or float 0/1)"}[kind]
             raise TypeError(f"{name} must have {want}, got {x.dtype}")

@@ -195,9 +195,10 @@ class VecEnv:
     def _env_action(self, action: torch.Tensor | np.ndarray) -> np.ndarray:
         if isinstance(action, torch.Tensor):
             action = action.detach()
-            if action.is_floating_point():  # float64 on the host (also covers bfloat16, which numpy lacks)
-                action = action.to(device="cpu", dtype=torch.float64)
-            a = action.cpu().numpy()
+            if action.device.type != "cpu" or action.dtype not in _NUMPY_FLOATS_AND_INTS:
+                # float64 on the host (also covers bfloat16, which numpy lacks)
+                action = action.to(device="cpu", dtype=torch.float64 if action.is_floating_point() else None)
+            a = action.numpy()
         elif isinstance(action, np.ndarray):
             a = action
         else:
@@ -218,6 +219,7 @@ class VecEnv:
         )
 
 
+_NUMPY_FLOATS_AND_INTS = (torch.float32, torch.float64, torch.int64, torch.int32)
 _EMPTY_F64 = np.zeros(0, dtype=np.float64)
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
 _EMPTY_F64.flags.writeable = False

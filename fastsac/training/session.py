@@ -18,7 +18,6 @@ written atomically. :meth:`Session.checkpoint` and :meth:`Session.restore` hold 
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 import warnings
@@ -282,34 +281,56 @@ class Session:
         )
 
     def _loop(self, stop: StopOnSigint) -> None:
+        """Step, store, update until ``total_steps`` or a stop request. The loop body is kept to the calls it
+        needs (a CPU step of a small SAC is a few milliseconds, of which Python bookkeeping is a measurable part):
+        the update debt is an integer count of 1/den updates, and the boundaries (evaluation, log rows,
+        checkpoints, the end) are checked against the next step at which one falls."""
         cfg, env, learner, buffer = self.config, self.env, self.learner, self.buffer
+        act, step_env, add, log_action = learner.act, env.step, buffer.add, self.actions.append
+        update, sample, batch_size = learner.update, buffer.sample, cfg.batch_size
         utd = self.utd_per_iteration
+        num, den = utd.numerator, utd.denominator
+        debt = int(self.debt * den)  # self.debt is a multiple of 1/den
+        total, starts, num_envs, window = cfg.total_steps, cfg.learning_starts, env.num_envs, self.window
+        next_boundary = self._next_boundary()
         tick = time.perf_counter()
-        while self.step < cfg.total_steps and not stop.requested:
+        while self.step < total and not stop.requested:
             obs = self.obs
-            action = self._random_action() if self.step < cfg.learning_starts else learner.act(obs)
-            res = env.step(action)
-            buffer.add(obs, action, res.reward, res.final_obs, res.terminated)
-            self.actions.append(action)
+            action = self._random_action() if self.step < starts else act(obs)
+            res = step_env(action)
+            add(obs, action, res.reward, res.final_obs, res.terminated)
+            log_action(action)
             self.obs = res.next_obs
             before = self.step
-            self.step += env.num_envs
+            self.step = now_step = before + num_envs
             self.iteration += 1
             if res.episode_returns.size:
-                self.window["episodes"] += int(res.episode_returns.size)
-                self.window["return_sum"] += float(res.episode_returns.sum())
-                self.window["length_sum"] += int(res.episode_lengths.sum())
+                window["episodes"] += int(res.episode_returns.size)
+                window["return_sum"] += float(res.episode_returns.sum())
+                window["length_sum"] += int(res.episode_lengths.sum())
                 self.recent_returns.extend(float(r) for r in res.episode_returns)
-            if self.step >= cfg.learning_starts:
-                self.debt += utd
-                n_updates = math.floor(self.debt)
-                self.debt -= n_updates
+            if now_step >= starts:
+                n_updates, debt = divmod(debt + num, den)
                 for _ in range(n_updates):
-                    learner.update(buffer.sample(cfg.batch_size))
-            now = time.perf_counter()
-            self.train_time += now - tick
-            self._boundaries(before)
-            tick = time.perf_counter()
+                    update(sample(batch_size))
+            if now_step >= next_boundary:
+                self.train_time += time.perf_counter() - tick
+                self.debt = Fraction(debt, den)
+                self._boundaries(before)
+                window = self.window  # _log starts a new window
+                next_boundary = self._next_boundary()
+                tick = time.perf_counter()
+        self.train_time += time.perf_counter() - tick
+        self.debt = Fraction(debt, den)
+
+    def _next_boundary(self) -> int:
+        """The first step after the current one at which an evaluation, a log row, a checkpoint or the end falls."""
+        cfg, step = self.config, self.step
+        nexts = [cfg.total_steps]
+        for every in (cfg.eval_every, cfg.log_every, cfg.checkpoint_every):
+            if every > 0:
+                nexts.append((step // every + 1) * every)
+        return min(nexts)
 
     def _boundaries(self, before: int) -> None:
         cfg, step = self.config, self.step
