@@ -11,8 +11,8 @@ Method: fixed thread count (CPU), or CUDA with a device sync around each timed b
 triggers the compile, timed separately); then ``--repeats`` rounds, each timing ``--iters`` updates of every
 provider in turn (interleaved, so load changes hit all providers alike); the median of the per-round ms/update
 is reported, with the ratio to the baseline. On CPU it also prints the matrix-product floor: the FLOPs no update
-can avoid (``update_flops``) at the rate a 256^3 ``torch.mm`` reaches in the same rounds, so the gap between
-fastsac and the machine, and the largest ratio over the baseline any implementation could reach, are measured too.
+can avoid (``fastsac.agents.cost.update_flops``) at the rate a 256^3 ``torch.mm`` reaches in the same rounds, so
+the gap between fastsac and the machine, and the largest ratio over the baseline any implementation could reach, are measured too.
 
     python bench/bench_update.py --threads 1
     python bench/bench_update.py --threads 1 --clock cpu      # on a shared machine
@@ -36,6 +36,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastsac.agents import LearnerConfig, SACLearner  # noqa: E402
+from fastsac.agents.cost import update_flops  # noqa: E402
 
 LOG_STD_MAX, LOG_STD_MIN = 2.0, -5.0
 
@@ -168,21 +169,6 @@ def time_updates(update, batches, iters, clock=time.perf_counter, sync=lambda: N
     return (clock() - start) / iters * 1e3
 
 
-def update_flops(obs_dim, act_dim, hidden, batch_size) -> float:
-    """Multiply-add FLOPs (2 per MAC) of the matrix products one SAC update cannot avoid, 2 hidden layers.
-
-    Per sample, with C the MACs of one critic's forward ((o+a)h + h^2 + h) and P the actor's (oh + h^2 + 2ah):
-    target (actor P + twin target critics 2C), critic step (forward 2C, weight gradients 2C, input gradients of
-    the layers above the first 2(C - (o+a)h)), actor step (actor P, critics 2C, critic input gradients 2C, actor
-    weight gradients P and input gradients above the first layer P - oh). No critic weight gradients in the
-    actor step and no extra actor pass for the alpha loss (CleanRL does both, so it needs more)."""
-    o, a, h = obs_dim, act_dim, hidden
-    c = (o + a) * h + h * h + h
-    p = o * h + h * h + 2 * a * h
-    macs = 4 * p + 12 * c - 2 * (o + a) * h - o * h
-    return 2.0 * macs * batch_size
-
-
 def gemm_gflops(n, device, sync, seconds=1.0) -> float:
     """Achieved GFLOP/s of an n x n x n float32 matrix product here (the size of the hidden layers' products)."""
     x, w = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
@@ -257,7 +243,7 @@ def main(argv=None):
     if not gemm:
         return 0 if math.isfinite(ratio) else 1
     # The matrix-product floor: the update's unavoidable FLOPs at the rate a 256^3 product reaches here.
-    flops, rate = update_flops(args.obs_dim, args.act_dim, 256, args.batch_size), statistics.median(gemm)
+    flops, rate = update_flops(args.obs_dim, args.act_dim, (256, 256), args.batch_size), statistics.median(gemm)
     floor_ms = flops / (rate * 1e9) * 1e3
     print(f"matrix-product floor: {flops / 1e6:.0f} MFLOP per update at {rate:.1f} GFLOP/s (256^3 torch.mm) = "
           f"{floor_ms:.2f} ms; fastsac compiled runs at {flops / result['fastsac_compiled'] / 1e6:.1f} GFLOP/s "

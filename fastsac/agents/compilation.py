@@ -18,18 +18,22 @@ def autograd_ops_config():
     return contextlib.nullcontext()
 
 
-# Guard kinds that re-check a tensor's metadata (dtype, device, shape, strides) or that two tensors do not alias.
-_TENSOR_GUARDS = {"TENSOR_MATCH", "DUPLICATE_INPUT"}
-
-
 def keep_guards_on_inputs_only_for_owned_tensors(entries) -> list[bool]:
-    """A ``guard_filter_fn`` for a learner's compiled update: drop the tensor guards on the learner's own tensors
-    (sources under ``self.``: parameters, optimizer moments, the metric sums, log_alpha, the target entropy), keep
-    every other guard (on the update's inputs, and on Python values such as learning rates, so changing one
-    still recompiles). A learner allocates its tensors once and only ever updates them in place (optimizer steps,
-    the target lerp, ``load_state_dict``), so their metadata cannot change and none aliases another; re-checking
-    some 130 of them cost ~0.3 ms per call on a CPU (dynamo's guard evaluation in the profile)."""
-    return [not (e.guard_type in _TENSOR_GUARDS and e.name.startswith("self.")) for e in entries]
+    """A ``guard_filter_fn`` for a learner's compiled update: drop the guards that re-check the learner's optimizer
+    and bookkeeping tensors (sources under ``self.`` other than network parameters: Adam moments, step counts,
+    metric sums, log_alpha, the target entropy) and the no-aliasing guards among the learner's tensors; keep every
+    other guard: on the update's inputs, on the network parameters (their shapes tell two learners' graphs apart:
+    the compiled code is cached per code object, shared by every instance), and on Python values such as learning
+    rates (changing one still recompiles). The dropped tensors are allocated once, next to the parameters they
+    follow (same shapes, dtype, device) or with fixed shapes, only ever updated in place (optimizer steps,
+    ``load_state_dict``), and never alias each other."""
+    keep = []
+    for e in entries:
+        owned = e.name.startswith("self.")
+        parameter = "_parameters[" in e.name or "params[" in e.name
+        keep.append(not (owned and (e.guard_type == "DUPLICATE_INPUT"
+                                    or (e.guard_type == "TENSOR_MATCH" and not parameter))))
+    return keep
 
 
 def compile_update(fn):

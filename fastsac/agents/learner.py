@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +76,7 @@ class Learner:
         self.generator.manual_seed(cfg.seed)
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
         self.num_updates = 0
+        self.compile_seconds: float | None = None  # the first compiled update's seconds, once it has run
         self._update_fn = compile_update(self._update) if cfg.compile else self._update
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
         self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors) if self.use_cuda_graph \
@@ -150,7 +152,9 @@ class Learner:
         Actor and alpha are updated when ``num_updates % policy_delay == 0``; the entropy schedule advances by 1."""
         obs, action, reward, next_obs, terminated = batch
         update_actor = self.num_updates % self.cfg.policy_delay == 0
-        if self.use_cuda_graph:
+        if self.compile_seconds is None and self.cfg.compile:
+            self._first_compiled_update(batch, update_actor)
+        elif self.use_cuda_graph:
             self._replay(update_actor, (obs, action, reward, next_obs, terminated))
         else:
             noise = self._draw_noise(obs.shape[0])
@@ -158,6 +162,20 @@ class Learner:
                 self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor)
         self.num_updates += 1
         self.entropy.advance_schedule(1)
+
+    def _first_compiled_update(self, batch, update_actor: bool) -> None:
+        """The first update with ``cfg.compile``: it compiles (and on CUDA captures); its seconds are kept in
+        ``compile_seconds`` (what compiling cost this run; printed by the trainer)."""
+        t = time.perf_counter()
+        self.compile_seconds = 0.0  # the branch below runs the normal path
+        obs, action, reward, next_obs, terminated = batch
+        if self.use_cuda_graph:
+            self._replay(update_actor, (obs, action, reward, next_obs, terminated))
+            torch.cuda.synchronize(self.device)
+        else:
+            with autograd_ops_config():
+                self._update_fn(obs, action, reward, next_obs, terminated, self._draw_noise(obs.shape[0]), update_actor)
+        self.compile_seconds = time.perf_counter() - t
 
     def _draw_noise(self, batch_size: int, out: torch.Tensor | None = None) -> torch.Tensor:
         if out is None:

@@ -29,8 +29,8 @@ changing the target never recompiles. Move schedules with :meth:`advance_schedul
 
 from fastsac.entropy import schedules
 from fastsac.entropy.controller import EntropyController
-from fastsac.entropy.schedules import ConstantSchedule, CosineSchedule, ExponentialSchedule, LinearSchedule, Schedule
-from fastsac.entropy.schedules import as_schedule
+from fastsac.entropy.schedules import ConstantSchedule, CosineSchedule, ExponentialSchedule, LinearSchedule, Schedule  # noqa: F401
+from fastsac.entropy.schedules import as_schedule  # noqa: F401
 from fastsac.entropy.temperature import EntropyModule, EntropyModuleDiscrete, EntropyParameters
 
 __all__ = ["EntropyModule", "EntropyModuleDiscrete", "EntropyController", "EntropyParameters", *schedules.__all__]

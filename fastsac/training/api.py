@@ -89,7 +89,7 @@ def resume(run_dir: str | os.PathLike, **overrides: Any) -> RunResult:
     else:
         env_seed = (config.seed * 1_000_003 + step + 1) % 2**31
     with TorchThreads(config.threads):
-        session = Session(config, run_dir, env_seed=env_seed)
+        session = Session(config, run_dir, env_seed=env_seed, compile_decision=ckpt.get("compile_decision"))
         try:
             session.restore(ckpt)
         except BaseException:

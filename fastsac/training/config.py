@@ -89,8 +89,9 @@ class TrainConfig:
     compile: bool | None = field(
         default=None,
         metadata=_help(
-            "compile the whole update with torch.compile (a CUDA graph on GPU); default: on for CUDA, off for CPU "
-            "(compiling takes ~50 s on a small CPU and pays off only in runs longer than ~10k updates)"
+            "compile the whole update with torch.compile (a CUDA graph on GPU); default: on for CUDA; on a CPU when "
+            "the run's updates repay the ~45 s compile (a rule from measurements, fastsac.training.resolve: e.g. "
+            "HalfCheetah 2x256 compiles, the 10k-step Pendulum quick start does not)"
         ),
     )
     out: str | None = field(

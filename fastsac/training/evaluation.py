@@ -107,7 +107,7 @@ def evaluate(
 def _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed) -> EvalResult:
     probe = make_env(config.env_id, num_envs=1, seed=0, backend=config.env_backend, device=dev)
     try:
-        learner = make_learner(probe.obs_dim, probe, learner_config(config, dev, compile_=False), dev)
+        learner = make_learner(probe.obs_dim, probe, learner_config(config, compile_=False), dev)
     finally:
         probe.close()
     learner.load_state_dict(ckpt["learner"])

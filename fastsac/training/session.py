@@ -38,7 +38,7 @@ from fastsac.training.config import TrainConfig, config_to_dict
 from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
 from fastsac.training.metrics_log import MetricsLogger, Progress
-from fastsac.training.resolve import learner_config, resolve_compile, resolve_device
+from fastsac.training.resolve import decide_compile, learner_config, resolve_device
 from fastsac.training.resume import ActionLog, replay_actions
 from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
 
@@ -74,11 +74,15 @@ def _fastsac_version() -> str:
 class Session:
     """Everything one training process holds: envs, learner, buffer, counters, logger."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None):
+    def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None,
+                 compile_decision: dict | None = None):
+        """``compile_decision``: the decision a resumed run started with (its checkpoint's), kept unless the
+        resume names --compile/--no-compile."""
         self.config = config
         self.run_dir = run_dir
+        self._notes: list[str] = []  # messages shown once the progress bar exists
+        self._compile_reported = False
         self.device = resolve_device(config)
-        self.compile = resolve_compile(config, self.device)
         self.env_seed = config.seed if env_seed is None else env_seed  # the envs' seed; actions are logged from it
         self.actions_from_step = 0  # the step the action log starts at (> 0 after a resume_env="reset" resume)
         self.env = make_env(
@@ -90,7 +94,12 @@ class Session:
         )
         try:
             env = self.env
-            self.learner = make_learner(env.obs_dim, env, learner_config(config, self.device), self.device)
+            action_size = env.num_actions if env.is_discrete else env.action_dim
+            self.compile_decision = decide_compile(config, self.device, env.obs_dim, action_size, env.is_discrete,
+                                                   previous=compile_decision)
+            self.compile = self.compile_decision.compile
+            self._notes.append(f"update: {self.compile_decision.reason}")
+            self.learner = make_learner(env.obs_dim, env, learner_config(config, compile_=self.compile), self.device)
             self.buffer = ReplayBuffer(
                 config.buffer_size,
                 env.obs_dim,
@@ -120,7 +129,6 @@ class Session:
         self.obs: torch.Tensor | None = None
         self.logger: MetricsLogger | None = None
         self.progress: Progress | None = None
-        self._notes: list[str] = []  # messages shown once the progress bar exists
         self._t0 = time.perf_counter()
 
     # --- bookkeeping -----------------------------------------------------------------------------------------
@@ -154,6 +162,8 @@ class Session:
             "resume_exact": self.resume_exact,
             "device": str(self.device),
             "compile": self.compile,
+            "compile_reason": self.compile_decision.reason,
+            "compile_seconds": self.learner.compile_seconds,
             "env_backend": self.env.backend,
             "ops_backend": self.learner.backend,
             "versions": {
@@ -178,6 +188,7 @@ class Session:
             "window": dict(self.window),
             "recent_returns": list(self.recent_returns),
             "learner": self.learner.state_dict(),
+            "compile_decision": {"compile": self.compile_decision.compile, "reason": self.compile_decision.reason},
             "rng": capture_rng_state(),
             "env": {
                 "env_id": self.env.env_id,
@@ -360,6 +371,10 @@ class Session:
     def _log(self, evaluated: bool) -> None:
         w = self.window
         metrics = self.learner.metrics()  # the host sync
+        if self.learner.compile_seconds is not None and not self._compile_reported:
+            self._compile_reported = True
+            self.progress.write(f"update: compiled in {self.learner.compile_seconds:.1f} s (the first update; "
+                                "seconds with torch's on-disk compile cache warm, tens of seconds cold)")
         steps = self.step - w["last_step"]
         seconds = self.train_time - w["last_train_time"]
         row: dict[str, Any] = {

@@ -1,0 +1,43 @@
+"""The matrix products one update of a learner cannot avoid, counted in FLOPs (2 per multiply-add).
+
+Used for the floor that ``bench/bench_update.py`` prints (those FLOPs at the machine's GEMM rate) and for the rule
+that decides whether a CPU run compiles its update (``fastsac.training.resolve``): what compiling saves grows
+with the work of an update. Checked against ``torch.utils.flop_counter`` on the eager updates in
+``tests/agents/test_cost.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["update_flops"]
+
+
+def _mlp_macs(dims: Sequence[int]) -> int:
+    return sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+
+
+def update_flops(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], batch_size: int, *,
+                 discrete: bool = False) -> float:
+    """FLOPs of the matrix products of one SAC update (actor and critics updated; ``action_dim`` is the number of
+    actions for discrete SAC).
+
+    Continuous, per sample, with C the MACs of one critic's forward and P the actor's (both heads): target (actor P,
+    twin target critics 2C), critic step (forward 2C, weight gradients 2C, input gradients of the layers above the
+    first 2(C - (o+a) h1)), actor step (actor P, critics 2C, critic input gradients 2C, actor weight gradients P
+    and input gradients above the first layer P - o h1). No critic weight gradients in the actor step and no extra
+    actor pass for the alpha loss (CleanRL does both, so it needs more).
+
+    Discrete, Q(s, .) over all actions: target (actor P, target critics 2C), critic step (2C, 2C, 2(C - o h1)),
+    actor step (actor P, critics 2C without gradient, actor weight gradients P, input gradients P - o h1)."""
+    o, a, hidden = obs_dim, action_dim, tuple(hidden_sizes)
+    h1 = hidden[0]
+    if discrete:
+        c = _mlp_macs((o, *hidden, a))
+        p = _mlp_macs((o, *hidden, a))
+        macs = 4 * p + 10 * c - 2 * o * h1 - o * h1
+    else:
+        c = _mlp_macs((o + a, *hidden, 1))
+        p = _mlp_macs((o, *hidden)) + 2 * a * hidden[-1]
+        macs = 4 * p + 12 * c - 2 * (o + a) * h1 - o * h1
+    return 2.0 * macs * batch_size
