@@ -1,22 +1,24 @@
 """Fused-op benchmark: every provider side by side in one run, reported as ratios (and bandwidth on CUDA).
 
-Providers:
-- ``eager``:    the reference formula as plain PyTorch ops, autograd for the backward (what a user writes);
-- ``compiled``: ``torch.compile`` of that same function (inductor fuses it);
-- ``torch``:    fastsac's custom op on the reference backend (closed-form backward);
-- ``triton``:   fastsac's Triton kernels (CUDA only; the CPU interpreter is a test vehicle, not timed);
-- ``cuda``:     fastsac's C++/CUDA extension (on CPU: its C++ CPU build, JIT-compiled for the benchmark).
+Providers (each op, with and without its alpha loss):
 
-Modes: ``fwd`` (forward only, no grad) and ``fwdbwd`` (forward + backward of a loss using every output).
+- ``plain``:            the formula as users write it in plain PyTorch (softplus form of the tanh Jacobian for the
+                        squashed Gaussian; log_softmax / exp / -sum(p log p) for the categorical), autograd backward;
+- ``cleanrl``:          CleanRL's ``torch.distributions`` form (``Normal(mean, std).log_prob(x)`` minus
+                        ``log(1 - tanh(x)^2 + 1e-6)``); squashed Gaussian only;
+- ``plain_compiled``:   ``torch.compile`` of ``plain`` (inductor fuses it);
+- ``fastsac``:          ``fastsac.ops`` as a user calls it, ``backend="auto"`` (on a CPU: the eager path on the
+                        torch backend; on CUDA: the Triton kernels);
+- ``fastsac_compiled``: ``torch.compile`` of a function calling ``fastsac.ops`` (one custom-op node);
+- ``torch`` / ``triton`` / ``cuda``: fastsac with that backend named (on CUDA; ``cuda`` on a CPU with ``--cpp-cpu``).
 
-As a script (prints a table; ``--json`` saves it)::
+Modes: ``fwd`` (forward under ``no_grad``) and ``fwdbwd`` (forward and backward of a loss using every output).
+Method: fixed thread count; each case is timed in ``--rounds`` interleaved rounds (every provider once per round,
+so load changes hit all of them alike), the median per provider is reported with its ratio to ``plain`` (> 1 is
+faster). At batch 1 the difference to ``plain`` is the per-call overhead, printed on its own line.
 
-    python bench/bench_ops.py                        # CPU sizes
-    python bench/bench_ops.py --device cuda          # GPU: 256 .. 2^20 rows, bandwidth vs a device copy
-
-As pytest-benchmark (one group per op/mode/shape)::
-
-    python -m pytest bench/bench_ops.py --benchmark-only --benchmark-group-by=group
+    python bench/bench_ops.py                            # CPU: batches 1 .. 65536, A = 6
+    python bench/bench_ops.py --device cuda --json out.json   # GPU: 256 .. 2^20 rows, bandwidth vs a device copy
 """
 
 from __future__ import annotations
@@ -25,92 +27,120 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from fastsac import ops
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fastsac import ops  # noqa: E402
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 BOUNDS = (-5.0, 2.0)
 
 
-# ------------------------------------------------------------------------------------------------ the eager baseline
+# ------------------------------------------------------------------------------------------------ the baselines
 
 
-def eager_squashed_gaussian(mean, log_std_raw, noise, log_alpha, target):
-    """SAC's sampling + log-prob + alpha loss as users write it in PyTorch (exact Jacobian, bounded log-std)."""
+def _bounded(log_std_raw):
     lo, hi = BOUNDS
-    log_std = lo + 0.5 * (hi - lo) * (torch.tanh(log_std_raw) + 1)
+    return lo + 0.5 * (hi - lo) * (torch.tanh(log_std_raw) + 1)
+
+
+def plain_squashed_gaussian(mean, log_std_raw, noise, log_alpha=None, target=None):
+    """SAC's sampling and exact log-prob as users write it (bounded log-std, softplus Jacobian)."""
+    log_std = _bounded(log_std_raw)
     u = mean + log_std.exp() * noise
     action = torch.tanh(u)
     log_prob = (-0.5 * noise.square() - log_std - LOG_SQRT_2PI - 2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-    alpha_loss = -(log_alpha * (log_prob.detach() + target)).mean()
-    return action, log_prob, alpha_loss
+    if log_alpha is None:
+        return action, log_prob
+    return action, log_prob, -(log_alpha * (log_prob.detach() + target)).mean()
 
 
-def eager_categorical(logits, log_alpha, target):
+def cleanrl_squashed_gaussian(mean, log_std_raw, noise, log_alpha=None, target=None):
+    """CleanRL's sac_continuous_action.py get_action: torch.distributions with log(1 - tanh^2 + 1e-6)."""
+    std = _bounded(log_std_raw).exp()
+    normal = torch.distributions.Normal(mean, std)
+    x_t = mean + std * noise  # normal.rsample() with this noise
+    y_t = torch.tanh(x_t)
+    log_prob = (normal.log_prob(x_t) - torch.log(1 - y_t.pow(2) + 1e-6)).sum(-1)
+    if log_alpha is None:
+        return y_t, log_prob
+    return y_t, log_prob, -(log_alpha * (log_prob.detach() + target)).mean()
+
+
+def plain_categorical(logits, log_alpha=None, target=None):
     log_probs = torch.log_softmax(logits, -1)
     probs = log_probs.exp()
     entropy = -(probs * log_probs).sum(-1)
-    alpha_loss = log_alpha * (entropy.detach().mean() - target)
-    return probs, log_probs, entropy, alpha_loss
+    if log_alpha is None:
+        return probs, log_probs, entropy
+    return probs, log_probs, entropy, log_alpha * (entropy.detach().mean() - target)
 
 
-def fused_squashed_gaussian(backend):
-    def fn(mean, log_std_raw, noise, log_alpha, target):
-        return ops.squashed_gaussian_with_alpha_loss(
-            mean, log_std_raw, noise, log_alpha, target, log_std_bounds=BOUNDS, backend=backend
-        )
-
-    return fn
-
-
-def fused_categorical(backend):
-    def fn(logits, log_alpha, target):
-        return ops.categorical_with_alpha_loss(logits, log_alpha, target, backend=backend)
-
-    return fn
-
-
-# ------------------------------------------------------------------------------------------------ cases
-
-
-def make_case(op, n, a, device, dtype=torch.float32, seed=0):
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    rand = lambda *shape: torch.randn(*shape, generator=g).to(device=device, dtype=dtype)  # noqa: E731
-    log_alpha = torch.zeros((), device=device, requires_grad=True)
-    target = torch.full((), -float(a), device=device)
+def fastsac_provider(op, backend):
     if op == "squashed_gaussian":
-        return [rand(n, a).requires_grad_(), rand(n, a).requires_grad_(), rand(n, a), log_alpha, target]
-    return [(rand(n, a) * 3).requires_grad_(), log_alpha, target]
+        def fn(mean, log_std_raw, noise, log_alpha=None, target=None):
+            if log_alpha is None:
+                return ops.squashed_gaussian(mean, log_std_raw, noise, log_std_bounds=BOUNDS, backend=backend)
+            return ops.squashed_gaussian_with_alpha_loss(mean, log_std_raw, noise, log_alpha, target,
+                                                         log_std_bounds=BOUNDS, backend=backend)
+    else:
+        def fn(logits, log_alpha=None, target=None):
+            if log_alpha is None:
+                return ops.categorical(logits, backend=backend)
+            return ops.categorical_with_alpha_loss(logits, log_alpha, target, backend=backend)
+    return fn
 
 
-def providers(op, device):
-    eager = eager_squashed_gaussian if op == "squashed_gaussian" else eager_categorical
-    fused = fused_squashed_gaussian if op == "squashed_gaussian" else fused_categorical
-    # One compiled object per (op, mode) with dynamic shapes: sharing one across grad modes and sizes would hit
-    # dynamo's recompile limit and silently fall back to eager.
-    out = {"eager": eager, "compiled": torch.compile(eager, dynamic=True), "torch": fused("torch")}
-    if device.type == "cuda":
-        out["triton"] = fused("triton")
-    try:
-        ops.resolve_backend(torch.empty(1, device=device), backend="cuda")
-        out["cuda"] = fused("cuda")
-    except ops.BackendUnavailableError:
-        pass
+def providers(op, device, variant, mode, *, explicit_backends=True):
+    """name -> callable taking the case's arguments. Compiled providers get their own object per (op, variant,
+    mode) with dynamic shapes (one shared across grad modes and sizes would hit dynamo's recompile limit)."""
+    plain = plain_squashed_gaussian if op == "squashed_gaussian" else plain_categorical
+    out = {"plain": plain}
+    if op == "squashed_gaussian":
+        out["cleanrl"] = cleanrl_squashed_gaussian
+    out["plain_compiled"] = torch.compile(plain, dynamic=True)
+    out["fastsac"] = fastsac_provider(op, "auto")
+    out["fastsac_compiled"] = torch.compile(fastsac_provider(op, "auto"), dynamic=True)
+    if explicit_backends:
+        for backend in ("torch", "triton", "cuda"):
+            try:
+                ops.resolve_backend(torch.empty(1, device=device), backend=backend)
+            except ops.BackendUnavailableError:
+                continue
+            if backend == "triton" and device.type != "cuda":
+                continue  # the interpreter is a test vehicle, not a provider
+            if backend == ops.resolve_backend(torch.empty(1, device=device)):
+                continue  # the same as "fastsac"
+            out[backend] = fastsac_provider(op, backend)
     return out
 
 
-def step_fn(fn, args, mode):
-    """A callable running one forward (fwd) or forward + backward of all outputs (fwdbwd)."""
-    if mode == "fwd":
+# ------------------------------------------------------------------------------------------------ cases and timing
 
+
+def make_case(op, n, a, device, variant, dtype=torch.float32, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    rand = lambda *shape: torch.randn(*shape, generator=g).to(device=device, dtype=dtype)  # noqa: E731
+    extra = []
+    if variant == "alpha":
+        extra = [torch.zeros((), device=device, requires_grad=True), torch.full((), -float(a), device=device)]
+    if op == "squashed_gaussian":
+        return [rand(n, a).requires_grad_(), rand(n, a).requires_grad_(), rand(n, a), *extra]
+    return [(rand(n, a) * 3).requires_grad_(), *extra]
+
+
+def step_fn(fn, args, mode):
+    """A callable running one forward (fwd, under no_grad) or forward + backward of all outputs (fwdbwd)."""
+    if mode == "fwd":
         def run():
             with torch.no_grad():
                 return fn(*args)
-
         return run
     grads = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
 
@@ -118,7 +148,6 @@ def step_fn(fn, args, mode):
         outs = fn(*args)
         loss = sum(o.float().sum() for o in outs)
         return torch.autograd.grad(loss, grads)
-
     return run
 
 
@@ -134,100 +163,89 @@ def bytes_moved(op, mode, n, a, elem=4):
     return fwd if mode == "fwd" else fwd + bwd
 
 
-def time_it(run, device, min_time=0.2, repeats=5):
-    """Median seconds per call over interleavable repeats, after a burn-in."""
-    for _ in range(3):
-        run()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    run()
-    sync()
-    once = max(time.perf_counter() - t0, 1e-6)
-    inner = max(1, int(min_time / repeats / once))
-    samples = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(inner):
+def _sync(device):
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def time_interleaved(runs: dict, device, min_time=0.2, rounds=5) -> dict:
+    """Median seconds per call of each run, timed in interleaved rounds after a burn-in."""
+    sync = _sync(device)
+    inner = {}
+    for name, run in runs.items():
+        for _ in range(3):
             run()
         sync()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+        t0 = time.perf_counter()
+        run()
+        sync()
+        inner[name] = max(1, int(min_time / rounds / max(time.perf_counter() - t0, 1e-6)))
+    samples = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(inner[name]):
+                run()
+            sync()
+            samples[name].append((time.perf_counter() - t0) / inner[name])
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def copy_bandwidth(device, nbytes=1 << 28):
     """Device-to-device copy bandwidth (bytes/s counting read + write), the ceiling for a streaming kernel."""
     src = torch.empty(nbytes // 4, device=device)
     dst = torch.empty_like(src)
-    seconds = time_it(lambda: dst.copy_(src), device)
-    return 2 * nbytes / seconds
+    return 2 * nbytes / time_interleaved({"copy": lambda: dst.copy_(src)}, device)["copy"]
 
 
-def run_all(device, sizes, dims, ops_list=("squashed_gaussian", "categorical"), modes=("fwd", "fwdbwd")):
+def run_all(device, sizes, dims, ops_list=("squashed_gaussian", "categorical"), modes=("fwd", "fwdbwd"),
+            variants=("op", "alpha"), rounds=5):
     device = torch.device(device)
     rows = []
     bw = copy_bandwidth(device, nbytes=(1 << 28) if device.type == "cuda" else (1 << 26))
-    print(f"# device copy bandwidth: {bw / 1e9:.1f} GB/s ({device})", flush=True)
+    print(f"# torch {torch.__version__}, {device}, {torch.get_num_threads()} thread(s); device copy bandwidth "
+          f"{bw / 1e9:.1f} GB/s; ratios: plain time / provider time (> 1: faster than plain)", flush=True)
+    overheads = []
     for op in ops_list:
-        provs_by_mode = {mode: providers(op, device) for mode in modes}
-        for a in dims:
-            for n in sizes:
-                args = make_case(op, n, a, device)
-                for mode in modes:
-                    times = {}
-                    for name, fn in provs_by_mode[mode].items():
-                        times[name] = time_it(step_fn(fn, args, mode), device)
-                    moved = bytes_moved(op, mode, n, a)
-                    for name, t in times.items():
-                        row = {
-                            "op": op, "mode": mode, "n": n, "a": a, "provider": name, "us": t * 1e6,
-                            "vs_eager": times["eager"] / t, "vs_compiled": times["compiled"] / t,
-                            "gbps": moved / t / 1e9, "frac_copy_bw": moved / t / bw,
-                        }
-                        rows.append(row)
-                        print(
-                            f"{op:18s} {mode:7s} n={n:<8d} A={a:<3d} {name:9s} {t * 1e6:10.1f} us  "
-                            f"x{row['vs_eager']:6.2f} eager  x{row['vs_compiled']:6.2f} compiled  "
-                            f"{row['gbps']:7.1f} GB/s ({100 * row['frac_copy_bw']:5.1f}% of copy)",
-                            flush=True,
-                        )
-    return {"device": str(device), "copy_bandwidth_gbps": bw / 1e9, "rows": rows}
-
-
-# ------------------------------------------------------------------------------------------------ pytest-benchmark
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover
-    pytest = None
-
-if pytest is not None:
-    _DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    _SIZES = [256, 4096, 65536, 1 << 20] if _DEVICE.type == "cuda" else [256, 4096, 65536]
-
-    @pytest.mark.parametrize("mode", ["fwd", "fwdbwd"])
-    @pytest.mark.parametrize("a", [6, 17])
-    @pytest.mark.parametrize("n", _SIZES)
-    @pytest.mark.parametrize("op", ["squashed_gaussian", "categorical"])
-    @pytest.mark.parametrize("provider", ["eager", "compiled", "torch", "triton", "cuda"])
-    def test_bench(benchmark, provider, op, n, a, mode):
-        provs = providers(op, _DEVICE)
-        if provider not in provs:
-            pytest.skip(f"{provider} cannot run on {_DEVICE}")
-        benchmark.group = f"{op} {mode} n={n} A={a}"
-        run = step_fn(provs[provider], make_case(op, n, a, _DEVICE), mode)
-        run()
-        sync = torch.cuda.synchronize if _DEVICE.type == "cuda" else (lambda: None)
-        benchmark(lambda: (run(), sync()))
+        for variant in variants:
+            for mode in modes:
+                provs = providers(op, device, variant, mode)
+                for a in dims:
+                    for n in sizes:
+                        args = make_case(op, n, a, device, variant)
+                        times = time_interleaved({name: step_fn(fn, args, mode) for name, fn in provs.items()},
+                                                 device, rounds=rounds)
+                        moved = bytes_moved(op, mode, n, a)
+                        cells = []
+                        for name, t in times.items():
+                            row = {"op": op, "variant": variant, "mode": mode, "n": n, "a": a, "provider": name,
+                                   "us": t * 1e6, "vs_plain": times["plain"] / t,
+                                   "vs_cleanrl": times["cleanrl"] / t if "cleanrl" in times else None,
+                                   "vs_plain_compiled": times["plain_compiled"] / t,
+                                   "gbps": moved / t / 1e9, "frac_copy_bw": moved / t / bw}
+                            rows.append(row)
+                            cells.append(f"{name} {t * 1e6:.1f}us x{row['vs_plain']:.2f}")
+                        print(f"{op:17s} {variant:5s} {mode:6s} n={n:<7d} A={a:<3d} | " + " | ".join(cells), flush=True)
+                        if n == 1:
+                            overheads.append((op, variant, mode, a, (times["fastsac"] - times["plain"]) * 1e6))
+    for op, variant, mode, a, us in overheads:
+        print(f"per-call overhead at batch 1: {op} {variant} {mode} A={a}: fastsac - plain = {us:+.1f} us")
+    slower = [r for r in rows if r["provider"] == "fastsac" and r["vs_plain"] < 1.0]
+    print(f"fastsac (provider-selected path) slower than plain in {len(slower)} of "
+          f"{sum(r['provider'] == 'fastsac' for r in rows)} cases" +
+          "".join(f"\n  {r['op']} {r['variant']} {r['mode']} n={r['n']} A={r['a']}: x{r['vs_plain']:.2f}" for r in slower))
+    return {"device": str(device), "copy_bandwidth_gbps": bw / 1e9, "threads": torch.get_num_threads(), "rows": rows}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="batch rows (default: device-dependent)")
-    p.add_argument("--dims", type=int, nargs="+", default=[6, 17], help="action dims")
+    p.add_argument("--dims", type=int, nargs="+", default=[6], help="action dims")
     p.add_argument("--ops", nargs="+", default=["squashed_gaussian", "categorical"])
+    p.add_argument("--modes", nargs="+", default=["fwd", "fwdbwd"])
+    p.add_argument("--variants", nargs="+", default=["op", "alpha"], help="op: without, alpha: with the alpha loss")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed for stable timings)")
     p.add_argument("--cpp-cpu", action="store_true", help="JIT-build the C++ CPU extension and include it (CPU)")
     p.add_argument("--json", default=None, help="write the rows to this file")
@@ -235,11 +253,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.cpp_cpu and device.type == "cpu":
-        from fastsac.ops import extension as _extension
+        from fastsac.ops import extension
 
-        _extension.load_cpu_extension()
-    sizes = args.sizes or ([256, 4096, 65536, 1 << 20] if device.type == "cuda" else [256, 4096, 65536])
-    result = run_all(device, sizes, args.dims, tuple(args.ops))
+        extension.load_cpu_extension()
+    sizes = args.sizes or ([256, 4096, 65536, 1 << 20] if device.type == "cuda" else [1, 16, 256, 4096, 65536])
+    result = run_all(device, sizes, args.dims, tuple(args.ops), tuple(args.modes), tuple(args.variants), args.rounds)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
