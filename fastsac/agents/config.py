@@ -62,7 +62,7 @@ class LearnerConfig:
     agent: Literal["sac", "crossq"] = _option(
         "sac", "learning algorithm: sac (target critics) or crossq (Bhatt et al. 2024: batch renormalization, no "
         "target critics, a joint critic pass; continuous actions only). Setting it (preset, flag or train()) first "
-        "puts that agent's defaults into the fields CROSSQ_DEFAULTS names (lrs, adam_beta1, policy_delay, widths)")
+        "resets the fields CROSSQ_DEFAULTS names (lrs, adam_beta1, policy_delay, widths) to that agent's values")
     critic_hidden_sizes: tuple[int, ...] | None = _option(
         None, "hidden widths of each critic (default: hidden_sizes; CrossQ's paper: 2048 2048)")
     critic_network: Literal["mlp", "layernorm", "simba"] = _option(
