@@ -13,7 +13,8 @@ The ``train`` flags are generated from the config dataclasses (``fastsac.trainin
 ``fastsac.agents.config.LearnerConfig``): one
 flag per field, named after it (``--actor-lr``), with the field's help text; ``--env`` is short for ``--env-id``.
 Precedence: dataclass defaults < preset < flags. ``--preset auto`` (the default) uses the shipped preset named
-after the env when there is one (``fastsac train --env HalfCheetah-v5`` trains with ``presets/HalfCheetah-v5.toml``).
+after the env when there is one (``fastsac train --env HalfCheetah-v5`` trains with ``presets/HalfCheetah-v5.toml``;
+with ``--agent crossq``, ``presets/HalfCheetah-v5-crossq.toml``).
 
 Exit codes: 0 success, 2 bad input (the message says what was wrong; nothing was written), 130 interrupted (a
 checkpoint was written; resume with ``--resume``).
@@ -102,7 +103,7 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
         default="auto",
         metavar="NAME",
         help="hyperparameter preset: a name from `fastsac presets`, a .toml path, 'none', or 'auto' (the preset "
-        "named after --env when one exists) (default: auto)",
+        "for --env (and --agent: <env>-crossq) when one exists) (default: auto)",
     )
     parser.add_argument(
         "--resume",
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = sub.add_parser(
         "train",
         help="train an agent (or resume a run)",
-        description="Train SAC. Defaults < preset < flags. Every run writes config.json, metrics.csv, tb/, "
+        description="Train SAC or CrossQ (--agent). Defaults < preset < flags. Every run writes config.json, metrics.csv, tb/, "
         "checkpoints/latest.pt and summary.json into its run directory (--out).",
     )
     _add_train_args(train_p)
@@ -183,7 +184,8 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         result = resume(args.resume, **overrides)
     else:
         config, preset = resolve_config(args.preset, overrides)
-        print(f"fastsac train: {config.env_id}, preset {preset or 'none'}, seed {config.seed}", file=sys.stderr)
+        print(f"fastsac train: {config.env_id}, {config.learner.agent}, preset {preset or 'none'}, seed {config.seed}",
+              file=sys.stderr)
         result = train(config)
     ev = result.final_eval_return
     print(
@@ -307,7 +309,7 @@ def bench_main(argv: Sequence[str] | None = None, *, train_command: Sequence[str
         seeds = list(range(args.num_seeds)) if args.num_seeds is not None else args.seeds
         out = args.out if args.out is not None else Path("bench") / "suites" / suite.name
         runs = plan_runs(suite, out, seeds=seeds, total_steps=args.total_steps)
-        if args.report_only and not any((out / "runs" / safe_name(e.env)).is_dir() for e in suite.envs):
+        if args.report_only and not any((out / "runs" / safe_name(e.label)).is_dir() for e in suite.envs):
             raise SuiteError(f"--report-only: no runs of suite {suite.name!r} under {out / 'runs'} (see --out)")
         if not args.report_only:
             check_existing(runs)

@@ -95,9 +95,11 @@ def test_shipped_presets_are_valid_and_name_their_source():
         text = (PRESETS_DIR / f"{name}.toml").read_text()
         assert text.startswith("#") and re.search(r"(?i)source|cleanrl|zoo|pytorch_sac|measured", text), name
         values = load_preset(name)
-        assert values["env_id"] == name
+        env = values["env_id"]
+        assert name == env or name.startswith(f"{env}-crossq"), name  # <env> (SAC) or <env>-crossq[-variant]
         cfg, used = resolve_config(name)
-        assert used == name and cfg.env_id == name
+        assert used == name and cfg.env_id == env
+        assert cfg.learner.agent == ("crossq" if name != env else "sac"), name
 
 
 def test_pendulum_preset_equals_the_defaults():

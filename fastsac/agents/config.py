@@ -3,11 +3,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["LearnerConfig", "ActionSpec"]
+__all__ = ["AGENTS", "CROSSQ_DEFAULTS", "LearnerConfig", "ActionSpec"]
+
+AGENTS = ("sac", "crossq")
+
+# CrossQ's hyperparameters (Bhatt et al., ICLR 2024, "CrossQ: Batch Normalization in Deep Reinforcement Learning for
+# Greater Sample Efficiency and Simplicity", openreview.net/forum?id=PczQtTsTIX), as its reference implementation
+# sets them: github.com/adityab/CrossQ, train.py at a318a26, `-algo crossq`: learning rate 1e-3 for the actor and
+# the critics (and for the temperature, which its SAC steps with the same rate and a default Adam), Adam beta1 0.5
+# for the actor and the critics, policy delay 3, critics of 2048 x 2048, actor of 256 x 256, UTD 1, two critics,
+# no target networks (tau = 1 with the joint forward pass). Batch renorm momentum 0.99 and its 100k-step warm-up
+# (sbx/sac/policies.py) are the brn_* fields' defaults. Its learning_starts of 5000 is a run option (the presets).
+CROSSQ_DEFAULTS: dict[str, Any] = {
+    "actor_lr": 1e-3,
+    "critic_lr": 1e-3,
+    "alpha_lr": 1e-3,
+    "adam_beta1": 0.5,
+    "policy_delay": 3,
+    "hidden_sizes": (256, 256),
+    "critic_hidden_sizes": (2048, 2048),
+}
 
 
 def _option(default: Any, help: str):
@@ -17,7 +38,10 @@ def _option(default: Any, help: str):
 
 @dataclass
 class LearnerConfig:
-    """Hyper-parameters of the SAC learner (continuous and discrete). Each field's ``help`` feeds the CLI."""
+    """Hyper-parameters of the learners (SAC continuous and discrete, CrossQ). Each field's ``help`` feeds the CLI.
+
+    The defaults are SAC's; ``LearnerConfig().with_agent("crossq")`` is CrossQ's paper setting
+    (:data:`CROSSQ_DEFAULTS`, sources there)."""
 
     gamma: float = _option(0.99, "discount factor")
     tau: float = _option(0.005, "target critic update rate: target <- lerp(target, critic, tau)")
@@ -35,6 +59,22 @@ class LearnerConfig:
     target_entropy_scale: float = _option(0.98, "discrete only: default target = scale * log(num_actions)")
     log_std_min: float = _option(-5.0, "lower bound of the policy log-std (smooth tanh bound)")
     log_std_max: float = _option(2.0, "upper bound of the policy log-std (smooth tanh bound)")
+    agent: Literal["sac", "crossq"] = _option(
+        "sac", "learning algorithm: sac (target critics) or crossq (Bhatt et al. 2024: batch renormalization, no "
+        "target critics, a joint critic pass; continuous actions only). Setting it (preset, flag or train()) first "
+        "resets the fields CROSSQ_DEFAULTS names (lrs, adam_beta1, policy_delay, widths) to that agent's values")
+    critic_hidden_sizes: tuple[int, ...] | None = _option(
+        None, "hidden widths of each critic (default: hidden_sizes; CrossQ's paper: 2048 2048)")
+    critic_network: Literal["mlp", "layernorm", "simba"] = _option(
+        "mlp", "critic network: mlp, layernorm (LayerNorm after each hidden layer) or simba (residual pre-LayerNorm "
+        "blocks); see docs/agents.md")
+    obs_norm: bool | None = _option(
+        None, "normalize observations by running statistics (SimBa) for the actor and the critics; statistics are "
+        "saved with the learner (default: on with critic_network simba, else off)")
+    adam_beta1: float = _option(0.9, "Adam beta1 of the actor's and the critics' optimizers (CrossQ: 0.5)")
+    brn_momentum: float = _option(0.99, "crossq: momentum of the batch renorm running statistics")
+    brn_warmup_steps: int = _option(
+        100_000, "crossq: training calls during which each batch renorm layer is plain batch norm (r_max=1, d_max=0)")
     compile: bool = _option(True, "torch.compile the whole update as one graph (fullgraph=True)")
     cuda_graph: bool = _option(True, "on CUDA, capture the update in a CUDA graph and replay it (ignored on CPU)")
     backend: str = _option("auto", "fused-op backend: auto, torch, triton or cuda")
@@ -57,6 +97,50 @@ class LearnerConfig:
         if not self.log_std_min < self.log_std_max:
             raise ValueError(
                 f"LearnerConfig: need log_std_min < log_std_max, got {self.log_std_min}, {self.log_std_max}")
+        for name in ("agent", "critic_network"):
+            choices = typing.get_args(typing.get_type_hints(LearnerConfig)[name])
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"LearnerConfig: {name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.critic_hidden_sizes is not None:
+            self.critic_hidden_sizes = tuple(int(h) for h in self.critic_hidden_sizes)
+            if not self.critic_hidden_sizes or min(self.critic_hidden_sizes) < 1:
+                raise ValueError(
+                    f"LearnerConfig: critic_hidden_sizes must be positive widths, got {self.critic_hidden_sizes}")
+        if self.critic_network == "simba" and len(set(self.critic_widths)) != 1:
+            raise ValueError(f"LearnerConfig: critic_network simba needs equal critic widths (one residual width), got "
+                             f"{self.critic_widths}")
+        if not 0.0 <= self.adam_beta1 < 1.0:
+            raise ValueError(f"LearnerConfig: adam_beta1 must be in [0, 1), got {self.adam_beta1}")
+        if not 0.0 <= self.brn_momentum < 1.0:
+            raise ValueError(f"LearnerConfig: brn_momentum must be in [0, 1), got {self.brn_momentum}")
+        if isinstance(self.brn_warmup_steps, bool) or int(self.brn_warmup_steps) != self.brn_warmup_steps \
+                or self.brn_warmup_steps < 0:
+            raise ValueError(f"LearnerConfig: brn_warmup_steps must be an int >= 0, got {self.brn_warmup_steps}")
+        self.brn_warmup_steps = int(self.brn_warmup_steps)
+
+    @property
+    def critic_widths(self) -> tuple[int, ...]:
+        """The critics' hidden widths: ``critic_hidden_sizes``, else ``hidden_sizes``."""
+        return self.critic_hidden_sizes if self.critic_hidden_sizes is not None else self.hidden_sizes
+
+    @property
+    def uses_obs_norm(self) -> bool:
+        """Whether observations are normalized: ``obs_norm``, else on exactly for the simba critic."""
+        return self.obs_norm if self.obs_norm is not None else self.critic_network == "simba"
+
+    def with_agent(self, agent: str) -> LearnerConfig:
+        """This config for ``agent``: unchanged if it is already that agent's, else with the agent's defaults in
+        the fields :data:`CROSSQ_DEFAULTS` names (CrossQ's values, or for SAC the fields' own defaults)."""
+        if agent == self.agent:
+            return self
+        if agent not in AGENTS:
+            raise ValueError(f"LearnerConfig: agent must be one of {', '.join(AGENTS)}, got {agent!r}")
+        if agent == "crossq":
+            values = CROSSQ_DEFAULTS
+        else:
+            values = {f.name: f.default for f in dataclasses.fields(LearnerConfig) if f.name in CROSSQ_DEFAULTS}
+        return dataclasses.replace(self, agent=agent, **values)
 
 
 @dataclass(frozen=True)

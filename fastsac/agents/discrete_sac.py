@@ -10,8 +10,9 @@ import torch
 
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
-from fastsac.agents.learner import Learner, as_obs
+from fastsac.agents.learner import Learner
 from fastsac.agents.networks import DiscreteActor, DiscreteTwinQ
+from fastsac.agents.normed_networks import sac_critic_member
 from fastsac.entropy import EntropyModuleDiscrete
 
 __all__ = ["DiscreteSACLearner"]
@@ -28,8 +29,9 @@ class DiscreteSACLearner(Learner):
         super().__init__(obs_dim, num_actions, LearnerConfig() if cfg is None else cfg, device)
 
     def _build_networks(self, n):
-        hidden = self.cfg.hidden_sizes
-        return DiscreteActor(self.obs_dim, n, hidden), DiscreteTwinQ(self.obs_dim, n, hidden)
+        cfg = self.cfg
+        critic = DiscreteTwinQ(self.obs_dim, n, cfg.critic_widths, member=sac_critic_member(cfg, self.obs_dim, n))
+        return DiscreteActor(self.obs_dim, n, cfg.hidden_sizes), critic
 
     def _build_entropy(self, n):
         cfg = self.cfg
@@ -73,7 +75,7 @@ class DiscreteSACLearner(Learner):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """int64 actions (N,) for ``obs`` (N, obs_dim) (or a 0-dim action for one (obs_dim,) observation):
         the most likely action, or a sample from the policy drawn with the learner's generator."""
-        obs, single = as_obs(obs, self.device)
+        obs, single = self.prepare_obs(obs)
         logits = self.actor(obs)
         if deterministic:
             action = logits.argmax(dim=-1)

@@ -1,10 +1,11 @@
 """The machinery every learner shares: :class:`Learner`.
 
-A learner owns its networks, target critics, optimizers (``ForeachAdam``), entropy module and a noise generator,
-and runs one update per call of :meth:`Learner.update`. The algorithm itself lives in the subclasses
-(``fastsac.agents.sac``, ``fastsac.agents.discrete_sac``), each a few functions read top to bottom; this module
-holds what they share: compilation of the whole update into one graph, CUDA-graph replay, the step of the
-critics and of the actor and temperature, the target update, on-device metrics and checkpoints.
+A learner owns its networks, target critics (unless ``uses_target_critic`` is False: CrossQ), optimizers
+(``ForeachAdam``), entropy module, optional running observation normalization (``cfg.obs_norm``) and a noise
+generator, and runs one update per call of :meth:`Learner.update`. The algorithm itself lives in the subclasses
+(``fastsac.agents.sac``, ``fastsac.agents.discrete_sac``, ``fastsac.agents.crossq``), each a few functions read top
+to bottom; this module holds what they share: compilation of the whole update into one graph, CUDA-graph replay,
+the step of the critics and of the actor and temperature, the target update, on-device metrics and checkpoints.
 
 Gradients come from ``torch.autograd.grad`` (no ``.grad`` attributes) and are applied by ``ForeachAdam``
 (``fastsac.agents.optim``), so the whole step traces as ONE graph under ``torch.compile(fullgraph=True)`` (which
@@ -21,6 +22,13 @@ and would still have to freeze Adam's moments and step count with ``where`` on e
 Randomness: the learner owns a ``torch.Generator`` on its device, seeded by ``cfg.seed``; ``act`` and the update's
 noise draw from it (outside the compiled graph, so eager and compiled updates use identical noise and the CUDA
 graph holds no RNG state). Its state is part of ``state_dict``.
+
+Observation normalization (``cfg.uses_obs_norm``, SimBa's running statistics; ``fastsac.agents.normalization``):
+the statistics are updated *inside* the compiled update, from each batch's observations, before that batch is
+normalized (the next observations too) and handed to ``_update``; ``act`` normalizes with the current statistics.
+Inside, so the update stays one graph (and one CUDA graph: the statistics are buffers updated in place) and any
+caller of ``update`` gets it without a hook in its loop; the price is that the statistics weight each stored
+observation by how often it is sampled, where SimBa counts each env observation once.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from fastsac import ops
 from fastsac.agents.compilation import autograd_ops_config, compile_update
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.cuda_graph import CapturedUpdate
+from fastsac.agents.normalization import RunningObsNorm
 from fastsac.agents.optim import ForeachAdam
 
 __all__ = ["Learner", "as_obs"]
@@ -50,6 +59,7 @@ class Learner:
     """Machinery shared by every learner; subclasses define the networks, the entropy module, ``_update`` and ``act``."""
 
     discrete: bool
+    uses_target_critic = True  #: False: no target critics (CrossQ bootstraps from the critics themselves)
 
     def __init__(self, obs_dim: int, n: int, cfg: LearnerConfig, device: torch.device | str):
         self.cfg = cfg
@@ -63,13 +73,15 @@ class Learner:
             self.actor, self.critic = self._build_networks(n)
         self.actor.to(self.device)
         self.critic.to(self.device)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False) if self.uses_target_critic else None
+        self.obs_norm = RunningObsNorm(self.obs_dim).to(self.device) if cfg.uses_obs_norm else None
         self.entropy = self._build_entropy(n)
         self.actor_params = list(self.actor.parameters())
         self.critic_params = list(self.critic.parameters())
-        self.target_params = list(self.target_critic.parameters())
-        self.actor_optim = ForeachAdam(self.actor_params, lr=cfg.actor_lr)
-        self.critic_optim = ForeachAdam(self.critic_params, lr=cfg.critic_lr)
+        self.target_params = list(self.target_critic.parameters()) if self.target_critic is not None else []
+        betas = (cfg.adam_beta1, 0.999)
+        self.actor_optim = ForeachAdam(self.actor_params, lr=cfg.actor_lr, betas=betas)
+        self.critic_optim = ForeachAdam(self.critic_params, lr=cfg.critic_lr, betas=betas)
         self.alpha_optim = ForeachAdam([self.entropy.log_alpha], lr=cfg.alpha_lr) if self.entropy.learnable else None
         self.backend = ops.resolve_backend(torch.empty(1, device=self.device), backend=cfg.backend)
         self.generator = torch.Generator(device=self.device)
@@ -77,7 +89,10 @@ class Learner:
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
         self.num_updates = 0
         self.compile_seconds: float | None = None  # the first compiled update's seconds, once it has run
-        self._update_fn = compile_update(self._update) if cfg.compile else self._update
+        # Without observation normalization the update is _update itself (compiled as before: dynamo caches compiled
+        # code per code object, up to 8 entries, and _update's is each learner class's own).
+        step = self._normalized_update if self.obs_norm is not None else self._update
+        self._update_fn = compile_update(step) if cfg.compile else step
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
         self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors) if self.use_cuda_graph \
             else None
@@ -94,6 +109,20 @@ class Learner:
 
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
         raise NotImplementedError
+
+    def _normalized_update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+        """What is compiled when ``cfg.uses_obs_norm``: ``_update``, first updating the observation statistics from
+        ``obs`` and normalizing ``obs`` and ``next_obs`` with them (without observation normalization: ``_update``)."""
+        if self.obs_norm is not None:
+            self.obs_norm.update_(obs)
+            obs, next_obs = self.obs_norm(obs), self.obs_norm(next_obs)
+        self._update(obs, action, reward, next_obs, terminated, noise, update_actor)
+
+    def prepare_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """``as_obs`` (batched float32 on the device; True if a single observation was batched), normalized by
+        the running statistics when ``cfg.uses_obs_norm``: the policy's input in ``act``."""
+        obs, single = as_obs(obs, self.device)
+        return (obs if self.obs_norm is None else self.obs_norm(obs)), single
 
     # ---------------------------------------------------------------------------------------------- shared math
     @property
@@ -142,6 +171,8 @@ class Learner:
                 self._metric_sums.add_(torch.stack([critic_loss, q_mean, one, *actor, one]))
 
     def _update_target(self) -> None:
+        if self.target_critic is None:
+            return
         with torch.no_grad():
             torch._foreach_lerp_(self.target_params, self.critic_params, self.cfg.tau)
 
@@ -195,6 +226,10 @@ class Learner:
     def _mutable_tensors(self) -> list[torch.Tensor]:
         """Every tensor an update writes (restored after the warm-up runs that precede a capture)."""
         tensors = [*self.actor_params, *self.critic_params, *self.target_params, self.entropy.log_alpha]
+        # Buffers written in place by an update: batch-renorm statistics (CrossQ), observation statistics.
+        tensors += [*self.actor.buffers(), *self.critic.buffers()]
+        if self.obs_norm is not None:
+            tensors += list(self.obs_norm.buffers())
         for opt in (self.actor_optim, self.critic_optim, self.alpha_optim):
             if opt is not None:
                 tensors += opt.state_tensors()
@@ -218,15 +253,16 @@ class Learner:
 
     # ------------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """A snapshot (cloned tensors) of everything a resumed run needs to continue exactly: networks, target
-        critics, optimizer states, the entropy module, the update counter, the learner's RNG and the metric sums.
-        Only tensors, numbers, strings, lists and dicts (``torch.load(weights_only=True)`` reads it)."""
+        """A snapshot (cloned tensors) of everything a resumed run needs to continue exactly: networks (with their
+        buffers: batch-renorm statistics and step counters), target critics (None without), observation statistics
+        (None without), optimizer states, the entropy module, the update counter, the learner's RNG and the metric
+        sums. Only tensors, numbers, strings, lists and dicts (``torch.load(weights_only=True)`` reads it)."""
         clone = lambda sd: {k: v.detach().clone() for k, v in sd.items()}  # noqa: E731
         return {
             "kind": type(self).__name__,
             "actor": clone(self.actor.state_dict()),
             "critic": clone(self.critic.state_dict()),
-            "target_critic": clone(self.target_critic.state_dict()),
+            "target_critic": None if self.target_critic is None else clone(self.target_critic.state_dict()),
             "actor_optim": self.actor_optim.state_dict(),
             "critic_optim": self.critic_optim.state_dict(),
             "alpha_optim": None if self.alpha_optim is None else self.alpha_optim.state_dict(),
@@ -234,6 +270,7 @@ class Learner:
             "num_updates": self.num_updates,
             "generator": self.generator.get_state(),
             "metric_sums": self._metric_sums.detach().clone(),
+            **({} if self.obs_norm is None else {"obs_norm": clone(self.obs_norm.state_dict())}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -246,7 +283,13 @@ class Learner:
                              "differs from this learner's (cfg.fixed_alpha)")
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
-        self.target_critic.load_state_dict(state["target_critic"])
+        if (state.get("obs_norm") is None) != (self.obs_norm is None):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state's observation normalization (on or "
+                             "off) differs from this learner's (cfg.obs_norm)")
+        if self.target_critic is not None:
+            self.target_critic.load_state_dict(state["target_critic"])
+        if self.obs_norm is not None:
+            self.obs_norm.load_state_dict(state["obs_norm"])
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])
         if self.alpha_optim is not None:

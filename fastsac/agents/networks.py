@@ -8,12 +8,15 @@ The actor returns raw outputs; the distribution math lives in the fused ops (``f
 ``EnsembleQ`` keeps ``num_critics`` independent MLPs as *stacked* parameters (leading dimension = critic) and
 evaluates all of them in one call, one batched matrix product per layer (LeanRL's layout). Each
 member is initialised exactly like a separate ``nn.Sequential`` would be, so the twin critics are two independent
-networks, only stored and run together: ``Q(x) -> (num_critics, batch, out_dim)``.
+networks, only stored and run together: ``Q(x) -> (num_critics, batch, out_dim)``. A ``member`` factory builds
+other member networks (the normalized critics of ``fastsac.agents.normed_networks``); their buffers (batch-renorm
+running statistics) are stacked like the parameters and updated in place through the vmapped call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -82,29 +85,56 @@ class EnsembleQ(nn.Module):
     product (``baddbmm``) per layer for all members.
 
     Parameters are registered under the member's names with ``.`` replaced by ``_`` (``0_weight``, ``0_bias``,
-    ...), each with a leading dimension of size ``num_critics``. The layers are written out rather than run
-    through ``torch.vmap`` of ``torch.func.functional_call``: the same products, without vmap's per-call cost in
-    eager mode (measured: ~15x at batch 1, ~1.6x at batch 256 on a CPU).
+    ...), each with a leading dimension of size ``num_critics``; so are a member's buffers, if it has any.
+    ``member`` (default: ``mlp(in_dim, out_dim, hidden_sizes)``) builds one member; keyword arguments of
+    ``forward`` are passed to every member (``training=`` for batch-renorm members). Default (MLP) members run
+    with their layers written out, one ``baddbmm`` per layer; other members through ``torch.vmap`` of
+    ``torch.func.functional_call``: the same products, but vmap costs much more per call in eager mode
+    (measured: ~15x at batch 1, ~1.6x at batch 256 on a CPU).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2):
+    def __init__(self, in_dim: int, out_dim: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2,
+                 member: Callable[[], nn.Module] | None = None):
         super().__init__()
-        members = [mlp(in_dim, out_dim, hidden_sizes) for _ in range(num_critics)]
-        params, _ = torch.func.stack_module_state(members)
+        members = [mlp(in_dim, out_dim, hidden_sizes) if member is None else member() for _ in range(num_critics)]
+        params, buffers = torch.func.stack_module_state(members)
         self.num_critics = num_critics
         self._names = tuple(params)
         for name, value in params.items():
             self.register_parameter(name.replace(".", "_"), nn.Parameter(value.detach().clone()))
-        linear = [k for k, layer in enumerate(members[0]) if isinstance(layer, nn.Linear)]
-        self._layers = tuple((f"{k}_weight", f"{k}_bias") for k in linear)
+        self._buffer_names = tuple(buffers)
+        for name, value in buffers.items():
+            self.register_buffer(name.replace(".", "_"), value.detach().clone())
+        # Default members: the Linear layers' parameter names, run explicitly. Others: a stateless template for
+        # functional_call, kept out of the module tree (no parameters of its own).
+        self._layers = None
+        if member is None:
+            linear = [k for k, layer in enumerate(members[0]) if isinstance(layer, nn.Linear)]
+            self._layers = tuple((f"{k}_weight", f"{k}_bias") for k in linear)
+        else:
+            object.__setattr__(self, "_template", copy.deepcopy(members[0]).to("meta"))
 
     def stacked_parameters(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name.replace(".", "_")) for name in self._names}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (batch, in_dim), shared by all members, or (num_critics, batch, in_dim), one batch per member
-        -> (num_critics, batch, out_dim)."""
-        h = x.expand(self.num_critics, *x.shape) if x.dim() == 2 else x
+    def _member(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(self._template, params, (x,))
+
+    def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        """``x`` (batch, in_dim), shared by all members -> (num_critics, batch, out_dim)."""
+        if self._layers is not None and not kwargs:
+            return self._forward_mlp(x)
+        if not self._buffer_names and not kwargs:
+            return torch.vmap(self._member, in_dims=(0, None))(self.stacked_parameters(), x)
+        buffers = {name: getattr(self, name.replace(".", "_")) for name in self._buffer_names}
+
+        def member(params, bufs, inputs):
+            return torch.func.functional_call(self._template, (params, bufs), (inputs,), kwargs)
+
+        return torch.vmap(member, in_dims=(0, 0, None))(self.stacked_parameters(), buffers, x)
+
+    def _forward_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.expand(self.num_critics, *x.shape)
         last = len(self._layers) - 1
         for k, (w, b) in enumerate(self._layers):
             weight, bias = getattr(self, w), getattr(self, b)
@@ -117,15 +147,17 @@ class EnsembleQ(nn.Module):
 class ContinuousTwinQ(EnsembleQ):
     """Twin ``Q(s, a)``: ``forward(obs, action) -> (num_critics, batch)``."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2):
-        super().__init__(obs_dim + action_dim, 1, hidden_sizes, num_critics)
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2,
+                 member: Callable[[], nn.Module] | None = None):
+        super().__init__(obs_dim + action_dim, 1, hidden_sizes, num_critics, member)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return super().forward(torch.cat([obs, action], dim=-1)).squeeze(-1)
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, **kwargs) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(torch.cat([obs, action], dim=-1), **kwargs).squeeze(-1)
 
 
 class DiscreteTwinQ(EnsembleQ):
     """Twin ``Q(s, .)`` over all actions: ``forward(obs) -> (num_critics, batch, num_actions)``."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2):
-        super().__init__(obs_dim, num_actions, hidden_sizes, num_critics)
+    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2,
+                 member: Callable[[], nn.Module] | None = None):
+        super().__init__(obs_dim, num_actions, hidden_sizes, num_critics, member)

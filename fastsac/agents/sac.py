@@ -15,8 +15,9 @@ import torch
 
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
-from fastsac.agents.learner import Learner, as_obs
+from fastsac.agents.learner import Learner
 from fastsac.agents.networks import Actor, ContinuousTwinQ
+from fastsac.agents.normed_networks import sac_critic_member
 from fastsac.entropy import EntropyModule
 
 __all__ = ["SACLearner"]
@@ -37,8 +38,9 @@ class SACLearner(Learner):
         super().__init__(obs_dim, action_dim, cfg, device)
 
     def _build_networks(self, n):
-        hidden = self.cfg.hidden_sizes
-        return Actor(self.obs_dim, n, hidden), ContinuousTwinQ(self.obs_dim, n, hidden)
+        cfg = self.cfg
+        critic = ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths, member=sac_critic_member(cfg, self.obs_dim + n, 1))
+        return Actor(self.obs_dim, n, cfg.hidden_sizes), critic
 
     def _build_entropy(self, n):
         cfg = self.cfg
@@ -82,7 +84,7 @@ class SACLearner(Learner):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Actions in [-1, 1] for ``obs`` (N, obs_dim) -> (N, action_dim) (or (obs_dim,) -> (action_dim,)).
         Eager (compiling batch-1 acting is slower on CPU); stochastic actions draw from the learner's generator."""
-        obs, single = as_obs(obs, self.device)
+        obs, single = self.prepare_obs(obs)
         mean, log_std = self.actor(obs)
         if deterministic:
             action = ops.deterministic_action(mean)

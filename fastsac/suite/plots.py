@@ -22,46 +22,64 @@ def _band(curves: list[tuple[list[float], list[float]]], grid: list[float]) -> t
     return ys.mean(0).tolist(), ys.min(0).tolist(), ys.max(0).tolist()
 
 
-def plot_env(env_id: str, runs: list[RunRecord], refs: Sequence[Reference], plots: Path) -> list[Path]:
-    """Two PNGs: eval return against env steps and against wall-clock seconds; mean line, min-max band."""
+ROW_COLORS = ("tab:blue", "tab:orange", "tab:cyan", "tab:pink", "tab:olive", "tab:gray")
+REF_COLORS = ("tab:red", "tab:green", "tab:purple", "tab:brown", "black", "tab:orange")
+
+
+def _grid(curves: list[tuple[list[float], list[float]]], axis: str) -> list[float]:
+    """Where the mean over seeds is drawn: the shared evaluation steps, or the overlap of the runs' ranges."""
     import numpy as np
+
+    lo = max(x[0] for x, _ in curves)
+    hi = min(x[-1] for x, _ in curves)
+    if all(x == curves[0][0] for x, _ in curves):
+        return curves[0][0]
+    if hi <= lo:
+        return []
+    if axis == "time":
+        return np.linspace(lo, hi, 100).tolist()
+    return sorted({v for x, _ in curves for v in x if lo <= v <= hi})
+
+
+def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Sequence[Reference],
+             plots: Path) -> list[Path]:
+    """Two PNGs for one env: eval return against env steps and against wall-clock seconds. One colour per suite
+    entry of the env (``rows``: (legend name, its runs)), each its seeds thin, their mean thick, the min-max band
+    shaded; ``refs`` as dashed lines."""
     from matplotlib.figure import Figure
 
-    runs = [r for r in runs if r.evals]
-    if not runs:
+    rows = [(name, [r for r in runs if r.evals]) for name, runs in rows]
+    rows = [(name, runs) for name, runs in rows if runs]
+    if not rows:
         return []
     written = []
     for axis, xlabel, col in (("steps", "env steps", 0), ("time", "wall-clock time (s)", 1)):
-        curves = [([e[col] for e in r.evals], [e[2] for e in r.evals]) for r in runs]
-        curves = [(x, y) for x, y in curves if not any(math.isnan(v) for v in x)]
-        if not curves:
-            continue
-        lo = max(x[0] for x, _ in curves)
-        hi = min(x[-1] for x, _ in curves)
-        if all(x == curves[0][0] for x, _ in curves):
-            grid = curves[0][0]
-        elif hi > lo:
-            grid = np.linspace(lo, hi, 100).tolist() if axis == "time" else sorted(
-                {v for x, _ in curves for v in x if lo <= v <= hi}
-            )
-        else:
-            grid = []
         fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
         ax = fig.subplots()
-        for x, y in curves:
-            ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8)
-        if grid:
-            mean, low, high = _band(curves, grid)
-            marker = "o" if len(grid) <= 3 else None
-            ax.plot(grid, mean, color="tab:blue", linewidth=2, marker=marker, label=f"fastsac, mean of {len(curves)}")
-            ax.fill_between(grid, low, high, color="tab:blue", alpha=0.2, linewidth=0, label="min-max over seeds")
-        for ref, color in zip(refs, ("tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")):
+        drawn = 0
+        for (name, runs), color in zip(rows, ROW_COLORS):
+            curves = [([e[col] for e in r.evals], [e[2] for e in r.evals]) for r in runs]
+            curves = [(x, y) for x, y in curves if not any(math.isnan(v) for v in x)]
+            if not curves:
+                continue
+            drawn += 1
+            for x, y in curves:
+                ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8)
+            grid = _grid(curves, axis)
+            if grid:
+                mean, low, high = _band(curves, grid)
+                marker = "o" if len(grid) <= 3 else None
+                ax.plot(grid, mean, color=color, linewidth=2, marker=marker, label=f"{name}, mean of {len(curves)}")
+                ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        if not drawn:
+            continue
+        for ref, color in zip(refs, REF_COLORS):
             budget = f" @ {steps_label(ref.steps)}" if ref.steps else ""
-            label = f"{ref.source}{budget}: {fmt(ref.score)}"
-            ax.axhline(ref.score, color=color, linestyle="--", linewidth=1, label=label)
+            ax.axhline(ref.score, color=color, linestyle="--", linewidth=1, label=f"{ref.source}{budget}: {fmt(ref.score)}")
+        seeds = max(len(runs) for _, runs in rows)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("evaluation return")
-        ax.set_title(f"{env_id} ({len(runs)} seed{'s' if len(runs) != 1 else ''})")
+        ax.set_title(f"{env_id} (up to {seeds} seed{'s' if seeds != 1 else ''}; bands: min-max over seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="best")
         path = plots / f"{safe_name(env_id)}_{axis}.png"

@@ -47,6 +47,25 @@ def _machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu})"
 
 
+def _envs(suite: Suite) -> list[str]:
+    """The suite's env ids, each once, in order."""
+    return list(dict.fromkeys(e.env for e in suite.envs))
+
+
+def _row_names(suite: Suite, *, legend: bool = False) -> dict[str, str]:
+    """Label -> how a row is named: in tables its env (with the label when env and agent do not identify it),
+    in an env's plot legend its agent (or its label when two rows of the env share an agent)."""
+    keys = [(e.env, e.agent) for e in suite.envs]
+    names = {}
+    for e in suite.envs:
+        unique = keys.count((e.env, e.agent)) == 1
+        if legend:
+            names[e.label] = f"fastsac {e.agent}" if unique else e.label
+        else:
+            names[e.label] = e.env if unique or e.label == e.env else f"{e.env} ({e.label})"
+    return names
+
+
 def _report(
     suite: Suite,
     results: dict[str, list[RunRecord]],
@@ -74,40 +93,42 @@ def _report(
         "",
         "Final return is each run's last evaluation (mean deterministic-policy return, as the trainer logs it);",
         "mean ± std over seeds (population std). Steps/s is each run's overall env steps per second, averaged",
-        "over seeds; wall time is per run.",
+        "over seeds; wall time is per run. Agent: the learner (sac, crossq) of the row's configuration.",
         "",
         "## Results",
         "",
-        "| Env | Preset | Steps | Seeds | Final return (mean ± std) | Steps/s | Wall time / run |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Env | Agent | Preset | Steps | Seeds | Final return (mean ± std) | Steps/s | Wall time / run |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    names = _row_names(suite)
     finals: dict[str, tuple[float, float | None, int, int | None]] = {}
     for entry in suite.envs:
-        done = [r for r in results[entry.env] if r.finished and r.final_return is not None]
+        done = [r for r in results[entry.label] if r.finished and r.final_return is not None]
         preset = entry.preset_used or "none"
+        row = f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(entry.total_steps)}"
         if not done:
-            lines.append(f"| {entry.env} | {preset} | {steps_label(entry.total_steps)} | 0 | no finished run | | |")
+            lines.append(f"{row} | 0 | no finished run | | |")
             continue
         mean, std = mean_std([float(r.final_return) for r in done])
         steps = {r.total_steps for r in done}
         budget = steps.pop() if len(steps) == 1 else None
-        finals[entry.env] = (mean, std, len(done), budget)
+        finals[entry.label] = (mean, std, len(done), budget)
         sps = [float(r.sps) for r in done if r.sps is not None]
         walls = [float(r.wall_time) for r in done if r.wall_time is not None]
         sps_txt = f"{statistics.fmean(sps):.0f}" if sps else "n/a"
         wall_txt = duration(statistics.fmean(walls)) if walls else "n/a"
-        lines.append(
-            f"| {entry.env} | {preset} | {steps_label(budget)} | {len(done)} | {plus_minus(mean, std)} | {sps_txt} | {wall_txt} |"
-        )
+        lines.append(f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(budget)} | {len(done)} | "
+                     f"{plus_minus(mean, std)} | {sps_txt} | {wall_txt} |")
     lines += [
         "",
         "## Against published results",
         "",
         "▲ ours above the reference, ▼ below. A reference at a larger step budget than ours is not a like-for-like",
-        "comparison; the budgets are shown. Protocols differ between sources (see Sources).",
+        "comparison; the budgets are shown. Protocols differ between sources (see Sources). A reference published",
+        "for one agent is compared with that agent's rows only.",
         "",
-        "| Env | Ours | Reference | Source | Ours vs reference |",
-        "| --- | ---: | ---: | --- | --- |",
+        "| Env | Agent | Ours | Reference | Source | Ours vs reference |",
+        "| --- | --- | ---: | ---: | --- | --- |",
     ]
     sources: list[Reference] = []
     for entry in suite.envs:
@@ -118,23 +139,24 @@ def _report(
             ref_txt = plus_minus(ref.score, ref.std)
             ref_txt += f" @ {steps_label(ref.steps)}" if ref.steps else ""
             src = f"{ref.source} [{n}]" + ("" if ref.verified else " (unverified)")
-            if entry.env not in finals:
-                lines.append(f"| {entry.env} | n/a | {ref_txt} | {src} | no finished run |")
+            head = f"| {names[entry.label]} | {entry.agent}"
+            if entry.label not in finals:
+                lines.append(f"{head} | n/a | {ref_txt} | {src} | no finished run |")
                 continue
-            mean, std, _, budget = finals[entry.env]
+            mean, std, _, budget = finals[entry.label]
             mark = "▲ above" if mean > ref.score else ("= equal" if mean == ref.score else "▼ below")
             if ref.steps and budget and ref.steps != budget:
                 mark += f" (ours at {steps_label(budget)}, reference at {steps_label(ref.steps)} steps)"
-            lines.append(f"| {entry.env} | {plus_minus(mean, std)} @ {steps_label(budget)} | {ref_txt} | {src} | {mark} |")
+            lines.append(f"{head} | {plus_minus(mean, std)} @ {steps_label(budget)} | {ref_txt} | {src} | {mark} |")
         if not entry.references:
-            lines.append(f"| {entry.env} | | none recorded | | |")
+            lines.append(f"| {names[entry.label]} | {entry.agent} | | none recorded | | |")
     lines += ["", "## Learning curves", ""]
-    for entry in suite.envs:
-        pngs = plots.get(entry.env, [])
-        lines.append(f"### {entry.env}")
+    for env_id in _envs(suite):
+        pngs = plots.get(env_id, [])
+        lines.append(f"### {env_id}")
         lines.append("")
         if pngs:
-            links = [f"![{entry.env} {p.stem.rsplit('_', 1)[1]}]({p.relative_to(out).as_posix()})" for p in pngs]
+            links = [f"![{env_id} {p.stem.rsplit('_', 1)[1]}]({p.relative_to(out).as_posix()})" for p in pngs]
             lines.append(" ".join(links))
         else:
             lines.append("No evaluation points yet.")
@@ -146,10 +168,10 @@ def _report(
             flag = "" if ref.verified else " **Unverified**: not checked against the source text."
             lines.append(f"{n}. {ref.source}{on}: {ref.protocol}. <{ref.url}>{flag}")
         lines.append("")
-    unfinished = [r for rs in results.values() for r in rs if not r.finished]
+    unfinished = [(label, r) for label, rs in results.items() for r in rs if not r.finished]
     if unfinished or missing:
         lines += ["## Incomplete", ""]
-        lines += [f"- {r.env} seed {r.seed}: not finished ({len(r.evals)} evaluation points)" for r in unfinished]
+        lines += [f"- {label} seed {r.seed}: not finished ({len(r.evals)} evaluation points)" for label, r in unfinished]
         lines += [f"- {run.label}: not started" for run in missing]
         lines.append("")
     return "\n".join(lines)
@@ -163,7 +185,13 @@ def write_outputs(
     results = collect(suite, out)
     plots_dir = out / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    plots = {e.env: plot_env(e.env, results[e.env], e.references, plots_dir) for e in suite.envs}
+    names = _row_names(suite, legend=True)
+    plots = {}
+    for env_id in _envs(suite):
+        entries = [e for e in suite.envs if e.env == env_id]
+        refs = list(dict.fromkeys(r for e in entries for r in e.references))
+        rows = [(names[e.label], results[e.label]) for e in entries]
+        plots[env_id] = plot_env(env_id, rows, refs, plots_dir)
     write_results_csv(suite, results, out / "results.csv")
     missing = [run for run in planned if not run.path.exists()]
     (out / "report.md").write_text(_report(suite, results, plots, out, missing=missing, command=command))

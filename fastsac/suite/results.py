@@ -12,7 +12,7 @@ from fastsac.suite.schema import Suite
 
 __all__ = ["RESULT_COLUMNS", "RunRecord", "collect", "read_run", "write_results_csv"]
 
-RESULT_COLUMNS = ("suite", "env", "seed", "step", "wall_time", "eval_return", "sps")
+RESULT_COLUMNS = ("suite", "env", "label", "agent", "seed", "step", "wall_time", "eval_return", "sps")
 
 
 @dataclass
@@ -62,11 +62,12 @@ def read_run(path: Path, env_id: str, seed: int) -> RunRecord:
 
 
 def collect(suite: Suite, out: Path) -> dict[str, list[RunRecord]]:
+    """Each suite entry's label -> the records of its runs on disk (by seed)."""
     results: dict[str, list[RunRecord]] = {}
     for entry in suite.envs:
-        base = Path(out) / "runs" / safe_name(entry.env)
+        base = Path(out) / "runs" / safe_name(entry.label)
         seeds = sorted(int(p.name[4:]) for p in base.glob("seed*") if p.name[4:].isdigit()) if base.is_dir() else []
-        results[entry.env] = [read_run(run_dir(out, entry.env, s), entry.env, s) for s in seeds]
+        results[entry.label] = [read_run(run_dir(out, entry.label, s), entry.env, s) for s in seeds]
     return results
 
 
@@ -75,10 +76,11 @@ def write_results_csv(suite: Suite, results: dict[str, list[RunRecord]], path: P
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(RESULT_COLUMNS)
-        for env_id, runs in results.items():
-            for r in runs:
+        for entry in suite.envs:
+            for r in results[entry.label]:
                 for step, wall, ret, sps in r.evals:
-                    writer.writerow([suite.name, env_id, r.seed, step, _num(wall), _num(ret), _num(sps)])
+                    writer.writerow([suite.name, entry.env, entry.label, entry.agent, r.seed, step, _num(wall),
+                                     _num(ret), _num(sps)])
                     rows += 1
     return rows
 

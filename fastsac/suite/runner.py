@@ -1,7 +1,7 @@
-"""Running a suite: one ordinary run directory per (env, seed), trained by ``python -m fastsac train`` in separate
+"""Running a suite: one ordinary run directory per (entry, seed), trained by ``python -m fastsac train`` in separate
 processes, ``jobs`` at a time.
 
-Runs live in ``OUT/runs/<env>/seed<k>``. A run whose ``summary.json`` says it finished is never run again; an
+Runs live in ``OUT/runs/<label>/seed<k>`` (an entry's label is its env id unless the suite names one). A run whose ``summary.json`` says it finished is never run again; an
 unfinished run with a checkpoint is resumed with ``fastsac train --resume``; an unfinished run without one is
 started afresh. So an interrupted suite picks up where it stopped when the same command is run again. Ctrl-C
 (or SIGTERM) forwards SIGINT to the training processes, waits for them to exit, and escalates if they do not.
@@ -54,27 +54,28 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.entry.env} seed {self.seed}"
+        return f"{self.entry.label} seed {self.seed}"
 
 
 def safe_name(env_id: str) -> str:
     return env_id.replace("/", "_").replace(":", "_")
 
 
-def run_dir(out: Path, env_id: str, seed: int) -> Path:
-    return Path(out) / "runs" / safe_name(env_id) / f"seed{seed}"
+def run_dir(out: Path, label: str, seed: int) -> Path:
+    """``OUT/runs/<label>/seed<k>``: the run of a suite entry (``label``: the entry's label, by default its env)."""
+    return Path(out) / "runs" / safe_name(label) / f"seed{seed}"
 
 
 def plan_runs(
     suite: Suite, out: Path, *, seeds: Sequence[int] | None = None, total_steps: int | None = None
 ) -> list[Run]:
-    """Every (env, seed) run of the suite, with optional overrides of the seeds and of every env's budget."""
+    """Every (entry, seed) run of the suite, with optional overrides of the seeds and of every entry's budget."""
     seeds = tuple(suite.seeds if seeds is None else seeds)
     runs = []
     for entry in suite.envs:
         if total_steps is not None:
             entry = dataclasses.replace(entry, total_steps=total_steps)
-        runs.extend(Run(entry, s, run_dir(out, entry.env, s)) for s in seeds)
+        runs.extend(Run(entry, s, run_dir(out, entry.label, s)) for s in seeds)
     return runs
 
 
@@ -102,13 +103,17 @@ def run_status(path: Path) -> str:
 
 
 def check_existing(runs: Sequence[Run]) -> None:
-    """Refuse to mix runs made with another budget, env or seed into this suite's output folder."""
+    """Refuse to mix runs made with another budget, env, seed or agent into this suite's output folder."""
     err = _Errors("existing runs")
     for run in runs:
         config = read_json(run.path / "config.json")
         if config is None or run_status(run.path) in ("new", "partial"):
             continue
         want = {"env_id": run.entry.env, "seed": run.seed, "total_steps": run.entry.total_steps}
+        learner = config.get("learner")
+        if isinstance(learner, dict) and "agent" in learner:  # config.json written before agents existed: SAC
+            config = {**config, "agent": learner["agent"]}
+            want["agent"] = run.entry.agent
         for key, value in want.items():
             if key in config and config[key] != value:
                 err.add(
@@ -259,7 +264,7 @@ def run_suite(suite: Suite, runs: Sequence[Run], out: Path, *, jobs: int, device
     t0 = time.monotonic()
     try:
         n_seeds = len(runs) // len(suite.envs)
-        print(f"suite {suite.name}: {len(runs)} runs ({len(suite.envs)} envs x {n_seeds} seeds) in {out}")
+        print(f"suite {suite.name}: {len(runs)} runs ({len(suite.envs)} entries x {n_seeds} seeds) in {out}")
         failed = execute(runs, jobs=jobs, device=device, train_command=train_command)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume where it stopped", file=sys.stderr)
@@ -272,6 +277,6 @@ def run_suite(suite: Suite, runs: Sequence[Run], out: Path, *, jobs: int, device
     print(f"done in {(time.monotonic() - t0) / 60:.1f} min: {paths['results']}, {paths['report']}, {paths['plots']}/")
     if failed:
         names = ", ".join(r.label for r in failed)
-        print(f"{len(failed)} run(s) failed: {names} (logs: {out / 'runs'}/<env>/seed<k>.log)", file=sys.stderr)
+        print(f"{len(failed)} run(s) failed: {names} (logs: {out / 'runs'}/<label>/seed<k>.log)", file=sys.stderr)
         return 1
     return 0

@@ -6,13 +6,14 @@ env ids, unknown presets, unknown fields and wrong types are all reported at onc
 trains every (env, seed) pair as an ordinary run directory with ``python -m fastsac train`` in separate processes,
 ``--jobs`` at a time, and finally aggregates what the runs wrote into
 
-* ``results.csv``: one row per evaluation point (suite, env, seed, step, wall_time, eval_return, sps);
-* ``plots/<env>_steps.png`` and ``plots/<env>_time.png``: mean and min-max band over seeds against env steps and
-  against wall-clock time, with the published reference scores as dashed lines;
+* ``results.csv``: one row per evaluation point (suite, env, label, agent, seed, step, wall_time, eval_return, sps);
+* ``plots/<env>_steps.png`` and ``plots/<env>_time.png``: per suite entry of the env, the mean and min-max band
+  over seeds against env steps and against wall-clock time, with the published reference scores as dashed lines;
 * ``report.md``: final return (mean ± std over seeds), steps/s, and the reference scores beside ours with their
-  sources, each marked above or below.
+  sources, each marked above or below; a reference that names an agent is compared with that agent's rows only.
 
-Runs live in ``OUT/runs/<env>/seed<k>``. A run whose ``summary.json`` says it finished is never run again; an
+One env may appear in several entries (e.g. SAC and CrossQ, through their presets) when each has its own
+``label``; an entry's label defaults to its env id. Runs live in ``OUT/runs/<label>/seed<k>``. A run whose ``summary.json`` says it finished is never run again; an
 unfinished run with a checkpoint is resumed with ``fastsac train --resume``; an unfinished run without one is
 started afresh. So an interrupted suite picks up where it stopped when the same command is run again. Ctrl-C
 (or SIGTERM) forwards SIGINT to the training processes, waits for them to exit, and escalates if they do not.
@@ -72,6 +73,7 @@ class Reference:
     protocol: str  #: what the number is (evaluation vs training return, over what)
     url: str  #: exact location (a pinned commit where possible)
     verified: bool  #: whether the number was checked against the source text
+    agent: str | None = None  #: the agent the score is for ("sac", "crossq"); None: any agent (thresholds)
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,14 @@ class SuiteEnv:
     preset: str | None  #: as the suite gives it; None: the trainer's default ("auto")
     total_steps: int
     config: dict[str, Any]  #: further training options (TrainConfig fields), passed as `fastsac train` flags
-    references: tuple[Reference, ...]
+    references: tuple[Reference, ...]  #: the env's references for this entry's agent (or for any agent)
     preset_used: str | None = None  #: the preset training will use (the env's own under "auto"), None for none
+    label: str = ""  #: the entry's name (its runs' folder, its curves' legend); defaults to the env id
+    agent: str = "sac"  #: the learner the resolved configuration trains (LearnerConfig.agent)
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.env)
 
 
 @dataclass(frozen=True)
@@ -183,12 +191,14 @@ def _env_problem(env_id: str, close: list[str]) -> str:
     return f"unknown env id {env_id!r} (in neither EnvPool nor gymnasium){hint}"
 
 
-_REFERENCE_KEYS = ("env", "source", "score", "std", "steps", "measured_on", "protocol", "url", "verified")
+_REFERENCE_KEYS = ("env", "source", "score", "std", "steps", "measured_on", "protocol", "url", "verified", "agent")
 
 
 def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference, ...]]:
     """Read a references file (default ``fastsac/suite/definitions/references.toml``): ``[[reference]]`` tables; returns
     env id -> references. Raises SuiteError."""
+    from fastsac.agents.config import AGENTS
+
     path = Path(path if path is not None else REFERENCES_FILE)
     data = _read_toml(path)
     err = _Errors(str(path))
@@ -211,7 +221,10 @@ def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference
             "protocol": err.get(table, "protocol", "str", ctx, required=True),
             "url": err.get(table, "url", "str", ctx, required=True),
             "verified": err.get(table, "verified", "bool", ctx, required=True),
+            "agent": err.get(table, "agent", "str", ctx),
         }
+        if values["agent"] is not None and values["agent"] not in AGENTS:
+            err.add(f"{ctx}'agent' must be one of {', '.join(AGENTS)} (or absent: any agent), got {values['agent']!r}")
         required = ("env", "source", "score", "protocol", "url", "verified")
         if any(values[k] is None for k in required):
             continue
@@ -224,7 +237,7 @@ def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference
 
 
 _SUITE_KEYS = ("name", "description", "seeds", "total_steps", "config", "envs")
-_ENV_KEYS = ("env", "preset", "total_steps", "config")
+_ENV_KEYS = ("env", "label", "preset", "total_steps", "config")
 # Options a suite may not set through `config`: the runner sets them per run (or they have their own field).
 _RESERVED = {"env_id": "env", "seed": "seeds", "out": "--out", "device": "--device", "total_steps": "total_steps"}
 
@@ -308,30 +321,36 @@ def load_suite(name_or_path: str | Path, *, references: dict[str, tuple[Referenc
     entries: list[SuiteEnv] = []
     seen: set[str] = set()
     for i, table in enumerate(tables):
-        ctx = f"envs[{i}] ({table.get('env', '?')}): "
+        ctx = f"envs[{i}] ({table.get('label', table.get('env', '?'))}): "
         err.unknown_keys(table, _ENV_KEYS, ctx)
         env_id = err.get(table, "env", "str", ctx, required=True)
+        label = err.get(table, "label", "str", ctx)
+        if label is not None and not _NAME_RE.match(label):
+            err.add(f"{ctx}'label' must be letters, digits, '.', '_' or '-' (it names the runs' folder), got {label!r}")
         preset = err.get(table, "preset", "str", ctx)
         steps = err.get(table, "total_steps", "int+", ctx) or default_steps
         config = {**default_config, **_check_config(err, table.get("config"), ctx)}
         if env_id is None:
             continue
-        if env_id in seen:
-            err.add(f"{ctx}env {env_id!r} appears twice")
-        seen.add(env_id)
+        label = label or env_id
+        if label in seen:
+            what = f"label {label!r}" if label != env_id else f"env {env_id!r}"
+            err.add(f"{ctx}{what} appears twice (give each entry of one env its own 'label')")
+        seen.add(label)
         if steps is None and "total_steps" not in table and "total_steps" not in data:
             err.add(f"{ctx}no 'total_steps' (set it here or at the top of the file)")
         # The options on their own, then with the preset (alone if the options are bad), so both are reported.
         overrides = {**config, "env_id": env_id, "total_steps": steps or 1}
-        preset_used = None
+        preset_used, agent = None, "sac"
         for with_preset in (None, preset or "auto"):
             try:
-                preset_used = resolve_config(with_preset, overrides)[1]
+                resolved, preset_used = resolve_config(with_preset, overrides)
+                agent = resolved.learner.agent
             except ConfigError as e:
                 err.add(ctx + str(e).replace("\n", "\n    "))
                 overrides = {"env_id": env_id}
-        refs = tuple(references.get(env_id, ()))
-        entries.append(SuiteEnv(env_id, preset, steps or 0, config, refs, preset_used))
+        refs = tuple(r for r in references.get(env_id, ()) if r.agent in (None, agent))
+        entries.append(SuiteEnv(env_id, preset, steps or 0, config, refs, preset_used, label, agent))
     for env_id, close in _unknown_env_ids([e.env for e in entries]).items():
         err.add(_env_problem(env_id, close))
     err.raise_if_any()
@@ -345,8 +364,11 @@ def describe_suite(name: str) -> list[str]:
         return [f"{name}: INVALID", *("    " + line for line in str(e).splitlines())]
     seeds = ", ".join(map(str, suite.seeds))
     lines = [f"{suite.name}: {suite.description.strip()}", f"    seeds: {seeds}"]
-    for e in suite.envs:
+    names = [e.env if e.label == e.env else f"{e.label} ({e.env})" for e in suite.envs]
+    width = max(26, *map(len, names))
+    for name, e in zip(names, suite.envs):
         refs = "; ".join(f"{r.source} {fmt(r.score)}" for r in e.references) or "none"
         preset = e.preset_used or "none"
-        lines.append(f"    {e.env:<26} {steps_label(e.total_steps):>6} steps  preset {preset:<26} refs: {refs}")
+        lines.append(f"    {name:<{width}} {e.agent:<6} {steps_label(e.total_steps):>6} steps  preset {preset:<26} "
+                     f"refs: {refs}")
     return lines

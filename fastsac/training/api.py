@@ -67,6 +67,9 @@ def resume(run_dir: str | os.PathLike, **overrides: Any) -> RunResult:
         raise CheckpointError(f"the checkpoint's configuration is not usable by this fastsac: {exc}") from exc
     if "out" in overrides and Path(overrides["out"]) != run_dir:
         raise ConfigError(f"a resumed run is written into its own directory ({run_dir}); do not pass out/--out")
+    # The saved configuration with every field this fastsac has (a checkpoint from before a field existed ran with
+    # its default), so that only real differences are reported.
+    saved = config_to_dict(config)
     config = config_from_dict(overrides, config, where="resume overrides")
     config = dataclasses.replace(config, out=str(run_dir))
     check_config(saved, config_to_dict(config), RESUME_MUTABLE, source=str(run_dir))

@@ -159,8 +159,8 @@ class TrainConfig:
     learner: LearnerConfig = field(
         default_factory=pendulum_learner,
         metadata=_help(
-            "learner (SAC) hyperparameters; the [learner] table of a preset. Its seed, compile and backend are "
-            "replaced by this config's seed, compile and backend"
+            "learner (SAC or CrossQ) hyperparameters; the [learner] table of a preset. Its seed, compile and "
+            "backend are replaced by this config's seed, compile and backend"
         ),
     )
 
@@ -349,6 +349,12 @@ def _apply(cls: type, base: Any, values: dict[str, Any], where: str) -> Any:
              if not (cls is LearnerConfig and f.name in LEARNER_FIELDS_SET_BY_RUN)]
     problems: list[str] = []
     changes: dict[str, Any] = {}
+    if cls is LearnerConfig and "agent" in values:
+        # Switching the agent first puts that agent's defaults into its fields; the other values apply on top.
+        try:
+            base = base.with_agent(_coerce(values["agent"], hints["agent"], "agent"))
+        except ConfigError:
+            pass  # reported with the other values below
     for key, value in values.items():
         if cls is LearnerConfig and key in LEARNER_FIELDS_SET_BY_RUN:
             problems.append(

@@ -57,21 +57,30 @@ def load_preset(name: str) -> dict[str, Any]:
     return values
 
 
-def preset_for_env(env_id: str) -> str | None:
-    """The shipped preset named after ``env_id``, if there is one."""
-    return env_id if (PRESETS_DIR / f"{env_id}.toml").is_file() else None
+def preset_for_env(env_id: str, agent: str = "sac") -> str | None:
+    """The shipped preset for ``env_id`` and ``agent``, if there is one: ``<env_id>.toml`` for SAC,
+    ``<env_id>-<agent>.toml`` for another agent (``HalfCheetah-v5-crossq``), else the env's SAC preset (its run
+    settings; the agent's own defaults replace the SAC learner fields, see ``LearnerConfig.with_agent``)."""
+    for name in ([f"{env_id}-{agent}"] if agent != "sac" else []) + [env_id]:
+        if (PRESETS_DIR / f"{name}.toml").is_file():
+            return name
+    return None
 
 
 def resolve_config(preset: str | None = "auto", overrides: dict[str, Any] | None = None) -> tuple[TrainConfig, str | None]:
     """Defaults < preset < ``overrides`` (a nested dict, e.g. from CLI flags). Returns ``(config, preset_used)``.
 
-    ``preset="auto"`` uses the shipped preset named after the env (``overrides["env_id"]`` or the preset-free
-    default) when one exists; ``None`` or ``"none"`` uses no preset.
+    ``preset="auto"`` uses the shipped preset for the env (``overrides["env_id"]`` or the preset-free default)
+    and the agent (``overrides["learner"]["agent"]``, default SAC) when one exists (:func:`preset_for_env`);
+    ``None`` or ``"none"`` uses no preset.
     """
     overrides = dict(overrides or {})
     if preset == "auto":
         env_id = overrides.get("env_id", TrainConfig().env_id)
-        preset = preset_for_env(env_id) if isinstance(env_id, str) else None
+        learner = overrides.get("learner")
+        agent = learner.get("agent", "sac") if isinstance(learner, dict) else "sac"
+        known = isinstance(env_id, str) and isinstance(agent, str)
+        preset = preset_for_env(env_id, agent) if known else None
     elif preset in ("none", ""):
         preset = None
     config = TrainConfig()

@@ -150,6 +150,7 @@ class Session:
         return {
             "finished": finished,
             "env_id": self.config.env_id,
+            "agent": self.config.learner.agent,
             "seed": self.config.seed,
             "total_steps": self.step,
             "updates": self.learner.num_updates,

@@ -224,7 +224,7 @@ def test_bad_suite_is_rejected_before_anything_runs(tmp_path, fake, capsys):
         "unknown preset 'no-such-preset'",
         "num_envs must be int, got str 'four'",
         "config.seed is set by the suite runner; use 'seeds' instead",
-        "env 'CartPole-v1' appears twice",
+        "env 'CartPole-v1' appears twice (give each entry of one env its own 'label')",
     ):
         assert expected in err, (expected, err)
     assert not out.exists() and fake.calls() == []
@@ -299,8 +299,8 @@ def test_suite_runs_every_pair_then_never_reruns_finished(tmp_path, fake):
 
     report = (out / "report.md").read_text()
     # Pendulum finals 30 and 31 -> 30.5 ± 0.5, above the low bar; CartPole 20, 21 -> below the high bar.
-    assert re.search(r"\| Pendulum-v1 \| [^|]+ \| 300 \| 2 \| 30\.5 ± 0\.5 \| 1000 \|", report)
-    assert "| Pendulum-v1 | 30.5 ± 0.5 @ 300 | 10.0 @ 300 | Low bar [1] | ▲ above |" in report
+    assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 2 \| 30\.5 ± 0\.5 \| 1000 \|", report)
+    assert "| Pendulum-v1 | sac | 30.5 ± 0.5 @ 300 | 10.0 @ 300 | Low bar [1] | ▲ above |" in report
     assert "▼ below (ours at 200, reference at 1M steps)" in report
     assert "High bar [2] (unverified)" in report and "<https://example.org/high>" in report
     assert "![Pendulum-v1 steps](plots/Pendulum-v1_steps.png)" in report
@@ -365,7 +365,7 @@ def test_failed_run_is_reported_and_others_complete(tmp_path, fake, monkeypatch,
     assert "2 run(s) failed: CartPole-v1 seed 0, CartPole-v1 seed 1" in err
     assert suites.run_status(out / "runs" / "Pendulum-v1" / "seed0") == "finished"
     report = (out / "report.md").read_text()
-    assert re.search(r"\| CartPole-v1 \| [^|]+ \| 200 \| 0 \| no finished run \|", report)
+    assert re.search(r"\| CartPole-v1 \| sac \| [^|]+ \| 200 \| 0 \| no finished run \|", report)
     assert "CartPole-v1 seed 0: not started" in report
 
 
@@ -464,6 +464,6 @@ def test_smoke_suite_end_to_end_with_real_trainer(tmp_path):
     for p in pngs:
         _check_png(p)
     report = (out / "report.md").read_text()
-    assert re.search(r"\| Pendulum-v1 \| [^|]+ \| 300 \| 2 \|", report)
-    assert re.search(r"\| CartPole-v1 \| [^|]+ \| 300 \| 2 \|", report)
+    assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 2 \|", report)
+    assert re.search(r"\| CartPole-v1 \| sac \| [^|]+ \| 300 \| 2 \|", report)
     assert "RL Zoo SAC [1]" in report and "▼ below (ours at 300, reference at 20k steps)" in report

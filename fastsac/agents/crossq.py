@@ -1,0 +1,107 @@
+"""CrossQ (Bhatt et al., ICLR 2024, "CrossQ: Batch Normalization in Deep Reinforcement Learning for Greater Sample
+Efficiency and Simplicity", openreview.net/forum?id=PczQtTsTIX): continuous SAC without target critics, with
+batch renormalization in the critics and the actor, one joint critic pass, wider critics, Adam with beta1 = 0.5
+and a delayed actor.
+
+One update, read top to bottom in :meth:`CrossQLearner._update`::
+
+    next action  a' ~ pi(.|s') from the actor in evaluation mode (its running statistics), no gradient
+    critic       ONE pass of both critics in training mode over the joint batch [(s, a); (s', a')], then split:
+                 batch renorm normalizes with the statistics of both halves and updates its running statistics
+                 from them. Target r + gamma * (1 - terminated) * (min_j Q_j(s', a') - alpha log pi(a'|s')) from
+                 the detached second half; squared error of the first half (SAC's critic step, no target critics)
+    actor        every policy_delay-th update: actor in training mode, critics in evaluation mode,
+                 mean(alpha log pi(a|s) - min_j Q_j(s, a)); alpha_loss from the same fused-op call, as SAC
+
+Why the joint pass (the paper, section 3): (s, a) from the buffer and (s', a') with a' from the current policy are
+differently distributed; normalizing each with its own statistics, or the next-state batch with statistics it
+never contributed to, makes one of them out of distribution. One pass over both normalizes them alike, which is
+what lets the critics bootstrap from themselves without a target network.
+
+Compilation: the whole step is ONE graph under ``torch.compile(fullgraph=True)`` exactly like SAC's (gradients from
+``torch.autograd.grad``, ``ForeachAdam``, the fused op). The batch statistics stay inside the graph: every batch
+renorm layer keeps its running mean, variance and step counter as buffers that ``forward`` updates in place
+(``fastsac.agents.normalization``), the warm-up switch is a ``where`` on the device-side counter, and the critics'
+buffers are stacked by ``EnsembleQ`` and written through the vmapped call. On CUDA the captured graph therefore
+replays those in-place updates on fixed addresses; they are among the tensors snapshotted around a capture's
+warm-up runs (``Learner._mutable_tensors``), and they are in ``state_dict`` for exact resume.
+
+Defaults: :data:`fastsac.agents.config.CROSSQ_DEFAULTS` (``LearnerConfig().with_agent("crossq")``), the settings
+of the paper's reference implementation, with the source there. Deliberate differences from that code: the
+critic loss has no factor 1/2 (SAC's here; Adam is invariant to it up to its eps); the policy's log-std is bounded
+smoothly to [log_std_min, log_std_max] by the fused op (the reference clips it to [-20, 2]); after the warm-up the
+layers apply Ioffe's equations exactly (the reference folds eps into r slightly differently).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fastsac import ops
+from fastsac.agents.config import LearnerConfig
+from fastsac.agents.learner import Learner
+from fastsac.agents.networks import ContinuousTwinQ
+from fastsac.agents.normed_networks import BatchRenormActor, batch_renorm_options, critic_member
+from fastsac.agents.sac import SACLearner
+
+__all__ = ["CrossQLearner"]
+
+
+class CrossQLearner(Learner):
+    """CrossQ: tanh-squashed Gaussian actor and twin critics with batch renormalization, no target critics.
+
+    Actions are in [-1, 1]. ``cfg`` defaults to CrossQ's paper setting; a config of another agent is refused.
+    """
+
+    discrete = False
+    uses_target_critic = False
+
+    def __init__(self, obs_dim: int, action_dim: int, cfg: LearnerConfig | None = None, device="cpu"):
+        cfg = LearnerConfig().with_agent("crossq") if cfg is None else cfg
+        if cfg.agent != "crossq":
+            raise ValueError(f"CrossQLearner: cfg.agent is {cfg.agent!r}; use LearnerConfig(...).with_agent('crossq') "
+                             "or make_learner, which picks the learner from cfg.agent")
+        self.action_dim = int(action_dim)
+        self.log_std_bounds = (cfg.log_std_min, cfg.log_std_max)
+        super().__init__(obs_dim, action_dim, cfg, device)
+
+    def _build_networks(self, n):
+        cfg, brn = self.cfg, batch_renorm_options(self.cfg)
+        member = critic_member(self.obs_dim + n, 1, cfg.critic_widths, cfg.critic_network, brn)
+        return (BatchRenormActor(self.obs_dim, n, cfg.hidden_sizes, brn),
+                ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths, member=member))
+
+    # Acting (actor in evaluation mode: its forward's default), the temperature module and the noise layout are
+    # continuous SAC's.
+    _build_entropy = SACLearner._build_entropy
+    _noise_shape = SACLearner._noise_shape
+    act = SACLearner.act
+
+    def bootstrap_target(self, reward, terminated, next_q, next_log_prob) -> torch.Tensor:
+        """``r + gamma * (1 - terminated) * (min_j next_q_j - alpha * next_log_prob)``, no gradient; ``next_q``
+        (2, batch) are the critics' values of (s', a') from the joint pass."""
+        with torch.no_grad():
+            reward, not_done = self._rewards_and_mask(reward, terminated)
+            return reward + self.cfg.gamma * not_done * (next_q.amin(dim=0) - self.alpha * next_log_prob)
+
+    def actor_and_alpha_losses(self, obs, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As SAC's (one fused-op call for actor loss, alpha loss and entropy), with the actor in training mode
+        (batch statistics; its running statistics advance) and the critics in evaluation mode (their running
+        statistics, as the reference implementation)."""
+        mean, log_std = self.actor(obs, training=True)
+        action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
+            mean, log_std, noise, self.entropy.log_alpha, self.entropy.target_tensor,
+            log_std_bounds=self.log_std_bounds, backend=self.backend)
+        actor_loss = (self.alpha * log_prob - self.critic(obs, action, training=False).amin(dim=0)).mean()
+        return actor_loss, alpha_loss, -log_prob.detach().mean()
+
+    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+        with torch.no_grad():  # a' ~ pi(.|s'), the actor in evaluation mode
+            mean, log_std = self.actor(next_obs, training=False)
+            next_action, next_log_prob = ops.squashed_gaussian(
+                mean, log_std, noise[0], log_std_bounds=self.log_std_bounds, backend=self.backend)
+        # One critic pass in training mode over [(s, a); (s', a')]: batch renorm sees (and records) both halves.
+        q_joint = self.critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
+        q, next_q = q_joint.chunk(2, dim=1)  # (2, batch) each
+        q_target = self.bootstrap_target(reward, terminated, next_q, next_log_prob)
+        self._finish_update(q, q_target, update_actor, obs, noise[1])
