@@ -69,6 +69,11 @@ class CapturedUpdate:
     def num_graphs(self) -> int:
         return len(self._graphs)
 
+    @property
+    def flags(self) -> frozenset[bool]:
+        """The flag values a graph has been captured for."""
+        return frozenset(self._graphs)
+
     def _capture(self, flag: bool) -> torch.cuda.CUDAGraph:
         if self._buffers is None:
             raise RuntimeError("CapturedUpdate: call buffers(layout) before replay()")
