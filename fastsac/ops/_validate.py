@@ -113,7 +113,7 @@ def bounds(log_std_bounds) -> tuple[float | None, float | None]:
     """``(lo, hi)`` as floats (``(None, None)`` without bounds); checked once per distinct tuple."""
     if log_std_bounds is None:
         return None, None
-    if type(log_std_bounds) is tuple:
+    if type(log_std_bounds) is tuple and not torch.compiler.is_compiling():  # dynamo traces through caches
         try:
             return _bounds_cached(log_std_bounds)
         except TypeError:  # unhashable entries: checked below, uncached
