@@ -1,17 +1,26 @@
 """Optional build of the compiled extension ``fastsac._C``; all metadata lives in pyproject.toml.
 
 The CUDA extension (csrc/*.cpp + csrc/*.cu) is built when torch is importable in the build environment with CUDA
-support (``torch.version.cuda``) and nvcc is found, or when ``FASTSAC_FORCE_CUDA=1`` (for instance a CUDA torch
-on a build machine without a GPU; the build then fails loudly if it cannot compile). Otherwise one line says why
-and no extension is built: the torch and Triton backends need none. ``FASTSAC_SKIP_CUDA=1`` skips it on purpose.
+support (``torch.version.cuda``) and a CUDA toolkit is found, or when ``FASTSAC_FORCE_CUDA=1``. It is optional for
+real: wherever it is skipped or its build fails (compile or link), the install still succeeds, one line says why and
+how to fix or force it, and the torch and Triton backends remain. Only ``FASTSAC_FORCE_CUDA=1`` turns a failed
+build into an error; ``FASTSAC_SKIP_CUDA=1`` skips the build on purpose. pip shows a build's output only with
+``-v``, so the line is also kept in the installed package (``fastsac.ops.extension.build_note()``).
+
+The toolkit is looked for the way machines lay it out (:func:`find_cuda_home`): ``CUDA_HOME``, then ``CUDA_PATH``,
+then the real toolkit behind the ``nvcc`` on PATH (which may be a symlink or a wrapper script outside the
+toolkit), then ``/usr/local/cuda``, ``/usr/local/cuda-*`` (newest first) and ``/opt/cuda``. The root found is
+handed to ``torch.utils.cpp_extension`` as ``CUDA_HOME``, whose own guess (two folders above nvcc) is wrong for
+a wrapper.
 
 Use ``pip install -e . --no-build-isolation`` (or ``pip install . --no-build-isolation``) so the build sees the
 installed torch; under build isolation torch is absent from the build environment and the extension is skipped.
-Architectures: ``TORCH_CUDA_ARCH_LIST`` when set, else sm_80 and sm_90 (+ PTX for newer GPUs).
+Architectures: ``TORCH_CUDA_ARCH_LIST`` when set, else :data:`CUDA_ARCHS` (+ PTX for newer GPUs).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -24,31 +33,84 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 CSRC = "csrc"
+NOTE_FILE = "_build_note.txt"  # in the installed package: why fastsac._C is absent (read by fastsac.ops.extension)
 SKIP_LINE = "fastsac: building without the CUDA extension ({}); the torch and Triton backends remain"
+FAILED_LINE = ("fastsac: the CUDA extension fastsac._C failed to build ({}); installed without it, the torch and "
+               "Triton backends remain. {} FASTSAC_FORCE_CUDA=1 makes this an error")
+# SASS for the GPUs people train on, PTX of the newest for later ones (the driver JIT-compiles it).
+CUDA_ARCHS = (
+    ("80", "A100, A30"),
+    ("86", "RTX 30xx, A10, A40, A6000"),
+    ("89", "Ada: L4, L40, RTX 40xx"),
+    ("90", "Hopper: H100, H200"),
+)
+PTX_ARCH = "90"
+_skip_reason: str | None = None  # set when the extension is not even attempted; build_py writes it to NOTE_FILE
 
 
-class build_py_with_csrc(build_py):
-    """Also ship csrc/ as fastsac/csrc in wheels, so an installed fastsac can JIT-build the CPU extension."""
-
-    def run(self):
-        super().run()
-        if getattr(self, "editable_mode", False):  # an editable install finds <repo>/csrc next to the package
-            return
-        dest = Path(self.build_lib) / "fastsac" / "csrc"
-        dest.mkdir(parents=True, exist_ok=True)
-        for src in sorted((ROOT / CSRC).glob("*")):
-            if src.suffix in {".h", ".cuh", ".cpp", ".cu"}:
-                shutil.copy2(src, dest / src.name)
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name) == "1"
 
 
-def _cuda_arch_flags() -> list[str]:
-    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
-        return []  # torch.utils.cpp_extension turns TORCH_CUDA_ARCH_LIST into -gencode flags itself
-    return [
-        "-gencode=arch=compute_80,code=sm_80",  # A100
-        "-gencode=arch=compute_90,code=sm_90",  # H100 / H200
-        "-gencode=arch=compute_90,code=compute_90",  # PTX, JIT-compiled by the driver on newer GPUs
-    ]
+# ---------------------------------------------------------------------------------------------------------------
+# finding the toolkit
+
+
+def is_toolkit(root: str | os.PathLike) -> bool:
+    """Whether ``root`` is a CUDA toolkit's root: ``bin/nvcc`` and a ``libcudart`` in lib64/, lib/ or targets/*/lib."""
+    root = Path(root)
+    if not (root / "bin" / "nvcc").is_file():
+        return False
+    lib_dirs = [root / "lib64", root / "lib", *root.glob("targets/*/lib")]
+    return any(next(d.glob("libcudart.so*"), None) is not None for d in lib_dirs if d.is_dir())
+
+
+def _root_behind(nvcc: str) -> str | None:
+    """The toolkit an ``nvcc`` belongs to: two folders above the file it resolves to, else the ``TOP`` its dry run
+    reports (a wrapper script such as ``exec /usr/local/cuda-13.0/bin/nvcc "$@"`` runs the real one)."""
+    real = Path(nvcc).resolve()
+    if is_toolkit(real.parent.parent):
+        return str(real.parent.parent)
+    try:
+        out = subprocess.run([nvcc, "--dryrun", "-c", "fastsac_probe.cu"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"^#\$ TOP=(.+)$", out.stdout + out.stderr, flags=re.MULTILINE)
+    if m and is_toolkit(m.group(1).strip()):
+        return str(Path(m.group(1).strip()).resolve())
+    return None
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", Path(path).name)) or (0,)
+
+
+def find_cuda_home(environ=os.environ, *, search=("/usr/local/cuda", "/usr/local/cuda-*", "/opt/cuda")):
+    """``(root, how it was found)``, or ``(None, what was tried)``. ``CUDA_HOME`` / ``CUDA_PATH`` are the user's
+    word and returned as given, even when they are no toolkit (the caller says so)."""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if environ.get(var):
+            return environ[var], var
+    nvcc = shutil.which("nvcc", path=environ.get("PATH"))
+    if nvcc:
+        root = _root_behind(nvcc)
+        if root:
+            return root, f"the nvcc on PATH ({nvcc})"
+    for pattern in search:
+        for candidate in sorted(glob.glob(pattern), key=_version_key, reverse=True):
+            if is_toolkit(candidate):
+                return str(Path(candidate).resolve()), candidate
+    tried = f"nvcc on PATH ({nvcc}), " if nvcc else "no nvcc on PATH, "
+    return None, tried + ", ".join(search)
+
+
+def cuda_arch_flags(environ=os.environ) -> list[str]:
+    """nvcc's -gencode flags for :data:`CUDA_ARCHS` + PTX; none when ``TORCH_CUDA_ARCH_LIST`` is set (torch then
+    turns that list into flags itself)."""
+    if environ.get("TORCH_CUDA_ARCH_LIST"):
+        return []
+    flags = [f"-gencode=arch=compute_{sm},code=sm_{sm}" for sm, _gpus in CUDA_ARCHS]
+    return [*flags, f"-gencode=arch=compute_{PTX_ARCH},code=compute_{PTX_ARCH}"]
 
 
 def _nvcc_release(nvcc: str) -> str | None:
@@ -61,40 +123,124 @@ def _nvcc_release(nvcc: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _cuda_extension():
-    """(ext_modules, cmdclass) for the CUDA build, or None with the reason it is skipped printed."""
-    if os.environ.get("FASTSAC_SKIP_CUDA") == "1":
-        print(SKIP_LINE.format("FASTSAC_SKIP_CUDA=1"), file=sys.stderr)
-        return None
-    force = os.environ.get("FASTSAC_FORCE_CUDA") == "1"
+# ---------------------------------------------------------------------------------------------------------------
+# the note kept in the installed package
+
+
+def _package_dir(cmd) -> Path:
+    """Where the built package lies: the source tree for editable/in-place builds, else the build folder."""
+    if getattr(cmd, "editable_mode", False) or getattr(cmd, "inplace", False):
+        return ROOT / "fastsac"
+    return Path(cmd.build_lib) / "fastsac"
+
+
+def write_note(package_dir: Path, line: str | None) -> None:
+    """Keep ``line`` as the package's build note, or remove a stale note when the extension was built."""
+    path = Path(package_dir) / NOTE_FILE
+    if line is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(line + "\n")
+
+
+class build_py_with_csrc(build_py):
+    """Also ship csrc/ as fastsac/csrc in wheels, so an installed fastsac can JIT-build the CPU extension; and keep
+    the skip reason (if any) as the package's build note."""
+
+    def run(self):
+        super().run()
+        if _skip_reason is not None:  # said here, when building, not each time pip runs this file for metadata
+            print(SKIP_LINE.format(_skip_reason), file=sys.stderr)
+            write_note(_package_dir(self), SKIP_LINE.format(_skip_reason))
+        if getattr(self, "editable_mode", False):  # an editable install finds <repo>/csrc next to the package
+            return
+        dest = Path(self.build_lib) / "fastsac" / "csrc"
+        dest.mkdir(parents=True, exist_ok=True)
+        for src in sorted((ROOT / CSRC).glob("*")):
+            if src.suffix in {".h", ".cuh", ".cpp", ".cu"}:
+                shutil.copy2(src, dest / src.name)
+
+
+def _failure_line(exc: BaseException, cuda_home: str, found_by: str) -> str:
+    from setuptools.errors import LinkError
+
+    stage = "link" if isinstance(exc, LinkError) else "compile"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    fix = (f"Fix: point CUDA_HOME at the CUDA toolkit that matches torch (the folder whose bin/ holds nvcc and "
+           f"whose lib64/ holds libcudart; used: {cuda_home}, from {found_by}) and reinstall; see the build log "
+           "with pip install -v.")
+    return FAILED_LINE.format(f"{stage} step: {first}", fix)
+
+
+def _optional_build_ext(base, cuda_home: str, found_by: str, start_line: str = ""):
+    """``base`` (torch's BuildExtension) whose failure leaves the install without the extension, saying why."""
+
+    class OptionalBuildExtension(base):
+        def build_extensions(self):
+            if start_line:
+                print(start_line, file=sys.stderr)
+            try:
+                super().build_extensions()
+            except Exception as exc:  # CompileError, LinkError, ninja's RuntimeError, a CUDA version mismatch
+                if _env_flag("FASTSAC_FORCE_CUDA"):
+                    raise
+                line = _failure_line(exc, cuda_home, found_by)
+                print(line, file=sys.stderr)
+                self.extensions = []  # nothing to copy in place or to put in the wheel
+                if getattr(self, "editable_mode", False):  # an earlier in-place build would still be imported
+                    for stale in (ROOT / "fastsac").glob("_C.*"):
+                        stale.unlink()
+                write_note(_package_dir(self), line)
+            else:
+                write_note(_package_dir(self), None)
+
+    return OptionalBuildExtension
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the decision
+
+
+def _skip(reason: str, force: bool):
+    global _skip_reason
+    if force:
+        raise RuntimeError(f"fastsac: FASTSAC_FORCE_CUDA=1 but the CUDA extension cannot be built: {reason}")
+    _skip_reason = reason
+    return None
+
+
+def cuda_extension():
+    """(ext_modules, cmdclass) for the CUDA build, or None with the reason it is skipped kept for build_py."""
+    force = _env_flag("FASTSAC_FORCE_CUDA")
+    if _env_flag("FASTSAC_SKIP_CUDA"):
+        return _skip("FASTSAC_SKIP_CUDA=1", force=False)
     try:
         import torch
-        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension
-    except ImportError as exc:
-        if force:
-            raise RuntimeError("fastsac: FASTSAC_FORCE_CUDA=1 but torch is not importable in the build "
-                               "environment; install torch first and use --no-build-isolation") from exc
-        print(SKIP_LINE.format("torch is not importable in the build environment; with build isolation use "
-                               "--no-build-isolation"), file=sys.stderr)
-        return None
-    if not force:
-        nvcc = shutil.which("nvcc") or (CUDA_HOME and shutil.which(os.path.join(CUDA_HOME, "bin", "nvcc")))
-        if torch.version.cuda is None:
-            print(SKIP_LINE.format(f"torch {torch.__version__} has no CUDA"), file=sys.stderr)
-            return None
-        if not nvcc:
-            print(SKIP_LINE.format("nvcc not found; set CUDA_HOME or put nvcc on PATH"), file=sys.stderr)
-            return None
-        nvcc_cuda = _nvcc_release(nvcc)
-        if nvcc_cuda and nvcc_cuda.split(".")[0] != torch.version.cuda.split(".")[0]:
-            # torch.utils.cpp_extension refuses a different CUDA major version; say so instead of failing.
-            print(SKIP_LINE.format(f"nvcc is CUDA {nvcc_cuda} but torch was built with CUDA {torch.version.cuda}; "
-                                   "install a matching toolkit or torch, or force with FASTSAC_FORCE_CUDA=1"),
-                  file=sys.stderr)
-            return None
+    except ImportError:
+        return _skip("torch is not importable in the build environment; install torch first and use "
+                     "--no-build-isolation", force)
+    if torch.version.cuda is None:
+        return _skip(f"torch {torch.__version__} has no CUDA; install a CUDA build of torch to build it", force)
+    cuda_home, found_by = find_cuda_home()
+    if cuda_home is None:
+        return _skip(f"no CUDA toolkit found (tried CUDA_HOME, CUDA_PATH, {found_by}); set CUDA_HOME to the "
+                     "toolkit root", force)
+    if not is_toolkit(cuda_home):
+        return _skip(f"{found_by}={cuda_home} is not a CUDA toolkit root (it needs bin/nvcc and lib64/libcudart); "
+                     "point it at the toolkit or unset it", force)
+    nvcc_cuda = _nvcc_release(str(Path(cuda_home) / "bin" / "nvcc"))
+    if nvcc_cuda and nvcc_cuda.split(".")[0] != torch.version.cuda.split(".")[0]:
+        # torch.utils.cpp_extension refuses a different CUDA major version; say so instead of failing.
+        return _skip(f"the toolkit in {cuda_home} is CUDA {nvcc_cuda} but torch was built with CUDA "
+                     f"{torch.version.cuda}; install a matching toolkit or torch", force)
 
+    os.environ["CUDA_HOME"] = cuda_home  # torch.utils.cpp_extension reads it when imported ...
+    from torch.utils import cpp_extension
+
+    cpp_extension.CUDA_HOME = cuda_home  # ... or already did
     sources = sorted(f"{CSRC}/{p.name}" for p in (ROOT / CSRC).iterdir() if p.suffix in {".cpp", ".cu"})
-    ext = CUDAExtension(
+    ext = cpp_extension.CUDAExtension(
         name="fastsac._C",
         sources=sources,
         include_dirs=[str(ROOT / CSRC)],
@@ -102,19 +248,20 @@ def _cuda_extension():
         extra_compile_args={
             "cxx": ["-O3"],
             # No --use_fast_math: the ops promise fp32 relative error well under 1e-5.
-            "nvcc": ["-O3", "-lineinfo", *_cuda_arch_flags()],
+            "nvcc": ["-O3", "-lineinfo", *cuda_arch_flags()],
         },
     )
-    print(f"fastsac: building the CUDA extension fastsac._C (torch {torch.__version__}, CUDA {torch.version.cuda})",
-          file=sys.stderr)
-    return [ext], {"build_ext": BuildExtension}
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or " ".join(f"sm_{sm}" for sm, _ in CUDA_ARCHS) + " +PTX"
+    start = (f"fastsac: building the CUDA extension fastsac._C (torch {torch.__version__}, CUDA {torch.version.cuda}, "
+             f"toolkit {cuda_home} from {found_by}, {archs})")
+    return [ext], {"build_ext": _optional_build_ext(cpp_extension.BuildExtension, cuda_home, found_by, start)}
 
 
-cmdclass = {"build_py": build_py_with_csrc}
-ext_modules = []
-_cuda = _cuda_extension()
-if _cuda is not None:
-    ext_modules, extra_cmdclass = _cuda
-    cmdclass.update(extra_cmdclass)
-
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import its helpers without building
+    cmdclass = {"build_py": build_py_with_csrc}
+    ext_modules = []
+    _cuda = cuda_extension()
+    if _cuda is not None:
+        ext_modules, extra_cmdclass = _cuda
+        cmdclass.update(extra_cmdclass)
+    setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -7,7 +7,8 @@ Two ways the compiled code can be present:
 - a CPU-only module JIT-built from ``csrc/`` by an explicit call to :func:`load_cpu_extension` (the tests use it,
   so CI runs the same C++ math the GPU kernels run, on CPU).
 
-Importing this module never builds or fails. :func:`load` returns the module in use (``fastsac._C`` first, else
+Where setup.py skipped ``fastsac._C`` or its build failed, it left one line saying why in the package
+(:func:`build_note`); the errors below quote it. Importing this module never builds or fails. :func:`load` returns the module in use (``fastsac._C`` first, else
 one already JIT-built in this process) and raises ``ImportError`` when there is none; :func:`is_available`
 answers without raising. The primitives below take exactly the reference's arguments.
 """
@@ -23,6 +24,7 @@ from types import ModuleType
 import torch
 
 __all__ = [
+    "build_note",
     "categorical_bwd",
     "categorical_fwd",
     "extension_dir",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 _CPU_MODULE_NAME = "fastsac_cpp_cpu"
+_BUILD_NOTE = Path(__file__).resolve().parents[1] / "_build_note.txt"  # written by setup.py (NOTE_FILE)
 _CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp")
 _HEADERS = ("ops.h", "sac_math.h")
 
@@ -52,6 +55,20 @@ def _import_compiled() -> ModuleType | None:
         except ImportError:
             _compiled = None
     return _compiled
+
+
+def build_note() -> str | None:
+    """Why the install has no ``fastsac._C`` (setup.py's one line: skipped, or the build failed), or None."""
+    try:
+        return _BUILD_NOTE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _not_built() -> str:
+    note = build_note()
+    return f"fastsac._C was not built at install time ({note})" if note else \
+        "fastsac._C was not built at install time (it needs a CUDA build of torch and a CUDA toolkit)"
 
 
 def sources_dir() -> Path:
@@ -112,9 +129,8 @@ def load() -> ModuleType:
     module = _import_compiled() or _jit
     if module is None:
         raise ImportError(
-            "fastsac: the C++ extension is not available: fastsac._C was not built at install time (it needs a "
-            "CUDA build of torch and nvcc) and the CPU-only extension has not been built in this process "
-            "(call fastsac.ops.extension.load_cpu_extension())"
+            f"fastsac: the C++ extension is not available: {_not_built()}, and the CPU-only extension has not "
+            "been built in this process (call fastsac.ops.extension.load_cpu_extension())"
         )
     return module
 
@@ -140,7 +156,7 @@ def _require(t: torch.Tensor) -> ModuleType:
     if module is None:
         if t.device.type == "cuda":
             raise RuntimeError(
-                "fastsac: no CUDA build of the C++ extension (fastsac._C with CUDA) is installed; use the 'triton' "
+                f"fastsac: no CUDA build of the C++ extension is installed ({_not_built()}); use the 'triton' "
                 "or 'torch' backend, or reinstall fastsac with a CUDA toolkit and a CUDA build of torch"
             )
         load()  # raises the ImportError that explains what is missing
