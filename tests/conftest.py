@@ -1,7 +1,8 @@
 """Test-wide settings.
 
 Without a GPU, Triton kernels run under the Triton interpreter. The variable must be set before any kernel is
-decorated by ``@triton.jit`` (that is, before ``fastsac.kernels`` is imported), so it is set here, first.
+decorated by ``@triton.jit`` (that is, before ``fastsac.kernels`` is imported), so it is set here, first. With a
+GPU, ``FASTSAC_STRICT=1``: a fast path that falls back (``fastsac.fallbacks``) is an error there.
 """
 
 import os
@@ -16,6 +17,8 @@ except Exception:  # pragma: no cover
 
 if not _has_cuda:
     os.environ.setdefault("TRITON_INTERPRET", "1")
+else:  # on a GPU every fast path must really run: a fallback (fastsac.fallbacks) fails the test instead
+    os.environ.setdefault("FASTSAC_STRICT", "1")
 
 import pytest  # noqa: E402
 

@@ -1,19 +1,39 @@
-"""How a learner's update becomes one compiled graph: the dynamo settings it needs around each compiled call."""
+"""How a learner's update becomes one compiled graph, and what happens where it cannot.
+
+:func:`autograd_ops_config` is the dynamo setting the one-graph update needs around each compiled call;
+:func:`compile_update` is ``torch.compile(fullgraph=True)`` with the learner's guard filter.
+:class:`CompiledUpdate` compiles the update that way and falls back to the eager
+update, loudly (``fastsac.fallbacks``), where that fails: on a torch without ``trace_autograd_ops`` (one warning,
+no attempt), or when the first call with a new signature (the one that compiles) raises. Before such a call the
+state the update writes is snapshotted, so a failure half-way leaves the learner as it was and the eager update
+then runs on it. :func:`snapshot` and :func:`restore` are also what a CUDA-graph capture uses
+(``fastsac.agents.cuda_graph``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-__all__ = ["autograd_ops_config", "compile_update", "keep_guards_on_inputs_only_for_owned_tensors"]
+from fastsac.fallbacks import Fallback, fall_back
+
+__all__ = ["CompiledUpdate", "autograd_ops_config", "compile_update", "keep_guards_on_inputs_only_for_owned_tensors",
+           "restore", "snapshot", "trace_autograd_ops_supported"]
+
+
+def trace_autograd_ops_supported() -> bool:
+    """Whether dynamo can trace ``torch.autograd.grad`` inside a ``fullgraph=True`` function (torch >= 2.11)."""
+    return hasattr(torch._dynamo.config, "trace_autograd_ops")
 
 
 def autograd_ops_config():
     """``trace_autograd_ops=True`` for the duration of a compiled call (torch >= 2.11; earlier ones lack it).
 
     Without it, ``torch.autograd.grad`` inside a ``torch.compile(fullgraph=True)`` function is unsupported."""
-    if hasattr(torch._dynamo.config, "trace_autograd_ops"):
+    if trace_autograd_ops_supported():
         return torch._dynamo.config.patch(trace_autograd_ops=True)
     return contextlib.nullcontext()
 
@@ -39,3 +59,69 @@ def keep_guards_on_inputs_only_for_owned_tensors(entries) -> list[bool]:
 def compile_update(fn):
     """``torch.compile(fn, fullgraph=True)`` with the learner's guard filter."""
     return torch.compile(fn, fullgraph=True, options={"guard_filter_fn": keep_guards_on_inputs_only_for_owned_tensors})
+
+
+def snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of ``tensors`` (what :func:`restore` puts back)."""
+    with torch.no_grad():
+        return [t.detach().clone() for t in tensors]
+
+
+def restore(tensors: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+    """Copy ``saved`` back into ``tensors`` in place (their addresses, which compiled code and captured graphs
+    use, stay)."""
+    with torch.no_grad():
+        torch._foreach_copy_(tensors, saved)
+
+
+def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What makes dynamo compile anew: tensors' shapes, dtypes and devices, and the other arguments' values."""
+    return tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+class CompiledUpdate:
+    """``fn`` compiled as one graph, or ``fn`` itself once compiling it has failed (a recorded fallback).
+
+    Args:
+        fn: the update; it must only write tensors listed by ``mutable``.
+        what: what ``fn`` is, for the messages ("SACLearner update").
+        mutable: returns every tensor ``fn`` writes (snapshotted before a call that may compile).
+        fallbacks: the learner's list of fallbacks; a failure is appended to it.
+    """
+
+    def __init__(self, fn: Callable[..., Any], what: str, mutable: Callable[[], list[torch.Tensor]],
+                 fallbacks: list[Fallback]):
+        self._eager, self._what, self._mutable, self._fallbacks = fn, what, mutable, fallbacks
+        self._compiled: Callable[..., Any] | None = None
+        self._compiled_for: set[tuple[Any, ...]] = set()
+        if trace_autograd_ops_supported():
+            self._compiled = compile_update(fn)
+        else:
+            fallbacks.append(fall_back(
+                "torch_version", f"compiling the {what} as one graph", f"the eager {what}",
+                f"torch {torch.__version__} has no torch._dynamo.config.trace_autograd_ops (torch >= 2.11 has it)"))
+
+    @property
+    def compiled(self) -> bool:
+        """Whether calls run the compiled graph (False after a fallback)."""
+        return self._compiled is not None
+
+    def __call__(self, *args: Any) -> Any:
+        if self._compiled is None:
+            return self._eager(*args)
+        key = _signature(args)
+        if key in self._compiled_for:
+            with autograd_ops_config():
+                return self._compiled(*args)
+        saved = snapshot(self._mutable())
+        try:
+            with autograd_ops_config():
+                out = self._compiled(*args)
+        except Exception as exc:  # dynamo, inductor or a kernel compiler failed on this machine
+            restore(self._mutable(), saved)
+            self._fallbacks.append(fall_back("compile", f"torch.compile of the {self._what}", f"the eager {self._what}",
+                                             exc))
+            self._compiled = None
+            return self._eager(*args)
+        self._compiled_for.add(key)
+        return out

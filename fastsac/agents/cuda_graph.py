@@ -4,7 +4,9 @@
 static flag (``update_actor``: the two policy-delay variants). A replay reads whatever was last copied into the
 buffers. Capturing runs the function a few times first (that is when it compiles), on a side stream; those
 warm-up runs change the learner's state, so every tensor the update writes is snapshotted before and restored
-after, and the first replay is the first real update.
+after, and the first replay is the first real update. Where a capture fails, the state is restored all the same,
+the failure is a recorded fallback (``fastsac.fallbacks``) and :meth:`CapturedUpdate.replay` answers False from
+then on: the learner runs its update without a graph.
 """
 
 from __future__ import annotations
@@ -13,25 +15,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from fastsac.agents.compilation import autograd_ops_config
+from fastsac.agents.compilation import autograd_ops_config, restore, snapshot
+from fastsac.fallbacks import Fallback, fall_back
 
 __all__ = ["CapturedUpdate", "restore", "snapshot"]
 
 # The first call compiles; the later ones let lazily created state (allocator pools, cuBLAS workspaces) settle
 # before the capture, which must not allocate anew.
 WARMUP_CALLS = 3
-
-
-def snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Copies of ``tensors`` (what :func:`restore` puts back)."""
-    with torch.no_grad():
-        return [t.detach().clone() for t in tensors]
-
-
-def restore(tensors: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
-    """Copy ``saved`` back into ``tensors`` in place (their addresses, which a captured graph uses, stay)."""
-    with torch.no_grad():
-        torch._foreach_copy_(tensors, saved)
 
 
 class CapturedUpdate:
@@ -41,13 +32,17 @@ class CapturedUpdate:
         fn: the (compiled) update; it must only read its inputs and write tensors listed by ``mutable``.
         device: the CUDA device.
         mutable: returns every tensor ``fn`` writes (restored after the warm-up runs of a capture).
+        fallbacks: the learner's list of fallbacks; a failed capture is appended to it.
     """
 
-    def __init__(self, fn: Callable[..., None], device: torch.device, mutable: Callable[[], list[torch.Tensor]]):
+    def __init__(self, fn: Callable[..., None], device: torch.device, mutable: Callable[[], list[torch.Tensor]],
+                 fallbacks: list[Fallback] | None = None):
         self._fn, self._device, self._mutable = fn, device, mutable
+        self._fallbacks = [] if fallbacks is None else fallbacks
         self._buffers: list[torch.Tensor] | None = None
         self._layout: list[tuple[torch.Size, torch.dtype]] | None = None
         self._graphs: dict[bool, torch.cuda.CUDAGraph] = {}
+        self.failed = False  #: a capture failed: replay() answers False and the caller runs the update itself
 
     def buffers(self, layout: Sequence[tuple[Sequence[int], torch.dtype]]) -> list[torch.Tensor]:
         """The static inputs for this ``[(shape, dtype), ...]`` layout; a new layout drops the captured graphs."""
@@ -58,12 +53,23 @@ class CapturedUpdate:
             self._graphs = {}
         return self._buffers
 
-    def replay(self, flag: bool) -> None:
-        """Run the graph for ``flag`` (captured on first use) on the current contents of the buffers."""
+    def replay(self, flag: bool) -> bool:
+        """Run the graph for ``flag`` (captured on first use) on the current contents of the buffers; False, with
+        nothing run, once a capture has failed."""
+        if self.failed:
+            return False
         graph = self._graphs.get(flag)
         if graph is None:
-            graph = self._graphs[flag] = self._capture(flag)
+            try:
+                graph = self._capture(flag)
+            except Exception as exc:  # e.g. an op that synchronises or allocates during the capture
+                self.failed, self._graphs = True, {}
+                self._fallbacks.append(fall_back("cuda_graph", "capturing the update in a CUDA graph",
+                                                 "the update without a CUDA graph", exc))
+                return False
+            self._graphs[flag] = graph
         graph.replay()
+        return True
 
     @property
     def num_graphs(self) -> int:
@@ -79,16 +85,18 @@ class CapturedUpdate:
             raise RuntimeError("CapturedUpdate: call buffers(layout) before replay()")
         args = (*self._buffers, flag)
         saved = snapshot(self._mutable())
-        stream = torch.cuda.Stream(self._device)
-        stream.wait_stream(torch.cuda.current_stream(self._device))
-        with torch.cuda.stream(stream), autograd_ops_config():
-            for _ in range(WARMUP_CALLS):
+        try:
+            stream = torch.cuda.Stream(self._device)
+            stream.wait_stream(torch.cuda.current_stream(self._device))
+            with torch.cuda.stream(stream), autograd_ops_config():
+                for _ in range(WARMUP_CALLS):
+                    self._fn(*args)
+            torch.cuda.current_stream(self._device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            # Captured on the warm-up stream (whatever the compiled code saw while warming up, it sees again);
+            # thread_local: CUDA calls other threads (env workers, loggers) make during the capture are allowed.
+            with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), autograd_ops_config():
                 self._fn(*args)
-        torch.cuda.current_stream(self._device).wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        # Captured on the warm-up stream (whatever the compiled code saw while warming up, it sees again);
-        # thread_local: CUDA calls that other threads (env workers, loggers) make during the capture are allowed.
-        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), autograd_ops_config():
-            self._fn(*args)
-        restore(self._mutable(), saved)
+        finally:
+            restore(self._mutable(), saved)
         return graph

@@ -21,7 +21,8 @@ and would still have to freeze Adam's moments and step count with ``where`` on e
 
 Randomness: the learner owns a ``torch.Generator`` on its device, seeded by ``cfg.seed``; ``act`` and the update's
 noise draw from it (outside the compiled graph, so eager and compiled updates use identical noise and the CUDA
-graph holds no RNG state). Its state is part of ``state_dict``.
+graph holds no RNG state). Its state is part of ``state_dict``; loaded on another device type it is reseeded
+deterministically instead (``fastsac.agents.rng``; ``rng_note`` says so).
 
 Observation normalization (``cfg.uses_obs_norm``, SimBa's running statistics; ``fastsac.agents.normalization``):
 the statistics are updated *inside* the compiled update, from each batch's observations, before that batch is
@@ -29,6 +30,9 @@ normalized (the next observations too) and handed to ``_update``; ``act`` normal
 Inside, so the update stays one graph (and one CUDA graph: the statistics are buffers updated in place) and any
 caller of ``update`` gets it without a hook in its loop; the price is that the statistics weight each stored
 observation by how often it is sampled, where SimBa counts each env observation once.
+
+Fallbacks: a fast path that cannot run here (a fused-op backend failing its self-check, compiling, capturing) is
+replaced by the next one with one warning and kept in ``fallbacks`` (``fastsac.fallbacks``).
 """
 
 from __future__ import annotations
@@ -43,11 +47,14 @@ import torch
 from torch import nn
 
 from fastsac import ops
-from fastsac.agents.compilation import autograd_ops_config, compile_update
+from fastsac.agents.compilation import CompiledUpdate, autograd_ops_config
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.cuda_graph import CapturedUpdate
 from fastsac.agents.normalization import RunningObsNorm
 from fastsac.agents.optim import ForeachAdam
+from fastsac.agents.rng import load_generator
+from fastsac.fallbacks import Fallback
+from fastsac.ops import selfcheck
 
 __all__ = ["Learner", "as_obs"]
 
@@ -84,6 +91,9 @@ class Learner:
         self.critic_optim = ForeachAdam(self.critic_params, lr=cfg.critic_lr, betas=betas)
         self.alpha_optim = ForeachAdam([self.entropy.log_alpha], lr=cfg.alpha_lr) if self.entropy.learnable else None
         self.backend = ops.resolve_backend(torch.empty(1, device=self.device), backend=cfg.backend)
+        # Fast paths that could not run here (a backend's self-check, compile, capture): said once, kept for the run.
+        self.fallbacks: list[Fallback] = selfcheck.failures(self.device)
+        self.rng_note: str | None = None  # set by load_state_dict when the saved generator came from another device
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
@@ -92,10 +102,11 @@ class Learner:
         # Without observation normalization the update is _update itself (compiled as before: dynamo caches compiled
         # code per code object, up to 8 entries, and _update's is each learner class's own).
         step = self._normalized_update if self.obs_norm is not None else self._update
-        self._update_fn = compile_update(step) if cfg.compile else step
+        self._update_fn = CompiledUpdate(step, f"{type(self).__name__} update", self._mutable_tensors,
+                                         self.fallbacks) if cfg.compile else step
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
-        self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors) if self.use_cuda_graph \
-            else None
+        self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors, self.fallbacks) \
+            if self.use_cuda_graph else None
 
     # -------------------------------------------------------------------------------------------- subclass API
     def _build_networks(self, n: int) -> tuple[nn.Module, nn.Module]:
@@ -185,9 +196,8 @@ class Learner:
         update_actor = self.num_updates % self.cfg.policy_delay == 0
         if self.compile_seconds is None and self.cfg.compile:
             self._first_compiled_update(batch, update_actor)
-        elif self.use_cuda_graph:
-            self._replay(update_actor, (obs, action, reward, next_obs, terminated))
-        else:
+        elif not (self.use_cuda_graph and self._replay(update_actor, (obs, action, reward, next_obs, terminated))):
+            # no CUDA graph, or its capture failed (a recorded fallback): run the update here
             noise = self._draw_noise(obs.shape[0])
             with autograd_ops_config() if self.cfg.compile else contextlib.nullcontext():
                 self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor)
@@ -200,10 +210,9 @@ class Learner:
         t = time.perf_counter()
         self.compile_seconds = 0.0  # the branch below runs the normal path
         obs, action, reward, next_obs, terminated = batch
-        if self.use_cuda_graph:
-            self._replay(update_actor, (obs, action, reward, next_obs, terminated))
+        if self.use_cuda_graph and self._replay(update_actor, (obs, action, reward, next_obs, terminated)):
             torch.cuda.synchronize(self.device)
-        else:
+        else:  # no CUDA graph, or its capture failed (a recorded fallback)
             with autograd_ops_config():
                 self._update_fn(obs, action, reward, next_obs, terminated, self._draw_noise(obs.shape[0]), update_actor)
         self.compile_seconds = time.perf_counter() - t
@@ -214,14 +223,16 @@ class Learner:
         return out.normal_(generator=self.generator)
 
     # ---- CUDA graphs ----------------------------------------------------------------------------------------
-    def _replay(self, update_actor: bool, batch: tuple[torch.Tensor, ...]) -> None:
-        """Copy the batch and fresh noise into the captured graph's static inputs, then replay it."""
+    def _replay(self, update_actor: bool, batch: tuple[torch.Tensor, ...]) -> bool:
+        """Copy the batch and fresh noise into the captured graph's static inputs, then replay it (False: the
+        capture failed, nothing ran)."""
         noise = (self._noise_shape(batch[0].shape[0]), torch.float32)
         static = self._graphs.buffers([*((t.shape, t.dtype) for t in batch), noise])
         for dst, src in zip(static, batch):
             dst.copy_(src, non_blocking=True)
         self._draw_noise(0, out=static[5])
-        self._graphs.replay(update_actor)
+        self.use_cuda_graph = self._graphs.replay(update_actor)  # False from a failed capture on (a fallback)
+        return self.use_cuda_graph
 
     def _mutable_tensors(self) -> list[torch.Tensor]:
         """Every tensor an update writes (restored after the warm-up runs that precede a capture)."""
@@ -269,6 +280,7 @@ class Learner:
             "entropy": self.entropy.state_dict(),
             "num_updates": self.num_updates,
             "generator": self.generator.get_state(),
+            "generator_device": self.generator.device.type,
             "metric_sums": self._metric_sums.detach().clone(),
             **({} if self.obs_norm is None else {"obs_norm": clone(self.obs_norm.state_dict())}),
         }
@@ -296,7 +308,8 @@ class Learner:
             self.alpha_optim.load_state_dict(state["alpha_optim"])
         self.entropy.load_state_dict(state["entropy"])
         self.num_updates = int(state["num_updates"])
-        self.generator.set_state(state["generator"])
+        self.rng_note = load_generator(self.generator, state["generator"], state.get("generator_device"),
+                                       seed=self.cfg.seed, counter=self.num_updates)  # reseeds across device types
         with torch.no_grad():
             self._metric_sums.copy_(state["metric_sums"])
 

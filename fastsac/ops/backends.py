@@ -8,8 +8,10 @@ Backends:
   with CUDA, CPU tensors when it (or the CPU-only build used by the tests) is loaded.
 
 Selection: an explicit ``backend=`` argument, else ``FASTSAC_BACKEND``, else ``auto``. ``auto`` takes the first
-usable backend in ``AUTO_ORDER`` for the tensors' device and falls back quietly; a backend named explicitly that
-cannot run raises ``BackendUnavailableError`` saying why.
+usable backend in ``AUTO_ORDER`` for the tensors' device and falls back quietly where one cannot run here (not
+installed, no device); a fast backend it would choose is first checked against the reference once per process
+and device (``fastsac.ops.selfcheck``: a failure is a loud fallback). A backend named explicitly that cannot run
+raises ``BackendUnavailableError`` saying why.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 from types import ModuleType
 
 import torch
+
+from fastsac.ops import selfcheck
 
 BACKENDS = ("torch", "triton", "cuda")
 ENV_VAR = "FASTSAC_BACKEND"
@@ -78,10 +82,12 @@ def _why_unusable(name: str, device_type: str, dtype: torch.dtype | None) -> str
     # name == "cuda": the compiled extension
     if module.is_available(device_type):
         return None
+    note = module.build_note()
     return (
         f"the C++/CUDA extension is not available for {device_type} tensors; build it with "
         "`pip install --no-build-isolation -e .` on a machine with a CUDA build of torch and nvcc "
         "(or call fastsac.ops.extension.load_cpu_extension() for the CPU build)"
+        + (f"; at install: {note}" if note else "")
     )
 
 
@@ -113,9 +119,12 @@ def resolve_backend(*tensors: torch.Tensor, backend: str | None = "auto") -> str
         if reason is not None:
             raise BackendUnavailableError(f"backend {requested!r} cannot run here: {reason}")
         return requested
-    for name in AUTO_ORDER.get(device_type, ("torch",)):
-        if _why_unusable(name, device_type, dtype) is None:
-            return name
+    order = AUTO_ORDER.get(device_type, ("torch",))
+    device = tensors[0].device if tensors else torch.device(device_type)
+    for i, name in enumerate(order):
+        if _why_unusable(name, device_type, dtype) is None and (
+                name == "torch" or selfcheck.passes(name, device, _import(name), _import("torch"), order[i + 1:])):
+            return name  # a fast backend is chosen only once it has matched the reference here (selfcheck)
     return "torch"
 
 

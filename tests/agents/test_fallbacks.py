@@ -1,0 +1,154 @@
+"""Fallbacks of the learner, forced on CPU: a fused-op backend failing its self-check, a compile failure, a torch
+too old for the one-graph update, a failed CUDA-graph capture. Each warns once, is kept in ``learner.fallbacks``,
+leaves the learner's state as if the failed path had never run (the next path then gives exactly its own result),
+and is an error under FASTSAC_STRICT=1. On a GPU: both learners' updates captured, on every backend, with no
+fallback (the GPU tests run strict)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+
+import pytest
+import torch
+
+import fastsac.kernels
+from fastsac.agents import DiscreteSACLearner, LearnerConfig, SACLearner, compilation, cuda_graph
+from fastsac.fallbacks import FallbackError, FallbackWarning
+from fastsac.ops import backends, selfcheck
+
+from .test_learner import ACT, NUM_ACTIONS, OBS, _assert_same_state, _batch
+
+CFG = LearnerConfig(hidden_sizes=(16, 16), compile=False, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def not_strict(monkeypatch):
+    monkeypatch.delenv("FASTSAC_STRICT", raising=False)
+    selfcheck.reset()
+    yield
+    selfcheck.reset()
+
+
+@contextlib.contextmanager
+def fallback_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    caught[:] = [w for w in caught if issubclass(w.category, FallbackWarning)]
+
+
+def _failing_compile(message):
+    """A stand-in for torch.compile whose compiled function damages the state half-way, then fails."""
+    def compile_(fn, **_):
+        def compiled(*args):
+            with torch.no_grad():
+                fn.__self__.actor_params[0].add_(1.0)
+                fn.__self__.critic_optim.state_tensors()[0].add_(1.0)
+            raise RuntimeError(message)
+        return compiled
+    return compile_
+
+
+def test_compile_failure_restores_the_state_and_runs_eager(monkeypatch):
+    monkeypatch.setattr(torch, "compile", _failing_compile("simulated: inductor could not compile"))
+    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
+    reference = SACLearner(OBS, ACT, CFG)
+    with fallback_warnings() as caught:
+        for step in range(3):
+            learner.update(_batch(seed=step))
+            reference.update(_batch(seed=step))
+    _assert_same_state(learner, reference)  # the damage was undone; each update ran eagerly, exactly once
+    assert len(caught) == 1 and "simulated: inductor could not compile" in str(caught[0].message)
+    (record,) = learner.fallbacks
+    assert record.kind == "compile" and "SACLearner update" in record.what and "eager" in record.instead
+    assert not learner._update_fn.compiled
+
+
+def test_compile_failure_is_an_error_when_strict(monkeypatch):
+    monkeypatch.setattr(torch, "compile", _failing_compile("simulated: no compiler"))
+    monkeypatch.setenv("FASTSAC_STRICT", "1")
+    learner = DiscreteSACLearner(OBS, NUM_ACTIONS, dataclasses.replace(CFG, compile=True))
+    untouched = DiscreteSACLearner(OBS, NUM_ACTIONS, CFG)
+    with pytest.raises(FallbackError, match="simulated: no compiler.*FASTSAC_STRICT=1"):
+        learner.update(_batch(discrete=True))
+    _assert_same_state(learner, untouched)
+
+
+def test_torch_without_trace_autograd_ops_updates_eagerly_with_one_warning(monkeypatch):
+    monkeypatch.setattr(compilation, "trace_autograd_ops_supported", lambda: False)
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("must not try to compile"))
+    with fallback_warnings() as caught:
+        learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
+        reference = SACLearner(OBS, ACT, CFG)
+        for step in range(2):
+            learner.update(_batch(seed=step))
+            reference.update(_batch(seed=step))
+    _assert_same_state(learner, reference)
+    assert len(caught) == 1 and "trace_autograd_ops" in str(caught[0].message)
+    assert [f.kind for f in learner.fallbacks] == ["torch_version"]
+
+
+class _FakeStream:
+    def wait_stream(self, other):
+        pass
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["sac", "discrete"])
+def test_failed_capture_restores_the_state_and_runs_without_a_graph(monkeypatch, discrete):
+    """The real CapturedUpdate on CPU tensors with CUDA's stream calls stubbed: the warm-up runs change the state,
+    then the capture itself fails."""
+    monkeypatch.setattr(torch.cuda, "Stream", lambda *a, **k: _FakeStream())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a, **k: _FakeStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: (_ for _ in ()).throw(RuntimeError("simulated capture")))
+    cls, n = (DiscreteSACLearner, NUM_ACTIONS) if discrete else (SACLearner, ACT)
+    learner, reference = cls(OBS, n, CFG), cls(OBS, n, CFG)
+    learner.use_cuda_graph = True
+    learner._graphs = cuda_graph.CapturedUpdate(learner._update_fn, learner.device, learner._mutable_tensors,
+                                                learner.fallbacks)
+    with fallback_warnings() as caught:
+        for step in range(3):
+            learner.update(_batch(seed=step, discrete=discrete))
+            if step == 0:  # the failed replay drew the first update's noise into the graph's buffer
+                reference._draw_noise(8)
+            reference.update(_batch(seed=step, discrete=discrete))
+    _assert_same_state(learner, reference)
+    assert not learner.use_cuda_graph and learner._graphs.failed and learner._graphs.num_graphs == 0
+    assert len(caught) == 1 and "simulated capture" in str(caught[0].message)
+    assert [f.kind for f in learner.fallbacks] == ["cuda_graph"]
+
+
+@pytest.mark.skipif(backends._why_unusable("triton", "cpu", None) is not None,
+                    reason="needs the Triton interpreter (TRITON_INTERPRET=1, set by conftest without a GPU)")
+def test_a_backend_failing_its_self_check_is_a_learner_fallback(monkeypatch):
+    monkeypatch.setitem(backends.AUTO_ORDER, "cpu", ("triton", "torch"))
+    monkeypatch.setattr(fastsac.kernels, "squashed_gaussian_bwd", lambda *a: (_ for _ in ()).throw(
+        RuntimeError("simulated: PTX JIT compilation failed")))
+    with fallback_warnings() as caught:
+        learner = SACLearner(OBS, ACT, CFG)
+    assert learner.backend == "torch" and len(caught) == 1
+    (record,) = learner.fallbacks
+    assert record.kind == "backend" and "'triton'" in record.what and "PTX JIT" in record.reason
+
+
+# ---------------------------------------------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["triton", "cuda", "torch"])
+@pytest.mark.parametrize("discrete", [False, True], ids=["sac", "discrete"])
+def test_both_updates_capture_on_every_backend(backend, discrete):
+    """CUDA graphs of both updates (both policy-delay variants), Triton and the extension under capture: the
+    graphed update equals eager updates and nothing fell back (the GPU tests run with FASTSAC_STRICT=1)."""
+    if backend == "cuda" and "cuda" not in backends.available_backends("cuda"):
+        pytest.skip("fastsac._C is not built with CUDA here")
+    cfg = dataclasses.replace(CFG, hidden_sizes=(64, 64), policy_delay=2, backend=backend)
+    cls, n = (DiscreteSACLearner, NUM_ACTIONS) if discrete else (SACLearner, ACT)
+    eager = cls(OBS, n, dataclasses.replace(cfg, cuda_graph=False), "cuda")
+    graphed = cls(OBS, n, dataclasses.replace(cfg, cuda_graph=True), "cuda")
+    for step in range(5):
+        batch = tuple(t.cuda() for t in _batch(64, seed=step, discrete=discrete))
+        eager.update(batch)
+        graphed.update(batch)
+    assert graphed.use_cuda_graph and graphed._graphs.num_graphs == 2 and graphed.fallbacks == []
+    _assert_same_state(eager, graphed, rtol=1e-4, atol=1e-5)
