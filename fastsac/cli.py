@@ -16,8 +16,10 @@ Precedence: dataclass defaults < preset < flags. ``--preset auto`` (the default)
 after the env when there is one (``fastsac train --env HalfCheetah-v5`` trains with ``presets/HalfCheetah-v5.toml``;
 with ``--agent crossq``, ``presets/HalfCheetah-v5-crossq.toml``).
 
-Exit codes: 0 success, 2 bad input (the message says what was wrong; nothing was written), 130 interrupted (a
-checkpoint was written; resume with ``--resume``).
+Exit codes: 0 success; 1 a failure while running (CUDA out of memory, a fast path failing under FASTSAC_STRICT=1,
+an env that broke; the message says what); 2 bad input only (a configuration value, preset, checkpoint, env id or
+backend that cannot be used; the message says what was wrong; nothing was written); 130 interrupted (a checkpoint
+was written; resume with ``--resume``).
 """
 
 from __future__ import annotations
@@ -174,6 +176,11 @@ def _err(message: str) -> int:
     return 2
 
 
+def _failed(exc: BaseException) -> int:
+    print(f"fastsac: failed: {type(exc).__name__}: {exc}\n(set FASTSAC_DEBUG=1 to see the traceback)", file=sys.stderr)
+    return 1
+
+
 def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from fastsac.training import resolve_config, resume, train
 
@@ -201,6 +208,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from fastsac.training.checkpoint import atomic_write_bytes
 
     res = evaluate(args.run_dir, episodes=args.episodes, video=args.video, seed=args.seed, device=args.device)
+    print(f"device: {res.device}")
     for i, (r, n) in enumerate(zip(res.returns, res.lengths)):
         print(f"episode {i}: return {r:.2f}, length {n}")
     print(f"mean return over {len(res.returns)} episodes at step {res.step}: {res.mean_return:.2f} ± {res.std_return:.2f}")
@@ -232,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    from fastsac.ops import BackendUnavailableError
     from fastsac.training import CheckpointError, ConfigError, TrainingInterrupted
 
     try:
@@ -247,12 +256,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fastsac: aborted (the last checkpoint written, if any, is intact)", file=sys.stderr)
         return 130
-    except (ConfigError, CheckpointError, FileExistsError) as exc:
+    except (ConfigError, CheckpointError, FileExistsError, BackendUnavailableError) as exc:
         return _err(str(exc))
-    except (ImportError, RuntimeError, ValueError, TypeError) as exc:  # bad env ids, buffer too large, rendering
+    except (ImportError, ValueError, TypeError) as exc:  # bad env ids and values, buffer too large, missing packages
         if os.environ.get("FASTSAC_DEBUG"):
             raise
         return _err(f"{exc}\n(set FASTSAC_DEBUG=1 to see the traceback)")
+    except (RuntimeError, OSError, MemoryError) as exc:  # not the input: CUDA out of memory, a strict fallback, ...
+        if os.environ.get("FASTSAC_DEBUG"):
+            raise
+        return _failed(exc)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -1,51 +1,156 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (for a lent CUDA machine): build the extension, run the GPU tests, run the op,
-# update and end-to-end benchmarks, and leave logs + JSON under $OUT (default ./gpu_out).
+# Every GPU check in one call on a lent CUDA machine, most important figures first, in at most BUDGET seconds
+# (default 470: one device call of 8 minutes on an H200, with room to copy $OUT back):
 #
-#   bash scripts/gpu_checks.sh            # on the GPU machine, from the repository root
+#   1. machine     GPU, driver, Python / torch / triton versions, revision
+#   2. wheels      carried gymnasium + mujoco wheels from .wheels/ (the machine has no internet)
+#   3. build       FASTSAC_FORCE_CUDA=1 pip install -e . (the extension, every default arch), import fastsac._C
+#   4. gpu_tests   every op x dtype x backend on the GPU (accuracy, gradients, opcheck, low precision), the
+#                  extension's CUDA tests, the self-check of the real kernels
+#   5. capture     CUDA-graph capture of both updates (SAC, discrete SAC) on every backend, Triton under capture,
+#                  compiled + captured update = eager, a CPU checkpoint resumed on the GPU
+#   6. bench_ops   op bandwidth at 2^20 rows against a device copy (bench/bench_ops.py)
+#   7. bench_update  compiled + graphed update time against a CleanRL-style eager update (bench/bench_update.py)
+#   8. e2e         end-to-end HalfCheetah-v5 steps/s (bench/bench_sps.py)
 #
-# The GPU machine has no internet: Python packages it lacks (gymnasium, mujoco) come as wheels in ./.wheels
-# (fetch them here with `pip download --only-binary=:all: --python-version 3.12 -d .wheels gymnasium mujoco`),
-# installed with --no-index. Without them the end-to-end benchmark is skipped and says so.
+# Each step has its own time limit (cut to what is left of the budget), writes $OUT/<step>.log, and adds a line
+# to $OUT/summary.txt; JSON results go to $OUT too. FASTSAC_STRICT=1: a fast path that falls back is a failure.
+#
+#   bash scripts/gpu_checks.sh              # on the GPU machine, from anywhere; OUT defaults to ./gpu_out
+#   bash scripts/gpu_checks.sh --dry-run    # on a CPU: every step runs its CPU equivalent or checks what it would
+#                                           # run (the scripts and flags exist, the test selections are not empty)
+#
+# Carried wheels: `pip download --only-binary=:all: --python-version 3.12 -d .wheels gymnasium mujoco` on a
+# machine with internet. Without them the end-to-end step is skipped and says so.
 set -uo pipefail
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/.."
+DRY=${GPU_CHECKS_DRY:-0} STEP=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dry-run) DRY=1 ;;
+    --step) STEP=$2; shift ;;  # internal: run one step's function (so that `timeout` can limit it)
+    *) echo "gpu_checks: unknown argument $1 (use --dry-run)" >&2; exit 2 ;;
+  esac
+  shift
+done
 OUT=${OUT:-gpu_out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16}
+BUDGET=${BUDGET:-470}
+PY=${PYTHON:-python}
+export OUT PY GPU_CHECKS_DRY=$DRY FASTSAC_STRICT=1 PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16}
+t0=$SECONDS
 status=0
-step() { echo; echo "=== $* ==="; }
 
-step "environment"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/env.txt"
-python -c "import sys, torch, triton; print(sys.version.split()[0], 'torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/env.txt"
-git rev-parse --short HEAD 2>/dev/null | tee -a "$OUT/env.txt" || true
+# run_step NAME LIMIT: the step's function under its own timeout (LIMIT, cut to the budget left), logged to
+# $OUT/NAME.log, its verdict and seconds added to $OUT/summary.txt.
+run_step() {
+  local name=$1 limit=$2 left=$((BUDGET - (SECONDS - t0)))
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo; echo "=== [$((SECONDS - t0)) s] $name (limit $limit s) ==="
+  if [ "$limit" -lt 5 ]; then
+    echo "skipped: the budget of $BUDGET s is spent"; printf '%-13s %-20s\n' "$name" "SKIPPED (budget)" >>"$OUT/summary.txt"
+    status=1; return
+  fi
+  local start=$SECONDS rc verdict
+  timeout --kill-after=10 "$limit" bash "$SELF" --step "$name" >"$OUT/$name.log" 2>&1
+  rc=$?
+  tail -n "${TAIL:-30}" "$OUT/$name.log"
+  case $rc in
+    0) verdict=ok ;;
+    124|137) verdict="TIMEOUT ($limit s)"; status=1 ;;
+    *) verdict="FAILED (rc $rc)"; status=1 ;;
+  esac
+  printf '%-13s %-20s %4d s\n' "$name" "$verdict" "$((SECONDS - start))" >>"$OUT/summary.txt"
+}
 
-if [ -d .wheels ]; then
-  step "install carried wheels"
-  python -m pip install -q --no-index --find-links .wheels gymnasium mujoco 2>&1 | tail -2
-fi
+# would_run SCRIPT ARGS...: (dry run) show the command, and check that SCRIPT runs and takes every --flag given.
+would_run() {
+  echo "would run: $PY $*"
+  local help flag
+  help=$("$PY" "$1" --help) || { echo "$1 --help failed"; return 1; }
+  for flag in "$@"; do
+    case $flag in --*) grep -q -- "$flag" <<<"$help" || { echo "$1 has no flag $flag"; return 1; } ;; esac
+  done
+  echo "$1: runs, and takes every flag above"
+}
 
-step "build the CUDA extension"
-FASTSAC_FORCE_CUDA=1 python -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | tee "$OUT/build.log" | tail -5
-python -c "import fastsac._C, fastsac.ops as o; print('backends:', o.available_backends())" || status=1
+# pytest_step ARGS...: the tests on the GPU; in a dry run, only collected (the selection must not be empty).
+pytest_step() {
+  if [ "$DRY" = 1 ]; then "$PY" -m pytest -q -p no:cacheprovider --collect-only "$@" | tail -3; return "${PIPESTATUS[0]}"; fi
+  "$PY" -m pytest -q -p no:cacheprovider -rfEs "$@"
+}
 
-step "GPU tests (ops, kernels, extension, learner)"
-python -m pytest -q -p no:cacheprovider tests/ops tests/kernels tests/csrc tests/test_learner.py tests/test_optim.py tests/test_entropy.py \
-  tests/test_buffer.py 2>&1 | tee "$OUT/tests.log" | tail -25
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+machine() {
+  if [ "$DRY" = 1 ]; then echo "would run: nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv"
+  else nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || return 1; fi
+  "$PY" -c "import sys, torch, triton; print('python', sys.version.split()[0], '| torch', torch.__version__, '| CUDA', torch.version.cuda, '| triton', triton.__version__, '| GPU', torch.cuda.is_available())"
+  git rev-parse --short HEAD 2>/dev/null || echo "(no git revision)"
+}
 
-step "op benchmark (providers side by side, bandwidth vs device copy)"
-python bench/bench_ops.py --device cuda --json "$OUT/bench_ops.json" 2>&1 | tee "$OUT/bench_ops.log" | tail -70
+wheels() {
+  if [ ! -d .wheels ]; then echo "no .wheels/ here: the end-to-end step will use what is installed"; return 0; fi
+  local dry=(); [ "$DRY" = 1 ] && dry=(--dry-run)
+  "$PY" -m pip install -q "${dry[@]}" --disable-pip-version-check --no-index --find-links .wheels gymnasium mujoco
+}
 
-step "update benchmark"
-if [ -f bench/bench_update.py ]; then
-  python bench/bench_update.py --device cuda 2>&1 | tee "$OUT/bench_update.log" | tail -20
-fi
+build() {
+  local cmd=("$PY" -m pip install -v --disable-pip-version-check --no-build-isolation --no-deps -e .)
+  if [ "$DRY" = 1 ]; then
+    echo "would run: FASTSAC_FORCE_CUDA=1 ${cmd[*]}"
+    "$PY" - <<'EOF'
+import importlib.util
+spec = importlib.util.spec_from_file_location("fastsac_setup", "setup.py")
+setup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(setup)
+print("toolkit:", setup.find_cuda_home(), "| nvcc arch flags:", " ".join(setup.cuda_arch_flags()))
+EOF
+    return
+  fi
+  FASTSAC_FORCE_CUDA=1 "${cmd[@]}" 2>&1 | grep -E "fastsac: |error|Successfully" | tail -20
+  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+  "$PY" -c "import torch, fastsac._C as C, fastsac.ops as o; assert C.with_cuda; print('fastsac._C with CUDA | backends:', o.available_backends())"
+}
 
-step "end-to-end steps/s (gymnasium MuJoCo HalfCheetah)"
-if python -c "import gymnasium, mujoco" 2>/dev/null && [ -f bench/bench_sps.py ]; then
-  python bench/bench_sps.py --device cuda 2>&1 | tee "$OUT/bench_sps.log" | tail -20
-else
-  echo "skipped: gymnasium + mujoco are not installed here (carry their cp312 wheels in ./.wheels)"
-fi
+GPU_TESTS=(tests/ops/test_squashed_gaussian.py tests/ops/test_categorical.py tests/ops/test_selfcheck.py
+           tests/ops/test_backend_selection.py tests/csrc/test_cuda_ext.py
+           -k "low_precision or gradients_match_float64_autograd or gradcheck_float64 or alpha_loss_value or opcheck or large_batch or selfcheck or a_backend or failing or mismatch or strict or compiled_backend or test_cuda_ext")
+CAPTURE_TESTS=(tests/agents/test_fallbacks.py tests/agents/test_learner.py tests/training/test_portability.py
+               -k "every_backend or cuda_graph_update_matches_eager or on_the_gpu")
+
+bench_ops() {
+  local args=(bench/bench_ops.py --device cuda --sizes 4096 1048576 --dims 6 --json "$OUT/bench_ops.json")
+  if [ "$DRY" = 1 ]; then would_run "${args[@]}"; else "$PY" "${args[@]}"; fi
+}
+
+bench_update() {
+  local args=(bench/bench_update.py --device cuda --repeats 5)
+  if [ "$DRY" = 1 ]; then would_run "${args[@]}"; else "$PY" "${args[@]}"; fi
+}
+
+e2e() {
+  local args=(bench/bench_sps.py --device cuda --configs 1 --providers fastsac baseline --measure 2000
+              --json "$OUT/bench_sps.json")
+  if ! "$PY" -c "import gymnasium, mujoco" 2>/dev/null; then
+    echo "skipped: gymnasium + mujoco are not installed (carry their cp312 wheels in .wheels/)"; return 0
+  fi
+  if [ "$DRY" = 1 ]; then would_run "${args[@]}"; else "$PY" "${args[@]}"; fi
+}
+
+gpu_tests() { pytest_step "${GPU_TESTS[@]}"; }
+capture() { pytest_step "${CAPTURE_TESTS[@]}"; }
+
+if [ -n "$STEP" ]; then "$STEP"; exit $?; fi
+mkdir -p "$OUT"
+: >"$OUT/summary.txt"
+[ "$DRY" = 1 ] && echo "gpu_checks: DRY RUN (no GPU needed); results in $OUT"
+run_step machine 15
+run_step wheels 30
+run_step build 150
+run_step gpu_tests 90
+run_step capture 75
+run_step bench_ops 35
+run_step bench_update 40
+run_step e2e 60
+echo; echo "=== [$((SECONDS - t0)) s] summary ($OUT/summary.txt) ==="
+cat "$OUT/summary.txt"
 exit $status

@@ -35,7 +35,7 @@ SMALL = ["--total-steps", "300", "--learning-starts", "100", "--batch-size", "32
 
 def run_cli(*args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fastsac", *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV, cwd=popen.pop("cwd", ROOT), **popen)  # fmt: skip
+                          env=popen.pop("env", ENV), cwd=popen.pop("cwd", ROOT), **popen)  # fmt: skip
 
 
 def _norm(text: str) -> str:
@@ -273,3 +273,46 @@ def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
 def test_bench_subcommand_is_forwarded(capsys):
     assert cli.main(["bench", "--list"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exit codes: 2 for bad input only, 1 for a failure while running
+
+
+@pytest.mark.parametrize("error", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("CUDA error: an illegal memory access was encountered"),
+], ids=["oom", "runtime"])
+def test_a_failure_while_running_exits_1_with_its_message(monkeypatch, capsys, tmp_path, error):
+    import fastsac.training
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.delenv("FASTSAC_DEBUG", raising=False)
+    monkeypatch.setattr(fastsac.training, "train", failing)
+    assert cli.main(["train", "--device", "cpu", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert f"fastsac: failed: {type(error).__name__}: {error}" in err and "fastsac: error:" not in err
+    monkeypatch.setattr(fastsac.training, "evaluate", failing)
+    assert cli.main(["eval", str(tmp_path / "run")]) == 1
+
+
+def test_a_strict_fallback_is_a_failure_not_bad_input(monkeypatch, capsys, tmp_path):
+    import fastsac.training
+    from fastsac.fallbacks import FallbackError
+
+    def failing(*args, **kwargs):
+        raise FallbackError("fastsac: fallback: torch.compile of the SACLearner update failed (...)")
+
+    monkeypatch.setattr(fastsac.training, "train", failing)
+    assert cli.main(["train", "--device", "cpu", "--out", str(tmp_path / "run")]) == 1
+    assert "FallbackError" in capsys.readouterr().err
+
+
+def test_an_unavailable_backend_named_explicitly_is_bad_input(tmp_path):
+    res = run_cli("train", *SMALL, "--backend", "triton", "--out", str(tmp_path / "run"),
+                  env={**ENV, "TRITON_INTERPRET": "0"})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "backend 'triton' cannot run here" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "run").exists()

@@ -12,7 +12,8 @@ configuration that does not match the run it came from.
 
 RNG states are stored as tensors, ints and strings only, so they pass ``weights_only`` loading:
 :func:`capture_rng_state` / :func:`restore_rng_state` cover Python's ``random``, NumPy's global generator, torch's
-CPU generator and every CUDA device's generator.
+CPU generator and every CUDA device's generator, and restore on any device: what a device change leaves
+unrestorable is reseeded deterministically and reported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from fastsac.agents.rng import derived_seed
 
 __all__ = [
     "CHECKPOINT_KIND",
@@ -216,21 +219,32 @@ def capture_rng_state() -> dict[str, Any]:
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`capture_rng_state` returned."""
+def restore_rng_state(state: dict[str, Any], *, device: torch.device | str = "cpu", seed: int = 0,
+                      counter: int = 0) -> list[str]:
+    """Restore what :func:`capture_rng_state` returned, on any device (tensors may come with any map_location).
+
+    A run on ``device`` whose CUDA generators cannot all be restored (saved on a CPU run, or on fewer GPUs) gets
+    them reseeded from ``seed`` and ``counter`` (the step); CUDA states saved by a GPU run are not needed by a
+    CPU run and are skipped where no CUDA exists. Returns notes on what was not restored exactly (empty: all was).
+    """
     version, py_state, gauss = state["python"]
     random.setstate((version, tuple(py_state), gauss))
     npst = state["numpy"]
-    np.random.set_state(
-        (npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
-    )
+    np.random.set_state((npst["name"], npst["keys"].cpu().numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state:
-        if not torch.cuda.is_available():
-            return  # resuming a GPU run on CPU: CUDA generators do not exist here
-        cuda_states = state["cuda"]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
-        else:
-            for i, s in enumerate(cuda_states[: torch.cuda.device_count()]):
-                torch.cuda.set_rng_state(s.cpu(), i)
+    saved = [s.cpu() for s in state.get("cuda", [])]
+    if not torch.cuda.is_available():
+        return []  # a GPU run resumed on a CPU: CUDA generators do not exist here, and the run does not need them
+    n = torch.cuda.device_count()
+    for i, s in enumerate(saved[:n]):
+        torch.cuda.set_rng_state(s, i)
+    if torch.device(device).type != "cuda" or len(saved) >= n:
+        return []
+    missing = list(range(len(saved), n))
+    for i in missing:
+        with torch.cuda.device(i):
+            torch.cuda.manual_seed(derived_seed(seed, counter * 1024 + i))
+    where = "a CPU run" if not saved else f"a run with {len(saved)} GPU(s)"
+    return [f"the checkpoint comes from {where}: CUDA generator(s) {missing} were reseeded from the seed and the "
+            f"step ({counter})"]

@@ -36,6 +36,7 @@ class EvalResult:
     lengths: list[int]
     step: int  #: the training step of the evaluated checkpoint
     video_dir: Path | None = None
+    device: str = "cpu"  #: where the policy ran
 
 
 def evaluate_policy(
@@ -92,6 +93,9 @@ def evaluate(
     evaluation. With ``video=True`` the episodes are instead played one after another in a gymnasium env with
     ``render_mode="rgb_array"`` and recorded with ``gymnasium.wrappers.RecordVideo`` into ``run_dir/videos`` (needs
     ``moviepy``; MuJoCo rendering needs an OpenGL backend such as ``MUJOCO_GL=egl``).
+
+    A checkpoint from any device evaluates on any other: ``device`` defaults to the run's own, or to the CPU where
+    the run trained on CUDA and this machine has none.
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
@@ -99,6 +103,8 @@ def evaluate(
     config = config_from_dict(ckpt["config"], where=f"{run_dir / CHECKPOINT_FILE} config")
     if device is not None:
         config = dataclasses.replace(config, device=device)
+    elif config.resolved_device().startswith("cuda") and not torch.cuda.is_available():
+        config = dataclasses.replace(config, device="cpu")  # a GPU run evaluated where there is no GPU
     dev = resolve_device(config)
     with TorchThreads(config.threads):
         return _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed)
@@ -129,4 +135,5 @@ def _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed) -> EvalResu
         lengths=lengths,
         step=int(ckpt["step"]),
         video_dir=video_dir,
+        device=str(dev),
     )

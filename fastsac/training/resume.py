@@ -5,19 +5,22 @@ to the envs (:class:`ActionLog`) and a resume re-creates the envs with the same 
 (:func:`replay_actions`). For deterministic simulators (EnvPool and gymnasium classic control, Box2D and MuJoCo on
 the same machine and library versions) this reproduces the env state bit for bit, and the replay buffer is refilled
 with the same transitions on the way, so it need not be stored. The session compares the replayed observation
-with the saved one and reports a mismatch.
+with the saved one and reports a mismatch. A resume on another device type continues, but not bit-exactly
+(:func:`device_change_notes` says why).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
+from fastsac.agents.rng import saved_device_type
 from fastsac.data import ReplayBuffer, VecEnv
 from fastsac.training.checkpoint import CheckpointError
 
-__all__ = ["ActionLog", "replay_actions"]
+__all__ = ["ActionLog", "device_change_notes", "replay_actions"]
 
 
 class ActionLog:
@@ -75,3 +78,16 @@ def replay_actions(env: VecEnv, actions: ActionLog, buffer: ReplayBuffer | None 
             buffer.add(obs, action, res.reward, res.final_obs, res.terminated)
         obs = res.next_obs
     return obs, time.perf_counter() - t
+
+
+def device_change_notes(ckpt: dict[str, Any], device: torch.device, learner_rng_note: str | None) -> list[str]:
+    """Why a resume of ``ckpt`` on ``device`` is not bit-exact: another device type (its floating-point results
+    differ) and the learner's generator reseeded on the way (``Learner.rng_note``); empty when neither holds."""
+    learner = ckpt["learner"]
+    saved = ckpt.get("device") or saved_device_type(learner["generator"], learner.get("generator_device"))
+    notes = []
+    if torch.device(saved).type != device.type:
+        notes.append(f"the run trained on {saved} and continues on {device}, whose floating-point results differ")
+    if learner_rng_note:
+        notes.append(learner_rng_note)
+    return notes

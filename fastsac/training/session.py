@@ -39,7 +39,7 @@ from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
 from fastsac.training.metrics_log import MetricsLogger, Progress
 from fastsac.training.resolve import decide_compile, learner_config, resolve_device
-from fastsac.training.resume import ActionLog, replay_actions
+from fastsac.training.resume import ActionLog, device_change_notes, replay_actions
 from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
 
 __all__ = ["RunResult", "Session"]
@@ -122,6 +122,7 @@ class Session:
         self.train_time = 0.0  # seconds spent stepping and updating (all sessions)
         self.resumes = 0
         self.resume_exact: bool | None = None
+        self.resume_note: str | None = None  # why a resume is not bit-exact (device change, reseeded generators)
         self.last_eval: tuple[float, float] | None = None
         self.last_eval_step = -1
         self.window = {"episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": 0, "last_train_time": 0.0}
@@ -161,12 +162,14 @@ class Session:
             "wall_time": self._elapsed(),
             "resumes": self.resumes,
             "resume_exact": self.resume_exact,
+            "resume_note": self.resume_note,
             "device": str(self.device),
             "compile": self.compile,
             "compile_reason": self.compile_decision.reason,
             "compile_seconds": self.learner.compile_seconds,
             "env_backend": self.env.backend,
             "ops_backend": self.learner.backend,
+            "fallbacks": [f.to_dict() for f in self.learner.fallbacks],
             "versions": {
                 "fastsac": _fastsac_version(),
                 "torch": torch.__version__,
@@ -178,6 +181,7 @@ class Session:
     def checkpoint(self) -> Path:
         state = {
             "config": config_to_dict(self.config),
+            "device": str(self.device),
             "step": self.step,
             "iteration": self.iteration,
             "utd_debt": [self.debt.numerator, self.debt.denominator],
@@ -255,7 +259,13 @@ class Session:
         self.last_eval_step = int(ckpt["last_eval_step"])
         self.window = dict(ckpt["window"])
         self.recent_returns = deque(ckpt["recent_returns"], maxlen=20)
-        restore_rng_state(ckpt["rng"])  # last: nothing above may consume the restored streams
+        notes = device_change_notes(ckpt, self.device, self.learner.rng_note)
+        # last: nothing above may consume the restored streams
+        notes += restore_rng_state(ckpt["rng"], device=self.device, seed=cfg.seed, counter=self.step)
+        if notes:
+            self.resume_exact = False
+            self.resume_note = "; ".join(notes)
+            warnings.warn(f"resume is not bit-exact: {self.resume_note}", stacklevel=2)
 
     # --- the loop --------------------------------------------------------------------------------------------
     def run(self, *, resume_step: int | None = None) -> RunResult:
@@ -268,6 +278,8 @@ class Session:
         self.progress = Progress(cfg.total_steps, self.step, cfg.progress, desc=cfg.env_id)
         for note in self._notes:
             self.progress.write(note)
+        for fallback in self.learner.fallbacks:  # also warned when they happened; said again where a run starts
+            self.progress.write(fallback.message())
         try:
             with StopOnSigint(self.progress.write) as stop:
                 self._loop(stop)
