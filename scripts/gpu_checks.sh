@@ -21,7 +21,8 @@
 #                                           # run (the scripts and flags exist, the test selections are not empty)
 #
 # Carried wheels: `pip download --only-binary=:all: --python-version 3.12 -d .wheels gymnasium mujoco` on a
-# machine with internet. Without them the end-to-end step is skipped and says so.
+# machine with internet; .wheels/ is git-ignored, so name it in the device call's carry list. Without them the
+# end-to-end step uses what is installed, or is skipped and says so.
 set -uo pipefail
 SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/.."
@@ -145,9 +146,9 @@ mkdir -p "$OUT"
 [ "$DRY" = 1 ] && echo "gpu_checks: DRY RUN (no GPU needed); results in $OUT"
 run_step machine 15
 run_step wheels 30
-run_step build 150
-run_step gpu_tests 90
-run_step capture 75
+run_step build 120
+run_step gpu_tests 80
+run_step capture 90
 run_step bench_ops 35
 run_step bench_update 40
 run_step e2e 60

@@ -3,7 +3,8 @@
 # - keeps an installed torch;
 # - otherwise installs the pinned CPU build (torch==2.13.0) where no CUDA exists, or the default CUDA build;
 # - then installs fastsac itself (editable) with its test extra. The C++/CUDA extension is built only where a
-#   CUDA build of torch and nvcc exist (setup.py says so in one line otherwise).
+#   CUDA build of torch and a CUDA toolkit exist; otherwise, or where its build fails, setup.py leaves one line
+#   saying why (pip hides build output), which this script prints at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -23,4 +24,4 @@ fi
 $PIP install -q setuptools wheel
 $PIP install -q --no-build-isolation -e ".[test]"
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true   # expose the `fastsac` command under pyenv shims
-$PY -c "import fastsac, fastsac.ops as o; print('fastsac setup: ok; op backends available here:', o.available_backends())"
+$PY -c "import fastsac, fastsac.ops as o, fastsac.ops.extension as e; print('fastsac setup: ok; op backends available here:', o.available_backends()); [print(n) for n in [e.build_note()] if n]"
