@@ -4,7 +4,8 @@
 Files: ``config.py`` (LearnerConfig, ActionSpec), ``learner.py`` (what every learner shares), ``sac.py``,
 ``discrete_sac.py``, ``crossq.py`` (the algorithms), ``networks.py``, ``normed_networks.py`` (LayerNorm, SimBa and
 batch-renorm networks), ``normalization.py`` (BatchRenorm, RunningObsNorm), ``optim.py`` (ForeachAdam),
-``compilation.py`` and ``cuda_graph.py``.
+``compilation.py`` and ``cuda_graph.py`` (one compiled graph, CUDA-graph replay, and their fallbacks), ``rng.py``
+(generator states across devices).
 """
 
 from __future__ import annotations
