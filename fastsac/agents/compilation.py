@@ -29,12 +29,29 @@ def trace_autograd_ops_supported() -> bool:
     return hasattr(torch._dynamo.config, "trace_autograd_ops")
 
 
+class _TraceAutogradOps:
+    """Sets dynamo's ``trace_autograd_ops`` for a ``with`` block and restores it after. Written out because
+    ``torch._dynamo.config.patch`` costs ~115 us to enter and leave on a CPU (measured), on every update."""
+
+    __slots__ = ("_previous",)
+
+    def __enter__(self):
+        config = torch._dynamo.config
+        self._previous = config.trace_autograd_ops
+        config.trace_autograd_ops = True
+        return self
+
+    def __exit__(self, *exc):
+        torch._dynamo.config.trace_autograd_ops = self._previous
+        return False
+
+
 def autograd_ops_config():
     """``trace_autograd_ops=True`` for the duration of a compiled call (torch >= 2.11; earlier ones lack it).
 
     Without it, ``torch.autograd.grad`` inside a ``torch.compile(fullgraph=True)`` function is unsupported."""
     if trace_autograd_ops_supported():
-        return torch._dynamo.config.patch(trace_autograd_ops=True)
+        return _TraceAutogradOps()
     return contextlib.nullcontext()
 
 

@@ -37,7 +37,6 @@ replaced by the next one with one warning and kept in ``fallbacks`` (``fastsac.f
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections.abc import Sequence
@@ -47,7 +46,7 @@ import torch
 from torch import nn
 
 from fastsac import ops
-from fastsac.agents.compilation import CompiledUpdate, autograd_ops_config
+from fastsac.agents.compilation import CompiledUpdate
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.cuda_graph import CapturedUpdate
 from fastsac.agents.normalization import RunningObsNorm
@@ -198,9 +197,8 @@ class Learner:
             self._first_compiled_update(batch, update_actor)
         elif not (self.use_cuda_graph and self._replay(update_actor, (obs, action, reward, next_obs, terminated))):
             # no CUDA graph, or its capture failed (a recorded fallback): run the update here
-            noise = self._draw_noise(obs.shape[0])
-            with autograd_ops_config() if self.cfg.compile else contextlib.nullcontext():
-                self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor)
+            noise = self._draw_noise(obs.shape[0])  # (a compiled update sets dynamo's flags itself)
+            self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor)
         self.num_updates += 1
         self.entropy.advance_schedule(1)
 
@@ -213,8 +211,7 @@ class Learner:
         if self.use_cuda_graph and self._replay(update_actor, (obs, action, reward, next_obs, terminated)):
             torch.cuda.synchronize(self.device)
         else:  # no CUDA graph, or its capture failed (a recorded fallback)
-            with autograd_ops_config():
-                self._update_fn(obs, action, reward, next_obs, terminated, self._draw_noise(obs.shape[0]), update_actor)
+            self._update_fn(obs, action, reward, next_obs, terminated, self._draw_noise(obs.shape[0]), update_actor)
         self.compile_seconds = time.perf_counter() - t
 
     def _draw_noise(self, batch_size: int, out: torch.Tensor | None = None) -> torch.Tensor:
