@@ -288,6 +288,8 @@ def build_bench_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--total-steps", type=int, metavar="N", help="env steps per run for every env (default: the suite's)"
     )
+    p.add_argument("--only", nargs="+", metavar="LABEL",
+                   help="run only these entries (labels or env ids); the report still covers the whole suite")
     p.add_argument("--device", help="training device passed to each new run (e.g. cpu, cuda); default: the trainer's")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="runs at once, each its own process (default 1)")
     p.add_argument("--out", type=Path, help="output folder (default: bench/suites/<suite>)")
@@ -321,7 +323,7 @@ def bench_main(argv: Sequence[str] | None = None, *, train_command: Sequence[str
         suite = load_suite(args.suite)
         seeds = list(range(args.num_seeds)) if args.num_seeds is not None else args.seeds
         out = args.out if args.out is not None else Path("bench") / "suites" / suite.name
-        runs = plan_runs(suite, out, seeds=seeds, total_steps=args.total_steps)
+        runs = plan_runs(suite, out, seeds=seeds, total_steps=args.total_steps, only=args.only)
         if args.report_only and not any((out / "runs" / safe_name(e.label)).is_dir() for e in suite.envs):
             raise SuiteError(f"--report-only: no runs of suite {suite.name!r} under {out / 'runs'} (see --out)")
         if not args.report_only:

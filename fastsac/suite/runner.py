@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from fastsac.suite.schema import Suite, SuiteEnv, _Errors
+from fastsac.suite.schema import Suite, SuiteEnv, SuiteError, _Errors
 
 __all__ = [
     "STOP_GRACE_S",
@@ -67,12 +67,23 @@ def run_dir(out: Path, label: str, seed: int) -> Path:
 
 
 def plan_runs(
-    suite: Suite, out: Path, *, seeds: Sequence[int] | None = None, total_steps: int | None = None
+    suite: Suite, out: Path, *, seeds: Sequence[int] | None = None, total_steps: int | None = None,
+    only: Sequence[str] | None = None,
 ) -> list[Run]:
-    """Every (entry, seed) run of the suite, with optional overrides of the seeds and of every entry's budget."""
+    """Every (entry, seed) run of the suite, with optional overrides of the seeds and of every entry's budget;
+    ``only``: keep the entries with these labels or env ids (a suite run in parts: the report covers every entry
+    and lists what has not run)."""
     seeds = tuple(suite.seeds if seeds is None else seeds)
+    if only is not None:
+        names = {e.label for e in suite.envs} | {e.env for e in suite.envs}
+        unknown = sorted(set(only) - names)
+        if unknown:
+            raise SuiteError(f"--only: no entry of suite {suite.name!r} is labelled {', '.join(map(repr, unknown))}; "
+                             f"its entries: {', '.join(e.label for e in suite.envs)}")
     runs = []
     for entry in suite.envs:
+        if only is not None and entry.label not in only and entry.env not in only:
+            continue
         if total_steps is not None:
             entry = dataclasses.replace(entry, total_steps=total_steps)
         runs.extend(Run(entry, s, run_dir(out, entry.label, s)) for s in seeds)

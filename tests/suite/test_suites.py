@@ -467,3 +467,12 @@ def test_smoke_suite_end_to_end_with_real_trainer(tmp_path):
     assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 2 \|", report)
     assert re.search(r"\| CartPole-v1 \| sac \| [^|]+ \| 300 \| 2 \|", report)
     assert "RL Zoo SAC [1]" in report and "▼ below (ours at 300, reference at 20k steps)" in report
+
+
+def test_only_runs_the_named_entries_and_rejects_unknown_ones(fake, tmp_path):
+    suite = suites.load_suite(fake.suite_path, references=fake.references)
+    first = suite.envs[0]
+    runs = suites.plan_runs(suite, tmp_path, seeds=[0, 1], only=[first.label])
+    assert {r.entry.label for r in runs} == {first.label} and [r.seed for r in runs] == [0, 1]
+    with pytest.raises(suites.SuiteError, match="no entry .* labelled 'Nope-v0'"):
+        suites.plan_runs(suite, tmp_path, only=["Nope-v0"])
