@@ -15,8 +15,8 @@ flag per field, named after it (``--actor-lr``), with the field's help text; ``-
 Precedence: dataclass defaults < preset < flags. ``--preset auto`` (the default) uses the shipped preset named
 after the env when there is one (``fastsac train --env HalfCheetah-v5`` trains with ``presets/HalfCheetah-v5.toml``).
 
-Exit codes: 0 success, 2 bad input (the message says what was wrong; nothing was written), 130 interrupted (a
-checkpoint was written; resume with ``--resume``).
+Exit codes: 0 success, 1 a data-parallel run lost a rank (the message names it), 2 bad input (the message says what
+was wrong; nothing was written), 130 interrupted (a checkpoint was written; resume with ``--resume``).
 """
 
 from __future__ import annotations
@@ -185,6 +185,8 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         config, preset = resolve_config(args.preset, overrides)
         print(f"fastsac train: {config.env_id}, preset {preset or 'none'}, seed {config.seed}", file=sys.stderr)
         result = train(config)
+    if (result.summary.get("distributed") or {}).get("rank", 0) != 0:
+        return 0  # data parallel: rank 0 reports the run
     ev = result.final_eval_return
     print(
         f"run: {result.run_dir}\nsteps: {result.total_steps}\n"
@@ -230,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    from fastsac.training import CheckpointError, ConfigError, TrainingInterrupted
+    from fastsac.training import CheckpointError, ConfigError, DistributedError, TrainingInterrupted
 
     try:
         if args.command == "train":
@@ -245,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fastsac: aborted (the last checkpoint written, if any, is intact)", file=sys.stderr)
         return 130
+    except DistributedError as exc:  # a peer rank died, hung or failed (data-parallel runs)
+        print(f"fastsac: error: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, CheckpointError, FileExistsError) as exc:
         return _err(str(exc))
     except (ImportError, RuntimeError, ValueError, TypeError) as exc:  # bad env ids, buffer too large, rendering

@@ -14,10 +14,16 @@ to ``metrics.csv`` and TensorBoard; every ``eval_every`` steps the deterministic
 envs (``fastsac.training.evaluation``); every ``checkpoint_every`` steps and at the end ``checkpoints/latest.pt`` is
 written atomically. :meth:`Session.checkpoint` and :meth:`Session.restore` hold everything an exact resume needs
 (``fastsac.training.resume``). Ctrl-C (SIGINT) stops at the end of the current step and writes a checkpoint.
+
+Data-parallel runs (torchrun) pass a :class:`~fastsac.training.distributed.DistContext` as ``dist``; the hooks
+are marked ``# data parallel``: per-rank seeds and device, ``N * num_envs`` env steps per iteration, the learner
+made a replica (by the caller), log rows reduced over ranks, rank 0 alone writing logs, summary and evaluations,
+and checkpoints written as a set (``fastsac.training.checkpoint_set``). Without ``dist`` nothing changes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -26,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +41,7 @@ from fastsac.agents import make_learner
 from fastsac.data import ReplayBuffer
 from fastsac.data import make as make_env
 from fastsac.training.checkpoint import CheckpointError, capture_rng_state, restore_rng_state, save_checkpoint
+from fastsac.training.checkpoint_set import save_set
 from fastsac.training.config import TrainConfig, config_to_dict
 from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
@@ -42,6 +49,9 @@ from fastsac.training.metrics_log import MetricsLogger, Progress
 from fastsac.training.resolve import learner_config, resolve_compile, resolve_device
 from fastsac.training.resume import ActionLog, replay_actions
 from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
+
+if TYPE_CHECKING:
+    from fastsac.training.distributed import DistContext
 
 __all__ = ["RunResult", "Session"]
 
@@ -75,12 +85,16 @@ def _fastsac_version() -> str:
 class Session:
     """Everything one training process holds: envs, learner, buffer, counters, logger."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None):
+    def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None,
+                 dist: DistContext | None = None):
         self.config = config
         self.run_dir = run_dir
-        self.device = resolve_device(config)
+        self.dist = dist  # data parallel: this rank's context (None: a single process)
+        self.device = resolve_device(config) if dist is None else dist.device
         self.compile = resolve_compile(config, self.device)
-        self.env_seed = config.seed if env_seed is None else env_seed  # the envs' seed; actions are logged from it
+        if env_seed is None:
+            env_seed = config.seed if dist is None else dist.env_seed(config.seed, config.num_envs)
+        self.env_seed = env_seed  # the envs' seed; actions are logged from it
         self.actions_from_step = 0  # the step the action log starts at (> 0 after a resume_env="reset" resume)
         self.env = make_env(
             config.env_id,
@@ -91,7 +105,10 @@ class Session:
         )
         try:
             env = self.env
-            self.learner = make_learner(env.obs_dim, env, learner_config(config, self.device), self.device)
+            lcfg = learner_config(config, self.device)
+            if dist is not None:  # data parallel: this rank's noise generator; its networks come from rank 0
+                lcfg = dataclasses.replace(lcfg, seed=dist.rank_seed(lcfg.seed))
+            self.learner = make_learner(env.obs_dim, env, lcfg, self.device)
             self.buffer = ReplayBuffer(
                 config.buffer_size,
                 env.obs_dim,
@@ -129,6 +146,16 @@ class Session:
     def utd_per_iteration(self) -> Fraction:
         return Fraction(str(self.config.utd)) * self.config.num_envs
 
+    @property
+    def steps_per_iteration(self) -> int:
+        """Env steps one iteration adds to ``step``: every rank's ``num_envs`` (steps count over all ranks)."""
+        return self.env.num_envs * (1 if self.dist is None else self.dist.world_size)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run's logs, summary and evaluations (rank 0, or the only process)."""
+        return self.dist is None or self.dist.is_main
+
     def _elapsed(self) -> float:
         return self.wall_time + (time.perf_counter() - self._t0)
 
@@ -157,6 +184,7 @@ class Session:
             "compile": self.compile,
             "env_backend": self.env.backend,
             "ops_backend": self.learner.backend,
+            "distributed": None if self.dist is None else self.dist.describe(),
             "versions": {
                 "fastsac": _fastsac_version(),
                 "torch": torch.__version__,
@@ -192,6 +220,8 @@ class Session:
             # Without the full action log (after a reset resume) the buffer cannot be rebuilt by replay: keep it.
             "buffer": self.buffer.state_dict() if self.config.save_buffer or self.actions_from_step else None,
         }
+        if self.dist is not None:  # data parallel: this rank's part of the set; rank 0 commits it
+            return save_set(self.dist, self.run_dir / CHECKPOINT_FILE, state)
         return save_checkpoint(self.run_dir / CHECKPOINT_FILE, state)
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -252,24 +282,27 @@ class Session:
         self._t0 = time.perf_counter()
         if self.obs is None:
             self.obs = self.env.reset()
-        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step)
-        write_json(self.run_dir / SUMMARY_FILE, self._summary(finished=False))
-        self.progress = Progress(cfg.total_steps, self.step, cfg.progress, desc=cfg.env_id)
+        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step) \
+            if self.is_main else None
+        self._write_summary(finished=False)
+        self.progress = Progress(cfg.total_steps, self.step, cfg.progress and self.is_main, desc=cfg.env_id)
         for note in self._notes:
             self.progress.write(note)
         try:
-            with StopOnSigint(self.progress.write) as stop:
+            with StopOnSigint(self.progress.write) as sigint:
+                # data parallel: every rank stops at the same step, agreed on at a log row
+                stop = sigint if self.dist is None else self.dist.agreed_stop(sigint)
                 self._loop(stop)
                 if stop.requested:
                     self.checkpoint()
-                    write_json(self.run_dir / SUMMARY_FILE, self._summary(finished=False))
+                    self._write_summary(finished=False)
                     raise TrainingInterrupted(self.run_dir, self.step)
         finally:
             self.progress.close()
-            self.logger.close()
+            if self.logger is not None:
+                self.logger.close()
             self.env.close()
-        summary = self._summary(finished=True)
-        write_json(self.run_dir / SUMMARY_FILE, summary)
+        summary = self._write_summary(finished=True)
         ev = self.last_eval
         return RunResult(
             run_dir=self.run_dir,
@@ -281,9 +314,15 @@ class Session:
             summary=summary,
         )
 
+    def _write_summary(self, finished: bool) -> dict[str, Any]:
+        summary = self._summary(finished)
+        if self.is_main:
+            write_json(self.run_dir / SUMMARY_FILE, summary)
+        return summary
+
     def _loop(self, stop: StopOnSigint) -> None:
         cfg, env, learner, buffer = self.config, self.env, self.learner, self.buffer
-        utd = self.utd_per_iteration
+        utd, steps = self.utd_per_iteration, self.steps_per_iteration
         tick = time.perf_counter()
         while self.step < cfg.total_steps and not stop.requested:
             obs = self.obs
@@ -293,7 +332,7 @@ class Session:
             self.actions.append(action)
             self.obs = res.next_obs
             before = self.step
-            self.step += env.num_envs
+            self.step += steps
             self.iteration += 1
             if res.episode_returns.size:
                 self.window["episodes"] += int(res.episode_returns.size)
@@ -325,6 +364,9 @@ class Session:
 
     def _evaluate(self) -> None:
         cfg = self.config
+        self.last_eval_step = self.step
+        if not self.is_main:  # data parallel: rank 0 evaluates (the replicas are identical)
+            return
         returns, _ = evaluate_policy(
             self.learner,
             cfg.env_id,
@@ -334,11 +376,18 @@ class Session:
             device=self.device,
         )
         self.last_eval = (float(np.mean(returns)), float(np.std(returns)))
-        self.last_eval_step = self.step
 
     def _log(self, evaluated: bool) -> None:
         w = self.window
         metrics = self.learner.metrics()  # the host sync
+        if self.dist is not None:  # data parallel: the row is over all ranks (one all-reduce); rank 0 writes it
+            metrics, w = self.dist.reduce_row(metrics, w)
+        self.window = {
+            "episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": self.step,
+            "last_train_time": self.train_time,
+        }  # fmt: skip
+        if self.logger is None:
+            return
         steps = self.step - w["last_step"]
         seconds = self.train_time - w["last_train_time"]
         row: dict[str, Any] = {
@@ -356,10 +405,6 @@ class Session:
             if key != "num_updates":
                 row[key] = value
         self.logger.log(row)
-        self.window = {
-            "episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": self.step,
-            "last_train_time": self.train_time,
-        }  # fmt: skip
         recent = float(np.mean(self.recent_returns)) if self.recent_returns else None
         self.progress.update(
             self.step,
