@@ -48,4 +48,17 @@ if python -c "import gymnasium, mujoco" 2>/dev/null && [ -f bench/bench_sps.py ]
 else
   echo "skipped: gymnasium + mujoco are not installed here (carry their cp312 wheels in ./.wheels)"
 fi
+step "data parallel (torchrun, NCCL; needs 2 GPUs)"
+if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  # The worker's compiled update: the functional all-reduce inside the one graph, captured in a CUDA graph.
+  python -m torch.distributed.run --standalone --nproc-per-node 2 tests/training/dist_worker.py "$OUT" 4 compile cuda \
+    2>&1 | tee "$OUT/dist.log" | tail -5
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  python -m torch.distributed.run --standalone --nproc-per-node 2 -m fastsac train --device cuda --out "$OUT/dist_run" \
+    --total-steps 20000 --no-progress 2>&1 | tee -a "$OUT/dist.log" | tail -6
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "skipped: fewer than 2 GPUs here"
+fi
+
 exit $status

@@ -120,6 +120,8 @@ def _build(dist: DistContext | None, what: str, make: Callable[[], Session],
         raise
     if dist is not None:
         dist.check_replicas(session.learner, "restoring the checkpoint set")
+        exact = dist.all_gather_object(session.resume_exact)  # exact only if every rank's envs replayed exactly
+        session.resume_exact = None if None in exact else all(exact)
     return session
 
 
@@ -184,8 +186,10 @@ def _resume(run_dir: Path, overrides: dict[str, Any], dist: DistContext | None) 
         if dist is not None:
             env_seed = dist.env_seed(env_seed, config.num_envs)
     with TorchThreads(config.threads):
-        session = _build(dist, "restoring its checkpoint", lambda: Session(config, run_dir, env_seed=env_seed,
-                                                                           dist=dist), restore=lambda s: s.restore(ckpt))
+        def make() -> Session:
+            return Session(config, run_dir, env_seed=env_seed, dist=dist)
+
+        session = _build(dist, "restoring its checkpoint", make, restore=lambda s: s.restore(ckpt))
         # A resume_env override applies to this resume only; the run keeps its own setting for later resumes.
         session.config = dataclasses.replace(config, resume_env=saved.get("resume_env", config.resume_env))
         if dist is None or dist.is_main:
