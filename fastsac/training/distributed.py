@@ -131,17 +131,23 @@ def rank_device(requested: str, launch: Launch) -> torch.device:
 class GradientAverager:
     """``grads -> grads averaged over the ranks``: one all-reduce of one flat buffer, then views of it.
 
-    Functional collectives trace into ``torch.compile(fullgraph=True)``; eagerly they run the same collective."""
+    Traced by ``torch.compile(fullgraph=True)``, the all-reduce is the functional collective, which becomes a node
+    of the graph; run eagerly, it is the in-place c10d all-reduce of the buffer (the functional one eagerly cost
+    about 1 ms more per call with gloo here: bench/RESULTS.md). Both are the backend's same sum."""
 
     def __init__(self, group: dist.ProcessGroup, world_size: int):
         from torch.distributed import _functional_collectives  # imported here: single-process runs never pay it
 
         self.group, self.world_size = group, world_size
-        self._all_reduce = _functional_collectives.all_reduce
+        self._functional_all_reduce = _functional_collectives.all_reduce
 
     def __call__(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         flat = torch.cat([g.reshape(-1) for g in grads])
-        flat = self._all_reduce(flat, "sum", self.group) / self.world_size
+        if torch.compiler.is_compiling():
+            flat = self._functional_all_reduce(flat, "sum", self.group)
+        else:
+            dist.all_reduce(flat, group=self.group)  # in place: the buffer is ours
+        flat = flat / self.world_size
         out, start = [], 0
         for g in grads:
             out.append(flat[start : start + g.numel()].view_as(g))

@@ -318,3 +318,26 @@ def test_gradient_averager_is_identity_in_a_one_rank_group(tmp_path, gen):
         assert all(torch.equal(o, g) for o, g in zip(out, grads))
     finally:
         dist.destroy_process_group()
+
+
+def test_how_a_torchrun_attempt_starts_in_an_existing_directory(tmp_path, full_run):
+    """Under torchrun, ``train --out DIR``: a checkpoint means resume; a restarted attempt whose predecessor died
+    before its first checkpoint (DIR holds this run's config.json only) starts over; anything else is refused
+    as in a single-process run. (The whole restart-before-a-checkpoint path was also run by hand: killed at step
+    150 of a run with checkpoints only at its end, the restarted job's run equalled an uninterrupted one.)"""
+    from fastsac.training.api import _how_to_start
+    from fastsac.training.config import config_to_dict
+    from fastsac.training.rundir import write_json
+
+    config = dataclasses.replace(tiny(tmp_path / "run"), out=str(tmp_path / "run"))
+    first, restarted = Launch(restart_count=0, max_restarts=1), Launch(restart_count=1, max_restarts=1)
+    assert _how_to_start(tmp_path / "run", config, first) == "new"
+    write_json(tmp_path / "run" / "config.json", config_to_dict(config))
+    assert _how_to_start(tmp_path / "run", config, restarted) == "restart"
+    with pytest.raises(ConfigError, match="refusing to overwrite"):
+        _how_to_start(tmp_path / "run", config, first)
+    with pytest.raises(ConfigError, match="refusing to overwrite"):
+        _how_to_start(tmp_path / "run", dataclasses.replace(config, seed=7), restarted)
+    assert _how_to_start(full_run, config, first) == "resume"
+    with pytest.raises(ConfigError, match="refusing to overwrite"):
+        _how_to_start(full_run, config, Launch())  # no torchrun: never resumed implicitly
