@@ -3,7 +3,8 @@
 Measured (the script starts ``torch.distributed.run --standalone`` itself; every figure is the median over
 ``--repeats`` rounds of the slowest rank's time, all ranks starting each round together):
 
-1. the gloo all-reduce of a float32 buffer against its size, fitted to ``t = a + bytes / bw``;
+1. the gloo all-reduce of a float32 buffer against its size, fitted to ``t = a + bytes / bw``; and, run eagerly
+   on the critics' buffer, the in-place c10d all-reduce against the functional collective;
 2. one SAC update (HalfCheetah sizes: obs 17, act 6, 2x256, batch 256 per rank; eager) without and with the
    gradient averaging (``GradientAverager``: one flat all-reduce for the critics, one for actor + log_alpha): the
    difference is what averaging costs per update; the same update with DDP instead (``DistributedDataParallel``
@@ -169,6 +170,20 @@ def worker(out: Path, repeats: int, iters: int) -> None:
         grads = [torch.randn(n)]
         averager(grads)
         result["allreduce"][n * 4] = statistics.median(_timed(lambda: averager(grads), iters) for _ in range(repeats))
+    # Eager: the in-place c10d all-reduce (what GradientAverager runs outside a compiled graph) against the
+    # functional collective (what it traces into one), on a buffer the size of the critics' gradients.
+    from torch.distributed import _functional_collectives as funcol
+
+    buf = torch.randn(reduced_bytes(make_learner())["critic"] // 4)
+    eager = {"c10d in place": lambda: dist.all_reduce(buf),
+             "functional": lambda: funcol.all_reduce(buf, "sum", dist.group.WORLD) / world}  # fmt: skip
+    for fn in eager.values():
+        fn()
+    result["eager_allreduce"] = {k: [] for k in eager}
+    for _ in range(repeats):
+        for name, fn in eager.items():
+            result["eager_allreduce"][name].append(_timed(fn, iters))
+    result["eager_allreduce"] = {k: statistics.median(v) for k, v in result["eager_allreduce"].items()}
     learner = make_learner(rank)
     g = torch.Generator().manual_seed(rank)
     batch = (torch.randn(BATCH, OBS, generator=g), torch.rand(BATCH, ACT, generator=g) * 2 - 1,
@@ -216,6 +231,8 @@ def report(res: dict) -> str:
              "| bytes | time |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {int(k):,} | {v * 1e6:.0f} us |" for k, v in res["allreduce"].items()]
     lines += ["", f"fit t = a + bytes/bw: a = {a * 1e6:.0f} us, bw = {bw / 1e9:.2f} GB/s", "",
+              "eager all-reduce of the critics' buffer: " + ", ".join(
+                  f"{k} {v * 1e6:.0f} us" for k, v in res["eager_allreduce"].items()), "",
               f"one SAC update (obs {OBS}, act {ACT}, 2x256, batch {BATCH} per rank, eager), bytes reduced "
               f"{sum(res['bytes'].values()):,}:", "", "| variant | ms/update | cost of averaging |",
               "| --- | --- | --- |"]
