@@ -47,7 +47,8 @@ import torch.distributed as dist
 
 from fastsac.training.config import ConfigError, TrainConfig
 
-__all__ = ["DistContext", "DistributedError", "GradientAverager", "Launch", "learner_tensors", "open_context"]
+__all__ = ["DistContext", "DistributedError", "GradientAverager", "Launch", "learner_tensors", "open_context", "rank_device",
+           "replica_digest"]
 
 T = TypeVar("T")
 
@@ -105,7 +106,7 @@ class Launch:
 
 def rank_device(requested: str, launch: Launch) -> torch.device:
     """This rank's device: ``cuda``/``auto`` become ``cuda:LOCAL_RANK`` (``cuda:0`` where each process sees one
-    GPU); an explicit ``cuda:k`` is kept; ``cpu`` stays."""
+    GPU); an explicit ``cuda:k`` is kept when the node runs one rank; ``cpu`` stays."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)
@@ -113,6 +114,9 @@ def rank_device(requested: str, launch: Launch) -> torch.device:
         return device
     if device.type != "cuda":
         raise ConfigError(f"data-parallel runs use cpu (gloo) or cuda (nccl) devices, got --device {requested}")
+    if device.index is not None and launch.local_world_size > 1:
+        raise ConfigError(f"--device {requested} would put all {launch.local_world_size} ranks of this node on one "
+                          "GPU; pass --device cuda (each rank then uses cuda:LOCAL_RANK)")
     if not torch.cuda.is_available():
         raise ConfigError(f"device {requested!r} was requested but CUDA is not available here; use --device cpu")
     if device.index is not None:

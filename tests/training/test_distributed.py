@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from fastsac.training import CheckpointError, ConfigError, resume, train
 from fastsac.training.checkpoint import load_checkpoint
-from fastsac.training.distributed import GradientAverager, Launch, open_context
+from fastsac.training.distributed import GradientAverager, Launch, open_context, rank_device
 
 from . import dist_worker
 from .test_trainer import assert_same_state, metric_rows, tiny
@@ -299,6 +299,19 @@ def test_launcher_environment_is_read_and_checked():
         Launch.from_env({"RANK": "4", "WORLD_SIZE": "4"})
     with pytest.raises(ConfigError, match="not an integer"):
         Launch.from_env({"WORLD_SIZE": "two"})
+
+
+def test_each_rank_gets_a_device_of_its_own():
+    two = Launch(rank=1, world_size=2, local_rank=1, local_world_size=2)
+    assert rank_device("cpu", two) == torch.device("cpu")
+    with pytest.raises(ConfigError, match="all 2 ranks of this node on one GPU"):
+        rank_device("cuda:1", two)
+    with pytest.raises(ConfigError, match="cpu .gloo. or cuda .nccl."):
+        rank_device("mps", two)
+    if not torch.cuda.is_available():
+        assert rank_device("auto", two) == torch.device("cpu")
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            rank_device("cuda", two)
 
 
 def test_torchrun_with_restarts_needs_an_out_directory(monkeypatch, tmp_path):
