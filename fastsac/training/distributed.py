@@ -306,9 +306,6 @@ class DistContext:
         dist.broadcast_object_list(box, src=0, group=self.control)
         return box[0]
 
-    def barrier(self) -> None:
-        dist.barrier(group=self.control)
-
     def agreed(self, what: str, fn: Callable[[], T], cleanup: Callable[[T], None] | None = None) -> T:
         """``fn()`` on every rank; when it raised on any rank, raise on every rank: the failing rank its own
         exception, the others a DistributedError naming it (``cleanup(result)`` first on those that succeeded)."""

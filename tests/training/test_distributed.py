@@ -354,3 +354,32 @@ def test_how_a_torchrun_attempt_starts_in_an_existing_directory(tmp_path, full_r
     assert _how_to_start(full_run, config, first) == "resume"
     with pytest.raises(ConfigError, match="refusing to overwrite"):
         _how_to_start(full_run, config, Launch())  # no torchrun: never resumed implicitly
+
+
+def test_log_rows_and_stop_requests_go_through_one_all_reduce(tmp_path, monkeypatch):
+    """In a one-rank gloo group: a row's metrics and window come back (averaged / summed over the one rank), a stop
+    request is seen at the row after it was made, and a step that fails raises its own error."""
+    from types import SimpleNamespace
+
+    from fastsac.training.distributed import DistContext
+
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        ctx = DistContext(Launch(), torch.device("cpu"), 10.0)
+        local = SimpleNamespace(requested=False)
+        stop = ctx.agreed_stop(local)
+        metrics = {"critic_loss": 2.5, "alpha": 0.5, "num_updates": 7.0}
+        window = {"episodes": 2, "return_sum": -10.0, "length_sum": 400, "last_step": 50, "last_train_time": 1.0}
+        assert ctx.reduce_row(metrics, window) == (metrics, window) and not stop.requested
+        local.requested = True
+        assert not stop.requested  # not before the next row
+        ctx.reduce_row(metrics, window)
+        assert stop.requested
+        with pytest.raises(ZeroDivisionError):
+            ctx.agreed("dividing", lambda: 1 / 0)
+        assert ctx.agreed("adding", lambda: 1 + 1) == 2
+        ctx.close()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
