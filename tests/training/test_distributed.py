@@ -226,15 +226,15 @@ def test_a_run_whose_worker_is_killed_restarts_and_finishes(tmp_path, full_run):
     try:
         _wait_for(lambda: (out / "checkpoints" / "latest.pt").exists(), agent)
         rank1 = [pid for pid, env in _children(agent.pid).items() if env.get(b"RANK") == b"1"]
-        assert len(rank1) == 1
+        assert len(rank1) == 1, _children(agent.pid)
         os.kill(rank1[0], signal.SIGKILL)
         _, stderr = agent.communicate(timeout=240)
     finally:
         agent.kill()
     assert agent.returncode == 0, stderr[-6000:]
-    assert "resuming it (torchrun restart 1)" in stderr
+    assert "resuming it (torchrun restart 1)" in stderr, stderr[-6000:]
     s = summary(out)
-    assert s["finished"] and s["resumes"] == 1 and s["distributed"]["restart_count"] == 1
+    assert s["finished"] and s["resumes"] == 1 and s["distributed"]["restart_count"] == 1, (s, stderr[-6000:])
     assert s["resume_exact"] is True
     assert_same_run(full_run, out)
 
