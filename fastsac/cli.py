@@ -17,9 +17,9 @@ after the env when there is one (``fastsac train --env HalfCheetah-v5`` trains w
 with ``--agent crossq``, ``presets/HalfCheetah-v5-crossq.toml``).
 
 Exit codes: 0 success; 1 a failure while running (CUDA out of memory, a fast path failing under FASTSAC_STRICT=1,
-an env that broke; the message says what); 2 bad input only (a configuration value, preset, checkpoint, env id or
-backend that cannot be used; the message says what was wrong; nothing was written); 130 interrupted (a checkpoint
-was written; resume with ``--resume``).
+an env that broke, a data-parallel run that lost a rank; the message says what); 2 bad input only (a configuration
+value, preset, checkpoint, env id or backend that cannot be used; the message says what was wrong; nothing was
+written); 130 interrupted (a checkpoint was written; resume with ``--resume``).
 """
 
 from __future__ import annotations
@@ -194,6 +194,8 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print(f"fastsac train: {config.env_id}, {config.learner.agent}, preset {preset or 'none'}, seed {config.seed}",
               file=sys.stderr)
         result = train(config)
+    if (result.summary.get("distributed") or {}).get("rank", 0) != 0:
+        return 0  # data parallel: rank 0 reports the run
     ev = result.final_eval_return
     print(
         f"run: {result.run_dir}\nsteps: {result.total_steps}\n"
@@ -241,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from fastsac.ops import BackendUnavailableError
-    from fastsac.training import CheckpointError, ConfigError, TrainingInterrupted
+    from fastsac.training import CheckpointError, ConfigError, DistributedError, TrainingInterrupted
 
     try:
         if args.command == "train":
@@ -256,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fastsac: aborted (the last checkpoint written, if any, is intact)", file=sys.stderr)
         return 130
+    except DistributedError as exc:  # a peer rank died, hung or failed (data-parallel runs)
+        print(f"fastsac: error: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, CheckpointError, FileExistsError, BackendUnavailableError) as exc:
         return _err(str(exc))
     except (ImportError, ValueError, TypeError) as exc:  # bad env ids and values, buffer too large, missing packages

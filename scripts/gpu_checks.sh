@@ -12,6 +12,7 @@
 #   6. bench_ops   op bandwidth at 2^20 rows against a device copy (bench/bench_ops.py)
 #   7. bench_update  compiled + graphed update time against a CleanRL-style eager update (bench/bench_update.py)
 #   8. e2e         end-to-end HalfCheetah-v5 steps/s (bench/bench_sps.py)
+#   9. dist        data parallel on 2 GPUs (torchrun, NCCL, compiled + captured update); skipped on 1 GPU
 #
 # Each step has its own time limit (cut to what is left of the budget), writes $OUT/<step>.log, and adds a line
 # to $OUT/summary.txt; JSON results go to $OUT too. FASTSAC_STRICT=1: a fast path that falls back is a failure.
@@ -137,6 +138,20 @@ e2e() {
   if [ "$DRY" = 1 ]; then would_run "${args[@]}"; else "$PY" "${args[@]}"; fi
 }
 
+dist() {  # data parallel on 2 GPUs: NCCL, the functional all-reduce in the compiled + captured update
+  local n
+  n=$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+  local worker=(-m torch.distributed.run --standalone --nproc-per-node 2 tests/training/dist_worker.py "$OUT" 4 compile cuda)
+  local run=(-m torch.distributed.run --standalone --nproc-per-node 2 -m fastsac train --device cuda
+             --out "$OUT/dist_run" --total-steps 20000 --no-progress)
+  if [ "$DRY" = 1 ]; then
+    [ -f tests/training/dist_worker.py ] || { echo "missing tests/training/dist_worker.py"; return 1; }
+    would_run "${worker[@]}"; would_run "${run[@]}"; return 0
+  fi
+  if [ "${n:-0}" -lt 2 ]; then echo "skipped: fewer than 2 GPUs here"; return 0; fi
+  "$PY" "${worker[@]}" && "$PY" "${run[@]}"
+}
+
 gpu_tests() { pytest_step "${GPU_TESTS[@]}"; }
 capture() { pytest_step "${CAPTURE_TESTS[@]}"; }
 
@@ -152,6 +167,7 @@ run_step capture 90
 run_step bench_ops 35
 run_step bench_update 40
 run_step e2e 60
+run_step dist 60
 echo; echo "=== [$((SECONDS - t0)) s] summary ($OUT/summary.txt) ==="
 cat "$OUT/summary.txt"
 exit $status

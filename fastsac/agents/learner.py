@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -98,6 +98,10 @@ class Learner:
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
         self.num_updates = 0
         self.compile_seconds: float | None = None  # the first compiled update's seconds, once it has run
+        #: Data-parallel hook: maps each backward pass's gradients to what the optimizers apply (the average over
+        #: ranks, ``fastsac.training.distributed``). None (single process): the gradients as computed, at no cost.
+        #: Set it before the first update; it is traced into the compiled update.
+        self.grad_reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
         # Without observation normalization the update is _update itself (compiled as before: dynamo caches compiled
         # code per code object, up to 8 entries, and _update's is each learner class's own).
         step = self._normalized_update if self.obs_norm is not None else self._update
@@ -150,7 +154,7 @@ class Learner:
         """One backward pass of ``actor_loss + alpha_loss``, then the actor's and (when learned) log_alpha's Adam."""
         learn_alpha = self.alpha_optim is not None
         inputs = self.actor_params + ([self.entropy.log_alpha] if learn_alpha else [])
-        grads = torch.autograd.grad(actor_loss + alpha_loss if learn_alpha else actor_loss, inputs)
+        grads = self._reduce(torch.autograd.grad(actor_loss + alpha_loss if learn_alpha else actor_loss, inputs))
         self.actor_optim.step(grads[: len(self.actor_params)])
         if learn_alpha:
             self.alpha_optim.step(grads[len(self.actor_params):])
@@ -162,7 +166,7 @@ class Learner:
         pass for both losses since alpha_loss reaches only log_alpha and actor_loss never does; then the target
         critics (one fused lerp) and the on-device metrics."""
         critic_loss = (q - q_target).square().mean(dim=1).sum()
-        self.critic_optim.step(torch.autograd.grad(critic_loss, self.critic_params))
+        self.critic_optim.step(self._reduce(torch.autograd.grad(critic_loss, self.critic_params)))
         actor_metrics = None
         if update_actor:
             actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(*actor_inputs)
@@ -170,6 +174,10 @@ class Learner:
             actor_metrics = (actor_loss.detach(), entropy, alpha_loss.detach())
         self._update_target()
         self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+
+    def _reduce(self, grads: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+        """``grads`` through :attr:`grad_reducer` (one call per backward pass), or unchanged without one."""
+        return grads if self.grad_reducer is None else self.grad_reducer(list(grads))
 
     def _record(self, critic_loss, q_mean, actor=None) -> None:
         """Add this step's metrics to the on-device accumulator (no host sync)."""

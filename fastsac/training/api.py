@@ -1,6 +1,11 @@
 """The public entry points of training: :func:`train` a new run, :func:`resume` an interrupted one (exactly where it
 stopped), and :func:`~fastsac.training.evaluation.evaluate` a run's checkpoint. All three are re-exported by
 :mod:`fastsac.training` (``from fastsac.training import train, resume, evaluate``) and by :mod:`fastsac`.
+
+Started by torchrun with several processes, :func:`train` and :func:`resume` run data-parallel
+(``fastsac.training.distributed``): rank 0 decides what happens to the run directory and the others follow, and a
+step that fails on one rank fails on all. Under torchrun a ``train`` whose ``--out`` already holds a checkpoint of
+the same run resumes it, so a job restarted by ``--max-restarts`` (or requeued) continues by itself.
 """
 
 from __future__ import annotations
@@ -8,10 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastsac.training.checkpoint import CheckpointError, check_config
+from fastsac.training.checkpoint_set import check_world_size, load_set
 from fastsac.training.config import (
     RESUME_MUTABLE,
     ConfigError,
@@ -20,6 +28,7 @@ from fastsac.training.config import (
     config_to_dict,
     default_run_dir,
 )
+from fastsac.training.distributed import DistContext, Launch, open_context
 from fastsac.training.resolve import TorchThreads, seed_everything
 from fastsac.training.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, check_new_run_dir, load_run, write_json
 from fastsac.training.session import RunResult, Session
@@ -41,15 +50,79 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> RunResult:
     if overrides:
         config = config_from_dict(overrides, config, where="train() keyword arguments")
     config.validate()
-    run_dir = Path(config.out) if config.out else default_run_dir(config)
+    launch = Launch.from_env()
+    if launch.elastic and launch.max_restarts and config.out is None:
+        raise ConfigError("torchrun --max-restarts needs --out DIR: a restarted job resumes the run in DIR, and "
+                          "a default run directory is a new one each time")
+    with TorchThreads(config.threads), open_context(config, launch) as dist:
+        run_dir = Path(config.out) if config.out else default_run_dir(config)
+        if dist is not None:
+            run_dir = dist.broadcast_object(run_dir)  # one directory for all ranks (a default name holds the time)
+        config = dataclasses.replace(config, out=str(run_dir))
+        start = _on_main(dist, "checking the run directory", lambda: _how_to_start(run_dir, config, launch))
+        if start == "resume":
+            if dist is None or dist.is_main:
+                print(f"fastsac train: {run_dir} holds a checkpoint of this run: resuming it "
+                      f"(torchrun restart {launch.restart_count})", file=sys.stderr)
+            return _resume(run_dir, config_to_dict(config), dist)
+        seed_everything(config.seed if dist is None else dist.rank_seed(config.seed))
+        # env, learner, buffer: fail here, before anything is written
+        session = _build(dist, "building its envs, learner and buffer", lambda: Session(config, run_dir, dist=dist))
+        if dist is None or dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / CONFIG_FILE, config_to_dict(config))
+        return session.run(resume_step=0 if start == "restart" else None)
+
+
+def _how_to_start(run_dir: Path, config: TrainConfig, launch: Launch) -> str:
+    """``new`` (an empty or absent directory), ``resume`` (under torchrun: the directory holds a checkpoint; a
+    checkpoint of another configuration is refused by resume's check) or ``restart`` (a restarted torchrun
+    attempt of this very run that died before its first checkpoint: start it over in place)."""
+    if launch.elastic:
+        if (run_dir / CHECKPOINT_FILE).exists():
+            return "resume"
+        if launch.restart_count and _same_config(run_dir, config):
+            return "restart"
     check_new_run_dir(run_dir)
-    config = dataclasses.replace(config, out=str(run_dir))
-    with TorchThreads(config.threads):
-        seed_everything(config.seed)
-        session = Session(config, run_dir)  # env, learner, buffer: fail here, before anything is written
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG_FILE, config_to_dict(config))
-        return session.run()
+    return "new"
+
+
+def _same_config(run_dir: Path, config: TrainConfig) -> bool:
+    try:
+        return json.loads((run_dir / CONFIG_FILE).read_text()) == json.loads(json.dumps(config_to_dict(config)))
+    except (OSError, ValueError):
+        return False
+
+
+def _on_main(dist: DistContext | None, what: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` in one process: the only one, or rank 0, whose result (or failure) every rank gets."""
+    if dist is None:
+        return fn()
+    return dist.broadcast_object(dist.agreed(what, fn if dist.is_main else lambda: None))
+
+
+def _build(dist: DistContext | None, what: str, make: Callable[[], Session],
+           restore: Callable[[Session], None] | None = None) -> Session:
+    """A session from ``make()``, then ``restore(session)``, its envs closed if that fails. Data parallel: each step
+    succeeds on every rank or fails on all; in between the learner becomes a replica (rank 0's state broadcast,
+    averaged gradients), and after a restore the replicas are checked to be identical."""
+    if dist is None:
+        session = make()
+    else:
+        session = dist.agreed(what, make, cleanup=lambda s: s.env.close())
+        dist.attach(session.learner)  # before the restore: attach takes a fresh learner
+    if restore is None:
+        return session
+    try:
+        restore(session) if dist is None else dist.agreed(what, lambda: restore(session))
+    except BaseException:
+        session.env.close()
+        raise
+    if dist is not None:
+        dist.check_replicas(session.learner, "restoring the checkpoint set")
+        exact = dist.all_gather_object(session.resume_exact)  # exact only if every rank's envs replayed exactly
+        session.resume_exact = None if None in exact else all(exact)
+    return session
 
 
 def resume(run_dir: str | os.PathLike, **overrides: Any) -> RunResult:
@@ -59,7 +132,29 @@ def resume(run_dir: str | os.PathLike, **overrides: Any) -> RunResult:
     extend a run); any other difference from the checkpoint's configuration raises :class:`CheckpointError`.
     A finished run is extended when ``total_steps`` is raised, otherwise its result is returned unchanged.
     """
-    run_dir, ckpt = load_run(run_dir)
+    launch = Launch.from_env()
+    context_config = _launch_config(run_dir, overrides) if launch.world_size > 1 else TrainConfig()
+    with open_context(context_config, launch) as dist:
+        return _resume(Path(run_dir), overrides, dist)
+
+
+def _launch_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> TrainConfig:
+    """What a resume's process group needs before any checkpoint is read (the device and the collective timeout):
+    the run's config.json with the overrides applied."""
+    try:
+        saved = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    values = {**saved, **overrides}
+    return config_from_dict({k: values[k] for k in ("device", "dist_timeout") if k in values}, where="resume")
+
+
+def _resume(run_dir: Path, overrides: dict[str, Any], dist: DistContext | None) -> RunResult:
+    if dist is None:
+        run_dir, ckpt = load_run(run_dir)
+        check_world_size(ckpt, 1, run_dir)
+    else:
+        run_dir, ckpt = load_set(dist, run_dir)  # this rank's own checkpoint of the committed set
     saved = ckpt["config"]
     try:
         config = config_from_dict(saved, where=f"{run_dir / CHECKPOINT_FILE} config")
@@ -91,14 +186,16 @@ def resume(run_dir: str | os.PathLike, **overrides: Any) -> RunResult:
         env_seed = int(ckpt["env"].get("seed", config.seed))
     else:
         env_seed = (config.seed * 1_000_003 + step + 1) % 2**31
+        if dist is not None:
+            env_seed = dist.env_seed(env_seed, config.num_envs)
     with TorchThreads(config.threads):
-        session = Session(config, run_dir, env_seed=env_seed, compile_decision=ckpt.get("compile_decision"))
-        try:
-            session.restore(ckpt)
-        except BaseException:
-            session.env.close()
-            raise
+        def make() -> Session:
+            return Session(config, run_dir, env_seed=env_seed, dist=dist,
+                           compile_decision=ckpt.get("compile_decision"))
+
+        session = _build(dist, "restoring its checkpoint", make, restore=lambda s: s.restore(ckpt))
         # A resume_env override applies to this resume only; the run keeps its own setting for later resumes.
         session.config = dataclasses.replace(config, resume_env=saved.get("resume_env", config.resume_env))
-        write_json(run_dir / CONFIG_FILE, config_to_dict(session.config))
+        if dist is None or dist.is_main:
+            write_json(run_dir / CONFIG_FILE, config_to_dict(session.config))
         return session.run(resume_step=step)

@@ -154,6 +154,14 @@ class TrainConfig:
             "without stalls on one thread"
         ),
     )
+    dist_timeout: float = field(
+        default=600.0,
+        metadata=_help(
+            "data-parallel runs (torchrun): seconds a collective waits for the other ranks before the job stops "
+            "with an error naming the silent rank; must exceed the longest time one rank works alone (rank 0's "
+            "evaluation, the first compiled update)"
+        ),
+    )
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
     tensorboard: bool = field(default=True, metadata=_help("write TensorBoard events to <run dir>/tb"))
     learner: LearnerConfig = field(
@@ -187,6 +195,8 @@ class TrainConfig:
             positive(name)
         for name in ("learning_starts", "eval_every", "checkpoint_every", "threads"):
             positive(name, allow_zero=True)
+        if not (math.isfinite(self.dist_timeout) and self.dist_timeout > 0):
+            problems.append(f"dist_timeout must be a number of seconds > 0, got {self.dist_timeout} (--dist-timeout)")
         if not (math.isfinite(self.utd) and self.utd >= 0):
             problems.append(f"utd must be a finite number >= 0, got {self.utd} (--utd)")
         if not self.env_id:
@@ -224,6 +234,7 @@ RESUME_MUTABLE = {
     "out",
     "resume_env",
     "threads",
+    "dist_timeout",
 }
 
 

@@ -14,10 +14,16 @@ to ``metrics.csv`` and TensorBoard; every ``eval_every`` steps the deterministic
 envs (``fastsac.training.evaluation``); every ``checkpoint_every`` steps and at the end ``checkpoints/latest.pt`` is
 written atomically. :meth:`Session.checkpoint` and :meth:`Session.restore` hold everything an exact resume needs
 (``fastsac.training.resume``). Ctrl-C (SIGINT) stops at the end of the current step and writes a checkpoint.
+
+Data-parallel runs (torchrun) pass a :class:`~fastsac.training.distributed.DistContext` as ``dist``; the hooks
+are marked ``# data parallel``: per-rank seeds and device, ``N * num_envs`` env steps per iteration, the learner
+made a replica (by the caller), log rows reduced over ranks, rank 0 alone writing logs, summary and evaluations,
+and checkpoints written as a set (``fastsac.training.checkpoint_set``). Without ``dist`` nothing changes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 import warnings
@@ -25,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +40,7 @@ from fastsac.agents import make_learner
 from fastsac.data import ReplayBuffer
 from fastsac.data import make as make_env
 from fastsac.training.checkpoint import CheckpointError, capture_rng_state, restore_rng_state, save_checkpoint
+from fastsac.training.checkpoint_set import save_set
 from fastsac.training.config import TrainConfig, config_to_dict
 from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
@@ -41,6 +48,9 @@ from fastsac.training.metrics_log import MetricsLogger, Progress
 from fastsac.training.resolve import decide_compile, learner_config, resolve_device
 from fastsac.training.resume import ActionLog, device_change_notes, replay_actions
 from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
+
+if TYPE_CHECKING:
+    from fastsac.training.distributed import DistContext
 
 __all__ = ["RunResult", "Session"]
 
@@ -75,15 +85,18 @@ class Session:
     """Everything one training process holds: envs, learner, buffer, counters, logger."""
 
     def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None,
-                 compile_decision: dict | None = None):
+                 compile_decision: dict | None = None, dist: DistContext | None = None):
         """``compile_decision``: the decision a resumed run started with (its checkpoint's), kept unless the
-        resume names --compile/--no-compile."""
+        resume names --compile/--no-compile. ``dist``: this rank's data-parallel context (None: one process)."""
         self.config = config
         self.run_dir = run_dir
         self._notes: list[str] = []  # messages shown once the progress bar exists
         self._compile_reported = False
-        self.device = resolve_device(config)
-        self.env_seed = config.seed if env_seed is None else env_seed  # the envs' seed; actions are logged from it
+        self.dist = dist
+        self.device = resolve_device(config) if dist is None else dist.device
+        if env_seed is None:
+            env_seed = config.seed if dist is None else dist.env_seed(config.seed, config.num_envs)
+        self.env_seed = env_seed  # the envs' seed; actions are logged from it
         self.actions_from_step = 0  # the step the action log starts at (> 0 after a resume_env="reset" resume)
         self.env = make_env(
             config.env_id,
@@ -99,7 +112,10 @@ class Session:
                                                    previous=compile_decision)
             self.compile = self.compile_decision.compile
             self._notes.append(f"update: {self.compile_decision.reason}")
-            self.learner = make_learner(env.obs_dim, env, learner_config(config, compile_=self.compile), self.device)
+            lcfg = learner_config(config, compile_=self.compile)
+            if dist is not None:  # data parallel: this rank's noise generator; its networks come from rank 0
+                lcfg = dataclasses.replace(lcfg, seed=dist.rank_seed(lcfg.seed))
+            self.learner = make_learner(env.obs_dim, env, lcfg, self.device)
             self.buffer = ReplayBuffer(
                 config.buffer_size,
                 env.obs_dim,
@@ -137,6 +153,16 @@ class Session:
     def utd_per_iteration(self) -> Fraction:
         return Fraction(str(self.config.utd)) * self.config.num_envs
 
+    @property
+    def steps_per_iteration(self) -> int:
+        """Env steps one iteration adds to ``step``: every rank's ``num_envs`` (steps count over all ranks)."""
+        return self.env.num_envs * (1 if self.dist is None else self.dist.world_size)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run's logs, summary and evaluations (rank 0, or the only process)."""
+        return self.dist is None or self.dist.is_main
+
     def _elapsed(self) -> float:
         return self.wall_time + (time.perf_counter() - self._t0)
 
@@ -170,6 +196,7 @@ class Session:
             "env_backend": self.env.backend,
             "ops_backend": self.learner.backend,
             "fallbacks": [f.to_dict() for f in self.learner.fallbacks],
+            "distributed": None if self.dist is None else self.dist.describe(),
             "versions": {
                 "fastsac": _fastsac_version(),
                 "torch": torch.__version__,
@@ -207,6 +234,8 @@ class Session:
             # Without the full action log (after a reset resume) the buffer cannot be rebuilt by replay: keep it.
             "buffer": self.buffer.state_dict() if self.config.save_buffer or self.actions_from_step else None,
         }
+        if self.dist is not None:  # data parallel: this rank's part of the set; rank 0 commits it
+            return save_set(self.dist, self.run_dir / CHECKPOINT_FILE, state)
         return save_checkpoint(self.run_dir / CHECKPOINT_FILE, state)
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -273,26 +302,29 @@ class Session:
         self._t0 = time.perf_counter()
         if self.obs is None:
             self.obs = self.env.reset()
-        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step)
-        write_json(self.run_dir / SUMMARY_FILE, self._summary(finished=False))
-        self.progress = Progress(cfg.total_steps, self.step, cfg.progress, desc=cfg.env_id)
+        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step) \
+            if self.is_main else None
+        self._write_summary(finished=False)
+        self.progress = Progress(cfg.total_steps, self.step, cfg.progress and self.is_main, desc=cfg.env_id)
         for note in self._notes:
             self.progress.write(note)
         for fallback in self.learner.fallbacks:  # also warned when they happened; said again where a run starts
             self.progress.write(fallback.message())
         try:
-            with StopOnSigint(self.progress.write) as stop:
+            with StopOnSigint(self.progress.write) as sigint:
+                # data parallel: every rank stops at the same step, agreed on at a log row
+                stop = sigint if self.dist is None else self.dist.agreed_stop(sigint)
                 self._loop(stop)
                 if stop.requested:
                     self.checkpoint()
-                    write_json(self.run_dir / SUMMARY_FILE, self._summary(finished=False))
+                    self._write_summary(finished=False)
                     raise TrainingInterrupted(self.run_dir, self.step)
         finally:
             self.progress.close()
-            self.logger.close()
+            if self.logger is not None:
+                self.logger.close()
             self.env.close()
-        summary = self._summary(finished=True)
-        write_json(self.run_dir / SUMMARY_FILE, summary)
+        summary = self._write_summary(finished=True)
         ev = self.last_eval
         return RunResult(
             run_dir=self.run_dir,
@@ -304,6 +336,12 @@ class Session:
             summary=summary,
         )
 
+    def _write_summary(self, finished: bool) -> dict[str, Any]:
+        summary = self._summary(finished)
+        if self.is_main:
+            write_json(self.run_dir / SUMMARY_FILE, summary)
+        return summary
+
     def _loop(self, stop: StopOnSigint) -> None:
         """Step, store, update until ``total_steps`` or a stop request. The loop body is kept to the calls it
         needs (a CPU step of a small SAC is a few milliseconds, of which Python bookkeeping is a measurable part):
@@ -312,10 +350,10 @@ class Session:
         cfg, env, learner, buffer = self.config, self.env, self.learner, self.buffer
         act, step_env, add, log_action = learner.act, env.step, buffer.add, self.actions.append
         update, sample, batch_size = learner.update, buffer.sample, cfg.batch_size
-        utd = self.utd_per_iteration
+        utd, steps = self.utd_per_iteration, self.steps_per_iteration
         num, den = utd.numerator, utd.denominator
         debt = int(self.debt * den)  # self.debt is a multiple of 1/den
-        total, starts, num_envs, window = cfg.total_steps, cfg.learning_starts, env.num_envs, self.window
+        total, starts, window = cfg.total_steps, cfg.learning_starts, self.window
         next_boundary = self._next_boundary()
         tick = time.perf_counter()
         while self.step < total and not stop.requested:
@@ -326,7 +364,7 @@ class Session:
             log_action(action)
             self.obs = res.next_obs
             before = self.step
-            self.step = now_step = before + num_envs
+            self.step = now_step = before + steps
             self.iteration += 1
             if res.episode_returns.size:
                 window["episodes"] += int(res.episode_returns.size)
@@ -370,6 +408,9 @@ class Session:
 
     def _evaluate(self) -> None:
         cfg = self.config
+        self.last_eval_step = self.step
+        if not self.is_main:  # data parallel: rank 0 evaluates (the replicas are identical)
+            return
         returns, _ = evaluate_policy(
             self.learner,
             cfg.env_id,
@@ -379,11 +420,18 @@ class Session:
             device=self.device,
         )
         self.last_eval = (float(np.mean(returns)), float(np.std(returns)))
-        self.last_eval_step = self.step
 
     def _log(self, evaluated: bool) -> None:
         w = self.window
         metrics = self.learner.metrics()  # the host sync
+        if self.dist is not None:  # data parallel: the row is over all ranks (one all-reduce); rank 0 writes it
+            metrics, w = self.dist.reduce_row(metrics, w)
+        self.window = {
+            "episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": self.step,
+            "last_train_time": self.train_time,
+        }  # fmt: skip
+        if self.logger is None:
+            return
         if self.learner.compile_seconds is not None and not self._compile_reported:
             self._compile_reported = True
             self.progress.write(f"update: compiled in {self.learner.compile_seconds:.1f} s (the first update; "
@@ -405,10 +453,6 @@ class Session:
             if key != "num_updates":
                 row[key] = value
         self.logger.log(row)
-        self.window = {
-            "episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": self.step,
-            "last_train_time": self.train_time,
-        }  # fmt: skip
         recent = float(np.mean(self.recent_returns)) if self.recent_returns else None
         self.progress.update(
             self.step,
