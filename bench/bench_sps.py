@@ -1,27 +1,29 @@
 """End-to-end training throughput (env steps per second) on HalfCheetah-v5: fastsac vs baselines, side by side.
 
-Providers, all with the same hyperparameters (2x256 ReLU networks, batch 256, Adam lr 3e-4 for actor, critics and
-alpha, gamma 0.99, tau 0.005, learned alpha from 1.0, 1M replay capacity, UTD 1 = one gradient update per env
-step, summed over envs):
+Providers, all of the same sizes (2x256 ReLU networks, batch 256, 1M replay capacity, UTD 1 = one gradient update
+per env step, summed over envs):
 
-* ``fastsac``        the real trainer (``fastsac.training.train``), the update compiled as one graph (CUDA graph on
-                     GPU); EnvPool envs when installed. Its steps/s come from the run's own ``metrics.csv``.
-* ``fastsac-eager``  the same trainer with ``compile=False`` (shows what compilation buys).
+* ``fastsac``        ``fastsac train --env HalfCheetah-v5`` with no flags: the shipped preset, its default thread
+                     count (1), and the compile decision the trainer makes for that full-length run (the rule of
+                     ``fastsac.training.resolve``: it compiles); only the step counts, evaluation, logging and
+                     checkpoints are the benchmark's. EnvPool envs when installed. Steps/s from the run's
+                     ``metrics.csv``.
+* ``fastsac-eager``  the same with ``--no-compile`` (shows what compilation buys).
 * ``baseline``       a plain CleanRL-style eager PyTorch SAC written below: two ``nn.Module`` critics,
                      ``torch.optim.Adam``, a NumPy replay buffer copied to the device per sample, a per-parameter
-                     Polyak loop, gymnasium vector envs (``SyncVectorEnv``).
+                     Polyak loop, gymnasium vector envs (``SyncVectorEnv``); ``--threads`` torch threads.
 * ``sb3``            Stable-Baselines3 ``SAC`` (only when ``stable_baselines3`` imports), ``DummyVecEnv``,
-                     ``train_freq=1``, ``gradient_steps=num_envs``.
+                     ``train_freq=1``, ``gradient_steps=num_envs``; ``--threads`` torch threads.
 
 Each provider first takes ``--learning-starts`` random steps, then ``--burn-in`` training steps (which include
 compilation and warm-up) that are not timed, then ``--measure`` timed training steps; throughput = timed env steps
-/ seconds (evaluation excluded). Configurations: ``1`` (1 env) and ``64`` (64 envs; EnvPool for fastsac).
-Results are printed as a table with ratios against ``baseline`` and ``sb3``; ``--json PATH`` also saves them.
+/ seconds (evaluation excluded). Configurations: ``1`` (1 env) and ``16`` (16 envs). Results are printed as a
+table with ratios against ``baseline`` and ``sb3``; ``--json PATH`` also saves them. ``--components`` adds one
+more ``fastsac`` run with each call of its loop timed (act, env step, buffer add and sample, update, action log,
+boundaries), printed per env step, with the time outside the update as a share of the update's.
 
-    python bench/bench_sps.py                          # both configs, every provider available
-    python bench/bench_sps.py --configs 1 --measure 1000 --providers fastsac baseline sb3
-
-Threads: torch uses ``--threads`` threads (default 1: small ops on 2 threads stall on the CI machine, NOTES.md).
+    python bench/bench_sps.py                          # 1 and 16 envs, every provider available
+    python bench/bench_sps.py --configs 1 --threads 2 --components --providers fastsac baseline sb3
 """
 
 from __future__ import annotations
@@ -76,23 +78,31 @@ class Setting:
 # fastsac: the real trainer, throughput read from its metrics.csv
 
 
-def run_fastsac(s: Setting, compile_: bool, workdir: Path) -> float:
+def fastsac_config(s: Setting, compile_: bool | None, out: Path):
+    """The config of ``fastsac train --env HalfCheetah-v5`` with the benchmark's step counts; ``compile_=None``: the
+    decision the trainer makes for the preset's own, full-length run."""
     from fastsac.training.config import config_from_dict
+    from fastsac.training.presets import resolve_config
+    from fastsac.training.resolve import decide_compile
+
+    preset, _ = resolve_config("auto", {"env_id": ENV_ID, "device": s.device})
+    if compile_ is None:
+        compile_ = decide_compile(preset, torch.device(s.device), 17, 6, False).compile
+    start = s.learning_starts + s.burn_in
+    return config_from_dict({
+        "num_envs": s.num_envs, "total_steps": s.total, "seed": s.seed, "compile": compile_, "out": str(out),
+        "buffer_size": BUFFER, "learning_starts": s.learning_starts, "eval_every": 0, "eval_episodes": 1,
+        "log_every": math.gcd(start, s.measure), "checkpoint_every": 0, "progress": False, "tensorboard": False,
+    }, preset, where="bench_sps")
+
+
+def run_fastsac(s: Setting, compile_: bool | None, workdir: Path) -> float:
     from fastsac.training import train
 
-    out = workdir / f"fastsac-{'compiled' if compile_ else 'eager'}-{s.num_envs}"
+    out = workdir / f"fastsac-{compile_}-{s.num_envs}"
     shutil.rmtree(out, ignore_errors=True)
+    train(fastsac_config(s, compile_, out))
     start = s.learning_starts + s.burn_in
-    log_every = math.gcd(start, s.measure)
-    cfg = config_from_dict({
-        "env_id": ENV_ID, "num_envs": s.num_envs, "total_steps": s.total, "seed": s.seed, "device": s.device,
-        "compile": compile_, "out": str(out), "batch_size": BATCH, "buffer_size": BUFFER,
-        "learning_starts": s.learning_starts, "utd": 1.0, "eval_every": 0, "eval_episodes": 1,
-        "log_every": log_every, "checkpoint_every": 0, "progress": False, "tensorboard": False,
-        "learner": {"hidden_sizes": [HIDDEN, HIDDEN], "actor_lr": LR, "critic_lr": LR, "alpha_lr": LR,
-                    "gamma": GAMMA, "tau": TAU, "policy_delay": 1, "initial_alpha": 1.0},
-    })  # fmt: skip
-    train(cfg)
     steps = seconds = 0.0
     with open(out / "metrics.csv", newline="") as f:
         previous = 0
@@ -103,6 +113,95 @@ def run_fastsac(s: Setting, compile_: bool, workdir: Path) -> float:
                 steps += step - previous
             previous = step
     return steps / seconds
+
+
+def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
+    """ms per env step in each call of the default fastsac run's loop, timed after learning starts + burn-in.
+    Wrapping each call costs about a microsecond; ``other`` is the rest of the step (the loop's own Python).
+    Evaluation and logging (the loop's boundaries) are left out, as the trainer's steps/s leaves them out."""
+    import functools
+
+    from fastsac.agents.learner import Learner
+    from fastsac.agents.sac import SACLearner
+    from fastsac.data.buffer import ReplayBuffer
+    from fastsac.data.envs import VecEnv
+    from fastsac.training import session as S
+    from fastsac.training import train
+
+    totals: dict[str, float] = {}
+    state = {"on": False, "steps": 0, "t0": 0.0}
+    patched = []
+
+    def wrap(cls, name, key):
+        f = getattr(cls, name)
+
+        @functools.wraps(f)
+        def timed(*a, **k):
+            if not state["on"]:
+                return f(*a, **k)
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                totals[key] = totals.get(key, 0.0) + time.perf_counter() - t
+
+        setattr(cls, name, timed)
+        patched.append((cls, name, f))
+
+    wrap(VecEnv, "step", "env step (wrapper + simulator)")
+    wrap(ReplayBuffer, "add", "buffer add")
+    wrap(ReplayBuffer, "sample", "buffer sample")
+    wrap(Learner, "update", "update")
+    wrap(S.ActionLog, "append", "action log")
+    wrap(SACLearner, "act", "act")
+    loop = S.Session._loop
+
+    def timed_loop(self, stop):
+        """The session's loop, with the timing switched on at the first env step after learning starts + burn-in."""
+        start = s.learning_starts + s.burn_in
+        timed_step = VecEnv.step
+
+        def switching(env, action):
+            if not state["on"] and self.step + env.num_envs > start:
+                state["on"], state["t0"], state["first"] = True, time.perf_counter(), self.step
+            return timed_step(env, action)
+
+        VecEnv.step = switching
+        try:
+            loop(self, stop)
+        finally:
+            VecEnv.step = timed_step
+            state["seconds"] = time.perf_counter() - state["t0"] - state.get("paused", 0.0)
+            state["steps"] = self.step - state["first"]
+
+    boundaries = S.Session._boundaries
+
+    def untimed_boundaries(self, before):
+        """Evaluation, log rows and checkpoints are not training time (the trainer's sps leaves them out too)."""
+        on, state["on"] = state["on"], False
+        t = time.perf_counter()
+        try:
+            return boundaries(self, before)
+        finally:
+            state["paused"] = state.get("paused", 0.0) + (time.perf_counter() - t if on else 0.0)
+            state["on"] = on
+
+    S.Session._loop = timed_loop
+    S.Session._boundaries = untimed_boundaries
+    try:
+        out = workdir / f"fastsac-components-{s.num_envs}"
+        shutil.rmtree(out, ignore_errors=True)
+        train(fastsac_config(s, None, out))
+    finally:
+        S.Session._loop = loop
+        S.Session._boundaries = boundaries
+        for cls, name, f in patched:
+            setattr(cls, name, f)
+    steps = state["steps"]
+    per_step = {k: v / steps * 1e3 for k, v in totals.items()}
+    per_step["other (loop)"] = state["seconds"] / steps * 1e3 - sum(per_step.values())
+    per_step["total"] = state["seconds"] / steps * 1e3
+    return per_step
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -280,14 +379,17 @@ def _git_revision() -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", type=int, default=[1, 64], help="numbers of envs to measure (default: 1 64)")
+    p.add_argument("--configs", nargs="+", type=int, default=[1, 16], help="numbers of envs to measure (default: 1 16)")
     p.add_argument("--providers", nargs="+", default=["fastsac", "fastsac-eager", "baseline", "sb3"],
                    choices=["fastsac", "fastsac-eager", "baseline", "sb3"], help="what to measure")  # fmt: skip
     p.add_argument("--learning-starts", type=int, default=1024, help="random steps before updates (default: 1024)")
     p.add_argument("--burn-in", type=int, default=256, help="untimed training steps (compilation, warm-up)")
     p.add_argument("--measure", type=int, default=1024, help="timed training steps (default: 1024)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads of the baseline and SB3 (default: 2, torch's default on this 2-core machine); "
+                        "fastsac runs with its own default (the preset's `threads`)")
+    p.add_argument("--components", action="store_true", help="also time each call of fastsac's loop")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -303,6 +405,8 @@ def main(argv=None) -> int:
     from fastsac.data import envs as fenvs
 
     results: dict[int, dict[str, float]] = {}
+    components: dict[int, dict[str, float]] = {}
+    cfg_threads = fastsac_config(Setting(1, 1, 1, 1, args.device), None, Path("unused")).threads
     with tempfile.TemporaryDirectory(prefix="bench_sps_") as tmp:
         for n in args.configs:
             s = Setting(n, args.learning_starts, args.burn_in, args.measure, args.device)
@@ -310,7 +414,7 @@ def main(argv=None) -> int:
             for provider in providers:
                 t0 = time.perf_counter()
                 if provider == "fastsac":
-                    sps = run_fastsac(s, True, Path(tmp))
+                    sps = run_fastsac(s, None, Path(tmp))
                 elif provider == "fastsac-eager":
                     sps = run_fastsac(s, False, Path(tmp))
                 elif provider == "baseline":
@@ -319,11 +423,17 @@ def main(argv=None) -> int:
                     sps = run_sb3(s)
                 results[n][provider] = sps
                 print(f"  {n:>3} env(s)  {provider:<14} {sps:9.1f} steps/s   ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if args.components:
+                parts = fastsac_components(s, Path(tmp))
+                components[n] = parts
+                print(f"  {n:>3} env(s)  fastsac, ms per env step: " +
+                      ", ".join(f"{k} {v:.3f}" for k, v in parts.items()), flush=True)
 
     backend = "envpool" if fenvs.envpool_available() else "gymnasium"
     print()
     print(f"{ENV_ID}, UTD 1, batch {BATCH}, 2x{HIDDEN}, device {args.device}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), fastsac envs: {backend}; {args.measure} timed steps after {args.burn_in} "
+          f"baseline/SB3 {args.threads} thread(s), fastsac {cfg_threads} (its default), fastsac envs: {backend}; "
+          f"{args.measure} timed steps after {args.burn_in} "
           f"burn-in steps and {args.learning_starts} random steps")  # fmt: skip
     header = f"{'envs':>4}  " + "".join(f"{p:>14}" for p in providers)
     ratios = [(a, b) for a in ("fastsac", "fastsac-eager") for b in ("baseline", "sb3") if a in providers and b in providers]
@@ -333,6 +443,10 @@ def main(argv=None) -> int:
         line = f"{n:>4}  " + "".join(f"{row[p]:14.1f}" for p in providers)
         line += "".join(f"{row[a] / row[b]:23.2f}x" for a, b in ratios)
         print(line)
+    for n, parts in components.items():
+        outside = parts["total"] - parts["update"]
+        print(f"{n:>4} env(s): fastsac step {parts['total']:.3f} ms = update {parts['update']:.3f} ms + "
+              f"{outside:.3f} ms outside it ({outside / parts['update']:.0%} of the update; target <= 15%)")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "env": ENV_ID, "device": args.device, "torch": torch.__version__, "threads": args.threads,
@@ -340,6 +454,7 @@ def main(argv=None) -> int:
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "learning_starts": args.learning_starts,
             "burn_in": args.burn_in, "measure": args.measure, "fastsac_env_backend": backend,
             "steps_per_second": {str(n): r for n, r in results.items()},
+            "fastsac_ms_per_step": {str(n): c for n, c in components.items()},
         }, indent=2) + "\n")  # fmt: skip
     return 0
 
