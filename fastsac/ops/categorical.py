@@ -82,7 +82,10 @@ def _eager(logits, target):
     backward node, cheaper on a CPU than a Python closed form); ``gap = mean(entropy) - target``, detached."""
     dtype = logits.dtype
     cd = compute_dtype(dtype)
-    probs, log_probs, entropy, _ = reference.categorical_parts(logits if dtype == cd else logits.to(cd))
+    z = logits if dtype == cd else logits.to(cd)
+    # On a CPU, whether any action is masked (-inf) is known at once; elsewhere it would cost a device sync.
+    masked = z.device.type != "cpu" or bool(torch.isneginf(z).any())
+    probs, log_probs, entropy, _ = reference.categorical_parts(z, masked=masked)
     gap = None if target is None else entropy.detach().mean().sub_(target)
     if dtype != cd:
         probs, log_probs, entropy = probs.to(dtype), log_probs.to(dtype), entropy.to(dtype)

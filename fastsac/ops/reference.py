@@ -158,11 +158,16 @@ def squashed_gaussian_bwd(grad_action, grad_log_prob, mean, log_std, noise, scal
 MASKED_LOG_PROB = -1.0e4
 
 
-def categorical_parts(z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def categorical_parts(z, *, masked: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(probs, log_probs, entropy, clamped_log_probs)`` in the compute dtype from logits already in it.
-    Differentiable by autograd (the eager path uses it that way: autograd of ``log_softmax`` is one fused node)."""
+    Differentiable by autograd (the eager path uses it that way: autograd of ``log_softmax`` is one fused node).
+
+    ``masked=False`` promises that no logit is -inf: the entropy is then ``-sum(p log p)`` as written, one
+    operation and its backward fewer than the clamped form (``clamped_log_probs`` is then ``log_probs``)."""
     log_probs = torch.log_softmax(z, dim=-1)
     probs = torch.exp(log_probs)
+    if not masked:
+        return probs, log_probs, torch.linalg.vecdot(probs, log_probs).neg_(), log_probs
     clamped = log_probs.clamp_min(MASKED_LOG_PROB)
     entropy = torch.linalg.vecdot(probs, clamped).neg_()
     return probs, log_probs, entropy, clamped
