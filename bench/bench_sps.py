@@ -3,9 +3,9 @@
 Providers, all of the same sizes (2x256 ReLU networks, batch 256, 1M replay capacity, UTD 1 = one gradient update
 per env step, summed over envs):
 
-* ``fastsac``        ``fastsac train --env HalfCheetah-v5`` with no flags: the shipped preset, its default thread
-                     count (1), and the compile decision the trainer makes for that full-length run (the rule of
-                     ``fastsac.training.resolve``: it compiles); only the step counts, evaluation, logging and
+* ``fastsac``        ``fastsac train --env HalfCheetah-v5`` with no flags: the shipped preset, the thread count
+                     and the compile decision the trainer makes for that full-length run (the rules of
+                     ``fastsac.training.resolve``: all cores, compiled); only the step counts, evaluation, logging and
                      checkpoints are the benchmark's. EnvPool envs when installed. Steps/s from the run's
                      ``metrics.csv``.
 * ``fastsac-eager``  the same with ``--no-compile`` (shows what compilation buys).
@@ -161,8 +161,8 @@ def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
         start = s.learning_starts + s.burn_in
         timed_step = VecEnv.step
 
-        def switching(env, action):
-            if not state["on"] and self.step + env.num_envs > start:
+        def switching(env, action):  # the training env only: the final evaluation's env steps in a boundary
+            if not state["on"] and env is self.env and self.step + env.num_envs > start:
                 state["on"], state["t0"], state["first"] = True, time.perf_counter(), self.step
             return timed_step(env, action)
 
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2,
                    help="torch threads of the baseline and SB3 (default: 2, torch's default on this 2-core machine); "
-                        "fastsac runs with its own default (the preset's `threads`)")
+                        "fastsac decides its own (fastsac.training.resolve.decide_threads)")
     p.add_argument("--components", action="store_true", help="also time each call of fastsac's loop")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -406,7 +406,10 @@ def main(argv=None) -> int:
 
     results: dict[int, dict[str, float]] = {}
     components: dict[int, dict[str, float]] = {}
-    cfg_threads = fastsac_config(Setting(1, 1, 1, 1, args.device), None, Path("unused")).threads
+    from fastsac.training.resolve import decide_threads
+
+    cfg_threads = decide_threads(fastsac_config(Setting(1, 1, 1, 1, args.device), None, Path("unused")), 17, 6,
+                                 False).threads
     with tempfile.TemporaryDirectory(prefix="bench_sps_") as tmp:
         for n in args.configs:
             s = Setting(n, args.learning_starts, args.burn_in, args.measure, args.device)
@@ -432,7 +435,7 @@ def main(argv=None) -> int:
     backend = "envpool" if fenvs.envpool_available() else "gymnasium"
     print()
     print(f"{ENV_ID}, UTD 1, batch {BATCH}, 2x{HIDDEN}, device {args.device}, torch {torch.__version__}, "
-          f"baseline/SB3 {args.threads} thread(s), fastsac {cfg_threads} (its default), fastsac envs: {backend}; "
+          f"baseline/SB3 {args.threads} thread(s), fastsac {cfg_threads} (its rule), fastsac envs: {backend}; "
           f"{args.measure} timed steps after {args.burn_in} "
           f"burn-in steps and {args.learning_starts} random steps")  # fmt: skip
     header = f"{'envs':>4}  " + "".join(f"{p:>14}" for p in providers)

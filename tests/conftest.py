@@ -24,6 +24,7 @@ import pytest  # noqa: E402
 
 # One thread: small ops on two threads stall unpredictably on the CI machine (see shared NOTES).
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # what a run's thread rule (and a `fastsac train` subprocess) reads
 
 
 @pytest.fixture

@@ -191,7 +191,8 @@ def _resume(run_dir: Path, overrides: dict[str, Any], dist: DistContext | None) 
     with TorchThreads(config.threads):
         def make() -> Session:
             return Session(config, run_dir, env_seed=env_seed, dist=dist,
-                           compile_decision=ckpt.get("compile_decision"))
+                           compile_decision=ckpt.get("compile_decision"),
+                           threads_decision=ckpt.get("threads_decision"))
 
         session = _build(dist, "restoring its checkpoint", make, restore=lambda s: s.restore(ckpt))
         # A resume_env override applies to this resume only; the run keeps its own setting for later resumes.

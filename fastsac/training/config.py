@@ -148,10 +148,10 @@ class TrainConfig:
         metadata=_help("dtype of observations stored in the replay buffer (lower precision halves its memory)"),
     )
     threads: int = field(
-        default=1,
+        default=0,
         metadata=_help(
-            "torch CPU threads during the run (0: torch's default, all cores); SAC-sized networks run fastest and "
-            "without stalls on one thread"
+            "torch CPU threads during the run (0: decided for the run: one for small networks, else the cores this "
+            "process may use, shared among local processes; OMP_NUM_THREADS when set)"
         ),
     )
     dist_timeout: float = field(

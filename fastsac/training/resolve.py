@@ -14,11 +14,21 @@ whatever the cache holds (compiled and eager updates differ in their last bits).
 (9,000 updates of 2x64 networks: ~15 s saved against 45 s) stays eager, and a HalfCheetah run of its preset
 (995,000 updates of 2x256: ~2 h saved) compiles. A resumed run keeps the decision it started with, since switching
 would change its numbers.
+
+How many CPU threads torch uses (``--threads N`` decides when given; 0, the default, is this rule). One thread for
+small networks: a 2x64 update gains nothing from a second thread and two threads stall badly when another process
+shares the cores (the default Pendulum run once took 10 min on two threads and 2 min on one). For networks of
+``AUTO_THREADS_MIN_GFLOP`` or more per update, every core this process may use, divided among the training
+processes on the machine (``LOCAL_WORLD_SIZE`` under torchrun); ``OMP_NUM_THREADS``, when set (the suite runner
+sets it to cores / jobs, torchrun to 1 for several processes), is that share. Measured side by side
+(bench/RESULTS.md): the HalfCheetah preset, compiled, trains at ~150 steps/s on two threads against ~97 on one on
+the 2-core machine. A resumed run keeps its thread count too (the products' summation order depends on it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from dataclasses import dataclass
 
@@ -31,8 +41,10 @@ from fastsac.training.config import ConfigError, TrainConfig
 
 __all__ = [
     "CompileDecision",
+    "ThreadsDecision",
     "TorchThreads",
     "decide_compile",
+    "decide_threads",
     "expected_updates",
     "learner_config",
     "resolve_device",
@@ -42,6 +54,7 @@ __all__ = [
 CPU_COMPILE_SECONDS = 45.0
 COMPILE_SAVING_MS = 1.2
 COMPILE_SAVING_MS_PER_GFLOP = 10.1
+AUTO_THREADS_MIN_GFLOP = 0.1  # 2x64 updates are ~0.05 GFLOP, 2x256 ones ~0.6
 
 
 def seed_everything(seed: int) -> None:
@@ -85,6 +98,46 @@ def decide_compile(config: TrainConfig, device: torch.device, obs_dim: int, acti
         f"to compile: {'compiled' if pays else 'eager'} (--compile/--no-compile to choose)"))
 
 
+@dataclass(frozen=True)
+class ThreadsDecision:
+    """The run's torch CPU thread count, and why (printed at the start and kept in summary.json)."""
+
+    threads: int
+    reason: str
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def decide_threads(config: TrainConfig, obs_dim: int, action_size: int, discrete: bool, *,
+                   previous: dict | None = None) -> ThreadsDecision:
+    """The run's thread count (see the module docstring). ``previous``: the decision a resumed run made."""
+    if config.threads > 0:
+        return ThreadsDecision(config.threads, "--threads given")
+    if previous is not None:
+        kept = "kept from the run's start: "
+        reason = previous["reason"] if previous["reason"].startswith(kept) else kept + previous["reason"]
+        return ThreadsDecision(int(previous["threads"]), reason)
+    gflop = update_flops(obs_dim, action_size, config.learner.hidden_sizes, config.batch_size, discrete=discrete) / 1e9
+    if gflop < AUTO_THREADS_MIN_GFLOP:
+        return ThreadsDecision(1, f"{gflop:.2f} GFLOP per update: one thread (small networks gain nothing from more, "
+                                  "and stall on a shared machine; --threads N to choose)")
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return ThreadsDecision(int(omp), f"{gflop:.2f} GFLOP per update: OMP_NUM_THREADS={omp} threads "
+                                         "(--threads N to choose)")
+    cores, local = available_cores(), max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    share = max(1, cores // local)
+    among = f" shared by {local} local processes" if local > 1 else ""
+    return ThreadsDecision(share, f"{gflop:.2f} GFLOP per update: {share} thread(s), the {cores} cores this "
+                                  f"process may use{among} (--threads N to choose)")
+
+
 def learner_config(config: TrainConfig, *, compile_: bool) -> LearnerConfig:
     """The LearnerConfig used: the run's seed, compile decision and ops backend override the nested values."""
     return dataclasses.replace(config.learner, seed=config.seed, compile=compile_, backend=config.backend)
@@ -100,7 +153,8 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 
 class TorchThreads:
-    """Set torch's CPU thread count for a run (0 keeps torch's default) and restore it afterwards."""
+    """Set torch's CPU thread count for a run (0 leaves it as it is: the session sets the count it decides) and
+    restore the count from before afterwards."""
 
     def __init__(self, threads: int):
         self.threads = threads

@@ -45,7 +45,7 @@ from fastsac.training.config import TrainConfig, config_to_dict
 from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
 from fastsac.training.metrics_log import MetricsLogger, Progress
-from fastsac.training.resolve import decide_compile, learner_config, resolve_device
+from fastsac.training.resolve import decide_compile, decide_threads, learner_config, resolve_device
 from fastsac.training.resume import ActionLog, device_change_notes, replay_actions
 from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
 
@@ -85,9 +85,11 @@ class Session:
     """Everything one training process holds: envs, learner, buffer, counters, logger."""
 
     def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None,
-                 compile_decision: dict | None = None, dist: DistContext | None = None):
-        """``compile_decision``: the decision a resumed run started with (its checkpoint's), kept unless the
-        resume names --compile/--no-compile. ``dist``: this rank's data-parallel context (None: one process)."""
+                 compile_decision: dict | None = None, threads_decision: dict | None = None,
+                 dist: DistContext | None = None):
+        """``compile_decision``, ``threads_decision``: the decisions a resumed run started with (its checkpoint's),
+        kept unless the resume names --compile/--no-compile or --threads. ``dist``: this rank's data-parallel
+        context (None: one process). Sets torch's thread count to the run's (``train`` restores it at the end)."""
         self.config = config
         self.run_dir = run_dir
         self._notes: list[str] = []  # messages shown once the progress bar exists
@@ -108,6 +110,10 @@ class Session:
         try:
             env = self.env
             action_size = env.num_actions if env.is_discrete else env.action_dim
+            self.threads_decision = decide_threads(config, env.obs_dim, action_size, env.is_discrete,
+                                                   previous=threads_decision)
+            torch.set_num_threads(self.threads_decision.threads)
+            self._notes.append(f"threads: {self.threads_decision.reason}")
             self.compile_decision = decide_compile(config, self.device, env.obs_dim, action_size, env.is_discrete,
                                                    previous=compile_decision)
             self.compile = self.compile_decision.compile
@@ -193,6 +199,8 @@ class Session:
             "compile": self.compile,
             "compile_reason": self.compile_decision.reason,
             "compile_seconds": self.learner.compile_seconds,
+            "threads": self.threads_decision.threads,
+            "threads_reason": self.threads_decision.reason,
             "env_backend": self.env.backend,
             "ops_backend": self.learner.backend,
             "fallbacks": [f.to_dict() for f in self.learner.fallbacks],
@@ -221,6 +229,7 @@ class Session:
             "recent_returns": list(self.recent_returns),
             "learner": self.learner.state_dict(),
             "compile_decision": {"compile": self.compile_decision.compile, "reason": self.compile_decision.reason},
+            "threads_decision": {"threads": self.threads_decision.threads, "reason": self.threads_decision.reason},
             "rng": capture_rng_state(),
             "env": {
                 "env_id": self.env.env_id,

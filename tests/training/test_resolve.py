@@ -1,5 +1,5 @@
-"""The compile rule (fastsac.training.resolve.decide_compile): measured constants, explicit flags win, resumes keep
-their decision."""
+"""The compile and thread rules (fastsac.training.resolve.decide_compile, decide_threads): measured constants,
+explicit flags win, resumes keep their decision."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 from fastsac.agents import LearnerConfig
 from fastsac.training.config import TrainConfig
 from fastsac.training.presets import resolve_config
-from fastsac.training.resolve import CPU_COMPILE_SECONDS, decide_compile, expected_updates
+from fastsac.agents.cost import update_flops
+from fastsac.training import resolve
+from fastsac.training.resolve import CPU_COMPILE_SECONDS, decide_compile, decide_threads, expected_updates
 
 CPU = torch.device("cpu")
 
@@ -46,3 +48,50 @@ def test_a_resume_keeps_the_decision_it_started_with():
     assert kept.compile == first.compile and kept.reason.startswith("kept from the run's start")
     again = decide_compile(longer, CPU, 3, 1, False, previous={"compile": kept.compile, "reason": kept.reason})
     assert again.reason == kept.reason
+
+
+# --- the thread rule (decide_threads) ------------------------------------------------------------------------
+
+
+def test_small_networks_get_one_thread_and_big_ones_the_process_share_of_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(resolve, "available_cores", lambda: 8)
+    pendulum = decide_threads(TrainConfig(), 3, 1, False)
+    assert pendulum.threads == 1 and "one thread" in pendulum.reason
+    cheetah, _ = resolve_config("auto", {"env_id": "HalfCheetah-v5"})
+    decision = decide_threads(cheetah, 17, 6, False)
+    assert decision.threads == 8 and "8 cores" in decision.reason
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun, 4 processes on this machine
+    assert decide_threads(cheetah, 17, 6, False).threads == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert decide_threads(cheetah, 17, 6, False).threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the suite runner's cores / jobs, or the user's
+    decision = decide_threads(cheetah, 17, 6, False)
+    assert decision.threads == 3 and "OMP_NUM_THREADS=3" in decision.reason
+    assert resolve.AUTO_THREADS_MIN_GFLOP > update_flops(3, 1, (64, 64), 256, discrete=False) / 1e9
+
+
+def test_threads_given_win_and_a_resume_keeps_its_count(monkeypatch):
+    monkeypatch.setattr(resolve, "available_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert decide_threads(TrainConfig(threads=5), 3, 1, False) == resolve.ThreadsDecision(5, "--threads given")
+    cheetah, _ = resolve_config("auto", {"env_id": "HalfCheetah-v5"})
+    first = decide_threads(cheetah, 17, 6, False)
+    monkeypatch.setattr(resolve, "available_cores", lambda: 2)  # resumed on a smaller machine
+    kept = decide_threads(cheetah, 17, 6, False, previous={"threads": first.threads, "reason": first.reason})
+    assert kept.threads == 8 and kept.reason.startswith("kept from the run's start")
+    assert decide_threads(cheetah, 17, 6, False, previous={"threads": 8, "reason": kept.reason}).reason == kept.reason
+
+
+def test_a_run_sets_torch_to_its_thread_count_and_train_restores_it_after(tmp_path):
+    from fastsac.training import train
+
+    before = torch.get_num_threads()
+    result = train(total_steps=300, learning_starts=100, eval_every=0, checkpoint_every=0, threads=2,
+                   progress=False, out=str(tmp_path / "run"))
+    assert result.summary["threads"] == 2 and result.summary["threads_reason"] == "--threads given"
+    assert torch.get_num_threads() == before
+    result = train(total_steps=300, learning_starts=100, eval_every=0, checkpoint_every=0, progress=False,
+                   out=str(tmp_path / "auto"))
+    assert result.summary["threads"] == 1 and "one thread" in result.summary["threads_reason"]
