@@ -274,8 +274,8 @@ def run_suite(suite: Suite, runs: Sequence[Run], out: Path, *, jobs: int, device
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     try:
-        n_seeds = len(runs) // len(suite.envs)
-        print(f"suite {suite.name}: {len(runs)} runs ({len(suite.envs)} entries x {n_seeds} seeds) in {out}")
+        entries, seeds = len({r.entry.label for r in runs}), len({r.seed for r in runs})
+        print(f"suite {suite.name}: {len(runs)} runs ({entries} of {len(suite.envs)} entries x {seeds} seeds) in {out}")
         failed = execute(runs, jobs=jobs, device=device, train_command=train_command)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume where it stopped", file=sys.stderr)

@@ -476,3 +476,10 @@ def test_only_runs_the_named_entries_and_rejects_unknown_ones(fake, tmp_path):
     assert {r.entry.label for r in runs} == {first.label} and [r.seed for r in runs] == [0, 1]
     with pytest.raises(suites.SuiteError, match="no entry .* labelled 'Nope-v0'"):
         suites.plan_runs(suite, tmp_path, only=["Nope-v0"])
+
+
+def test_a_partial_suite_run_says_what_it_runs(fake, tmp_path, capsys):
+    label = suites.load_suite(fake.suite_path, references=fake.references).envs[0].label
+    argv = [str(fake.suite_path), "--out", str(tmp_path / "o"), "--seeds", "3", "--only", label]
+    assert bench_main(argv, train_command=fake.command) == 0
+    assert "1 runs (1 of 2 entries x 1 seeds)" in capsys.readouterr().out
