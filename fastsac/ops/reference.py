@@ -167,7 +167,7 @@ def categorical_parts(z, *, masked: bool = True) -> tuple[torch.Tensor, torch.Te
     log_probs = torch.log_softmax(z, dim=-1)
     probs = torch.exp(log_probs)
     if not masked:
-        return probs, log_probs, torch.linalg.vecdot(probs, log_probs).neg_(), log_probs
+        return probs, log_probs, (probs * log_probs).sum(-1).neg(), log_probs
     clamped = log_probs.clamp_min(MASKED_LOG_PROB)
     entropy = torch.linalg.vecdot(probs, clamped).neg_()
     return probs, log_probs, entropy, clamped
