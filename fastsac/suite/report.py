@@ -20,6 +20,14 @@ from fastsac.suite.schema import Reference, Suite
 __all__ = ["write_outputs"]
 
 
+def _in_progress(records) -> str:
+    """``; unfinished: seed k at N steps (its last evaluation)`` for each run of a row that has not finished (running,
+    interrupted, or failed: a suite run in parts says how far each run got)."""
+    parts = [f"seed {r.seed} at {steps_label(r.evals[-1][0])} ({r.evals[-1][2]:.0f})" if r.evals
+             else f"seed {r.seed}, no evaluation yet" for r in records if not r.finished]
+    return f"; unfinished: {', '.join(parts)}" if parts else ""
+
+
 def _git_revision() -> str:
     try:
         out = subprocess.run(
@@ -107,7 +115,7 @@ def _report(
         preset = entry.preset_used or "none"
         row = f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(entry.total_steps)}"
         if not done:
-            lines.append(f"{row} | 0 | no finished run | | |")
+            lines.append(f"{row} | 0 of {len(suite.seeds)} | no finished run{_in_progress(results[entry.label])} | | |")
             continue
         mean, std = mean_std([float(r.final_return) for r in done])
         steps = {r.total_steps for r in done}
@@ -117,8 +125,10 @@ def _report(
         walls = [float(r.wall_time) for r in done if r.wall_time is not None]
         sps_txt = f"{statistics.fmean(sps):.0f}" if sps else "n/a"
         wall_txt = duration(statistics.fmean(walls)) if walls else "n/a"
-        lines.append(f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(budget)} | {len(done)} | "
-                     f"{plus_minus(mean, std)} | {sps_txt} | {wall_txt} |")
+        seeds_txt = str(len(done)) if len(done) >= len(suite.seeds) else f"{len(done)} of {len(suite.seeds)}"
+        final_txt = plus_minus(mean, std) + _in_progress(results[entry.label])
+        lines.append(f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(budget)} | {seeds_txt} | "
+                     f"{final_txt} | {sps_txt} | {wall_txt} |")
     lines += [
         "",
         "## Against published results",

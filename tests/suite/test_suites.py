@@ -365,8 +365,23 @@ def test_failed_run_is_reported_and_others_complete(tmp_path, fake, monkeypatch,
     assert "2 run(s) failed: CartPole-v1 seed 0, CartPole-v1 seed 1" in err
     assert suites.run_status(out / "runs" / "Pendulum-v1" / "seed0") == "finished"
     report = (out / "report.md").read_text()
-    assert re.search(r"\| CartPole-v1 \| sac \| [^|]+ \| 200 \| 0 \| no finished run \|", report)
+    # the row says how many of the suite's seeds finished (these runs failed before writing anything)
+    assert re.search(r"\| CartPole-v1 \| sac \| [^|]+ \| 200 \| 0 of 2 \| no finished run \|", report)
+    assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 2 \| ", report)  # complete: no "of"
     assert "CartPole-v1 seed 0: not started" in report
+
+
+def test_a_suite_run_in_parts_says_how_far_each_unfinished_run_got(tmp_path, fake):
+    out = tmp_path / "out"
+    assert bench_main([str(fake.suite_path), "--out", str(out), "--seeds", "0"], train_command=fake.command) == 0
+    run = out / "runs" / "Pendulum-v1" / "seed1"  # a run stopped part-way: eval rows, summary not finished
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("step,wall_time,eval_return,sps\n100,1.0,12.5,100.0\n200,2.0,17.4,100.0\n")
+    (run / "summary.json").write_text(json.dumps({"finished": False, "total_steps": 200}))
+    assert bench_main([str(fake.suite_path), "--out", str(out), "--report-only"]) == 0
+    report = (out / "report.md").read_text()
+    assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 1 of 2 \| 30\.0 ?; unfinished: seed 1 at 200 \(17\) \|",
+                     report), report
 
 
 def _pid_alive(pid: int) -> bool:
