@@ -17,6 +17,7 @@ import torch
 from fastsac import ops
 from fastsac.agents import ActionSpec, CrossQLearner, LearnerConfig, make_learner
 from fastsac.agents.cuda_graph import restore, snapshot
+from tests.agents.helpers import graphs_made_stepping
 
 OBS, ACT = 5, 2
 
@@ -159,13 +160,8 @@ def test_compiled_update_is_one_graph_and_matches_eager():
     cfg = small_cfg(policy_delay=1, brn_warmup_steps=2)
     eager = make_learner(OBS, ACT, cfg)
     compiled = make_learner(OBS, ACT, dataclasses.replace(cfg, compile=True))
-    stats = torch._dynamo.utils.counters["stats"]
-    graphs_before = stats["unique_graphs"]
-    for step in range(4):
-        batch = _batch(32, seed=step)
-        eager.update(batch)
-        compiled.update(batch)
-    assert stats["unique_graphs"] - graphs_before == 1  # one graph, no recompile when the warm-up ends
+    batches = [_batch(32, seed=step) for step in range(4)]
+    assert graphs_made_stepping(eager, compiled, batches) == 1  # one graph, no recompile when the warm-up ends
     _assert_same(eager, compiled, rtol=1e-4, atol=1e-5)
     assert compiled.metrics() == pytest.approx(eager.metrics(), rel=1e-4, abs=1e-6)
 
@@ -175,14 +171,8 @@ def test_policy_delay_variants_trace_as_single_graphs(critic_network):
     cfg = small_cfg(critic_network=critic_network, obs_norm=True)
     eager, traced = make_learner(OBS, ACT, cfg), make_learner(OBS, ACT, cfg)
     traced._update_fn = torch.compile(traced._normalized_update, fullgraph=True, backend="aot_eager")
-    stats = torch._dynamo.utils.counters["stats"]
-    graphs_before = stats["unique_graphs"]
-    for step in range(5):
-        batch = _batch(8, seed=step)
-        eager.update(batch)
-        with torch._dynamo.config.patch(trace_autograd_ops=True):
-            traced.update(batch)
-    assert stats["unique_graphs"] - graphs_before == 2  # with and without the actor step
+    batches = [_batch(8, seed=step) for step in range(5)]
+    assert graphs_made_stepping(eager, traced, batches, trace_autograd_ops=True) == 2  # with and without the actor step
     _assert_same(eager, traced, rtol=1e-5, atol=1e-6)
 
 

@@ -12,6 +12,7 @@ import torch
 from fastsac.agents import ActionSpec, LearnerConfig, make_learner
 from fastsac.agents.networks import ContinuousTwinQ
 from fastsac.agents.normed_networks import critic_member
+from tests.agents.helpers import graphs_made_stepping
 
 OBS, ACT = 5, 2
 
@@ -164,13 +165,8 @@ def test_sac_with_normalized_critic_and_obs_norm_compiles_to_one_graph():
     cfg = LearnerConfig(hidden_sizes=(16, 16), critic_network="simba", compile=False, seed=9)
     eager, traced = make_learner(OBS, ACT, cfg), make_learner(OBS, ACT, cfg)
     traced._update_fn = torch.compile(traced._normalized_update, fullgraph=True, backend="aot_eager")
-    stats = torch._dynamo.utils.counters["stats"]
-    graphs_before = stats["unique_graphs"]
-    for s in range(3):
-        eager.update(_batch(8, seed=s))
-        with torch._dynamo.config.patch(trace_autograd_ops=True):
-            traced.update(_batch(8, seed=s))
-    assert stats["unique_graphs"] - graphs_before == 1
+    batches = [_batch(8, seed=s) for s in range(3)]
+    assert graphs_made_stepping(eager, traced, batches, trace_autograd_ops=True) == 1
     assert float(traced.obs_norm.count) == 24
     tensors = lambda learner: [*learner.critic_params, *learner.obs_norm.buffers()]  # noqa: E731
     for x, y in zip(tensors(eager), tensors(traced)):
