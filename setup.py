@@ -7,6 +7,12 @@ how to fix or force it, and the torch and Triton backends remain. Only ``FASTSAC
 build into an error; ``FASTSAC_SKIP_CUDA=1`` skips the build on purpose. pip shows a build's output only with
 ``-v``, so the line is also kept in the installed package (``fastsac.ops.extension.build_note()``).
 
+Where the CUDA build is skipped for want of CUDA (not forced, torch importable), the CPU-only extension
+(csrc/*.cpp, the CPU kernels that are ``auto``'s choice for CPU tensors) is built instead, as ``fastsac._C``
+too; its flags come from ``fastsac/ops/cpu_build_flags.py`` (vectorized where the CPU allows). It is as optional:
+a failed build leaves the install with the torch reference and one line saying why; ``FASTSAC_SKIP_EXTENSION=1``
+skips it (and the CUDA build) on purpose.
+
 The toolkit is looked for the way machines lay it out (:func:`find_cuda_home`): ``CUDA_HOME``, then ``CUDA_PATH``,
 then the real toolkit behind the ``nvcc`` on PATH (which may be a symlink or a wrapper script outside the
 toolkit), then ``/usr/local/cuda``, ``/usr/local/cuda-*`` (newest first) and ``/opt/cuda``. The root found is
@@ -35,6 +41,10 @@ ROOT = Path(__file__).resolve().parent
 CSRC = "csrc"
 NOTE_FILE = "_build_note.txt"  # in the installed package: why fastsac._C is absent (read by fastsac.ops.extension)
 SKIP_LINE = "fastsac: building without the CUDA extension ({}); the torch and Triton backends remain"
+CPU_LINE = ("fastsac: building the CPU-only extension fastsac._C (no CUDA build: {}); CPU tensors run its kernels, "
+            "CUDA tensors the torch and Triton backends")
+CPU_FAILED_LINE = ("fastsac: the CPU-only extension fastsac._C failed to build ({}); installed without it, CPU tensors "
+                   "run the torch reference (slower per call). See the build log with pip install -v")
 FAILED_LINE = ("fastsac: the CUDA extension fastsac._C failed to build ({}); installed without it, the torch and "
                "Triton backends remain. {} FASTSAC_FORCE_CUDA=1 makes this an error")
 # SASS for the GPUs people train on, PTX of the newest for later ones (the driver JIT-compiles it).
@@ -173,8 +183,18 @@ def _failure_line(exc: BaseException, cuda_home: str, found_by: str) -> str:
     return FAILED_LINE.format(f"{stage} step: {first}", fix)
 
 
-def _optional_build_ext(base, cuda_home: str, found_by: str, start_line: str = ""):
-    """``base`` (torch's BuildExtension) whose failure leaves the install without the extension, saying why."""
+def _cpu_failure_line(exc: BaseException) -> str:
+    from setuptools.errors import LinkError
+
+    stage = "link" if isinstance(exc, LinkError) else "compile"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return CPU_FAILED_LINE.format(f"{stage} step: {first}")
+
+
+def _optional_build_ext(base, cuda_home: str, found_by: str, start_line: str = "", *, cpu_only: bool = False,
+                        built_note: str | None = None):
+    """``base`` (torch's BuildExtension) whose failure leaves the install without the extension, saying why.
+    ``built_note``: the package's note after a successful build (the CPU-only build keeps why CUDA is absent)."""
 
     class OptionalBuildExtension(base):
         def build_extensions(self):
@@ -185,7 +205,7 @@ def _optional_build_ext(base, cuda_home: str, found_by: str, start_line: str = "
             except Exception as exc:  # CompileError, LinkError, ninja's RuntimeError, a CUDA version mismatch
                 if _env_flag("FASTSAC_FORCE_CUDA"):
                     raise
-                line = _failure_line(exc, cuda_home, found_by)
+                line = _cpu_failure_line(exc) if cpu_only else _failure_line(exc, cuda_home, found_by)
                 print(line, file=sys.stderr)
                 self.extensions = []  # nothing to copy in place or to put in the wheel
                 if getattr(self, "editable_mode", False):  # an earlier in-place build would still be imported
@@ -193,7 +213,7 @@ def _optional_build_ext(base, cuda_home: str, found_by: str, start_line: str = "
                         stale.unlink()
                 write_note(_package_dir(self), line)
             else:
-                write_note(_package_dir(self), None)
+                write_note(_package_dir(self), built_note)
 
     return OptionalBuildExtension
 
@@ -245,8 +265,9 @@ def cuda_extension():
         sources=sources,
         include_dirs=[str(ROOT / CSRC)],
         define_macros=[("FASTSAC_WITH_CUDA", None)],
+        extra_link_args=_cpu_build_flags().link_flags(),
         extra_compile_args={
-            "cxx": ["-O3"],
+            "cxx": _cpu_build_flags().cxx_flags(),  # the CPU kernels, as in the CPU-only build
             # No --use_fast_math: the ops promise fp32 relative error well under 1e-5.
             "nvcc": ["-O3", "-lineinfo", *cuda_arch_flags()],
         },
@@ -257,11 +278,48 @@ def cuda_extension():
     return [ext], {"build_ext": _optional_build_ext(cpp_extension.BuildExtension, cuda_home, found_by, start)}
 
 
+def _cpu_build_flags():
+    """``fastsac/ops/cpu_build_flags.py``, loaded by path (the package is not importable while it is being built)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fastsac_cpu_build_flags", ROOT / "fastsac" / "ops" /
+                                                  "cpu_build_flags.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cpu_extension():
+    """(ext_modules, cmdclass) for the CPU-only build where the CUDA one was skipped, or None (no torch in the build
+    environment, or ``FASTSAC_SKIP_EXTENSION=1``)."""
+    global _skip_reason
+    if _env_flag("FASTSAC_SKIP_EXTENSION"):
+        _skip_reason = "FASTSAC_SKIP_EXTENSION=1"
+        return None
+    try:
+        from torch.utils import cpp_extension
+    except ImportError:
+        return None  # _skip_reason already says torch is not importable
+    flags = _cpu_build_flags()
+    vectorized, why = flags.can_vectorize()
+    sources = sorted(f"{CSRC}/{p.name}" for p in (ROOT / CSRC).iterdir() if p.suffix == ".cpp")
+    ext = cpp_extension.CppExtension(name="fastsac._C", sources=sources, include_dirs=[str(ROOT / CSRC)],
+                                     extra_compile_args={"cxx": flags.cxx_flags()},
+                                     extra_link_args=flags.link_flags())
+    note = CPU_LINE.format(_skip_reason)
+    start = f"{note} [{'vectorized: ' if vectorized else 'scalar: '}{why}]"
+    _skip_reason = None  # said by the build itself (start line, then the note it keeps)
+    build_ext = _optional_build_ext(cpp_extension.BuildExtension, "", "", start, cpu_only=True, built_note=note)
+    return [ext], {"build_ext": build_ext}
+
+
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import its helpers without building
     cmdclass = {"build_py": build_py_with_csrc}
     ext_modules = []
-    _cuda = cuda_extension()
-    if _cuda is not None:
-        ext_modules, extra_cmdclass = _cuda
+    _build = None if _env_flag("FASTSAC_SKIP_EXTENSION") else cuda_extension()
+    if _build is None:
+        _build = cpu_extension()
+    if _build is not None:
+        ext_modules, extra_cmdclass = _build
         cmdclass.update(extra_cmdclass)
     setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -7,10 +7,12 @@ Providers (each op, with and without its alpha loss):
 - ``cleanrl``:          CleanRL's ``torch.distributions`` form (``Normal(mean, std).log_prob(x)`` minus
                         ``log(1 - tanh(x)^2 + 1e-6)``); squashed Gaussian only;
 - ``plain_compiled``:   ``torch.compile`` of ``plain`` (inductor fuses it);
-- ``fastsac``:          ``fastsac.ops`` as a user calls it, ``backend="auto"`` (on a CPU: the eager path on the
-                        torch backend; on CUDA: the Triton kernels);
+- ``fastsac``:          ``fastsac.ops`` as a user calls it, ``backend="auto"`` (on a CPU: the C++ extension's
+                        kernels called directly where it is built, else the eager path on the torch backend; on
+                        CUDA: the Triton kernels);
 - ``fastsac_compiled``: ``torch.compile`` of a function calling ``fastsac.ops`` (one custom-op node);
-- ``torch`` / ``triton`` / ``cuda``: fastsac with that backend named (on CUDA; ``cuda`` on a CPU with ``--cpp-cpu``).
+- ``torch`` / ``triton`` / ``cuda``: fastsac with that backend named (on CUDA; on a CPU ``torch`` always and ``cuda``
+                        where the extension is built, or JIT-built with ``--cpp-cpu``).
 
 Modes: ``fwd`` (forward under ``no_grad``) and ``fwdbwd`` (forward and backward of a loss using every output).
 Method: fixed thread count; each case is timed in ``--rounds`` interleaved rounds (every provider once per round,

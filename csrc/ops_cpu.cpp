@@ -1,6 +1,24 @@
 // CPU implementations of the four fused SAC primitives: a loop over rows calling the math in sac_math.h,
 // parallel over fixed blocks of rows. Storage float32/float64/float16/bfloat16; math in float64 for float64
 // inputs, float32 otherwise (at::opmath_type).
+//
+// float32 squashed Gaussian, built with AVX2 + FMA (CPU_CAPABILITY_AVX2, see fastsac/ops/cpu_build_flags.py):
+// per block of rows, one vectorized pass (at::vec::Vectorized<float>, 8 lanes, Sleef exp/log1p as libtorch
+// uses) over the block's flat rows*A elements with the formulas of sac_math.h (vec_sg.h), then a short scalar
+// pass per row (the row's log-prob summed over j in order, scale/bias). Every other dtype, and any build
+// without those flags, runs the scalar row functions of sac_math.h.
+
+// ATen's AVX2 vec headers (pulled in by every ATen header once CPU_CAPABILITY_AVX2 is defined) use F16C
+// intrinsics: torch compiles its own AVX2 kernels with -mf16c, and so should this file (every AVX2 CPU has
+// F16C). Where the build passed the AVX2 flags without -mf16c, GCC gets the feature here instead.
+#if defined(CPU_CAPABILITY_AVX2) && !defined(__F16C__)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC target("f16c")
+#else
+#error "fastsac: building csrc/ops_cpu.cpp with -DCPU_CAPABILITY_AVX2 needs -mf16c as well as -mavx2 -mfma"
+#endif
+#endif
+
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -11,6 +29,7 @@
 
 #include "ops.h"
 #include "sac_math.h"
+#include "vec_sg.h"  // FASTSAC_VEC_SG: the vectorized float32 squashed Gaussian (AVX2 builds only)
 
 namespace fastsac {
 namespace {
@@ -44,6 +63,49 @@ Tensor sum_partials(const Tensor& partials) {
   return out;
 }
 
+// The vectorized float32 squashed Gaussian (vec_sg.h) where the build has it: these overloads return false
+// (the caller runs the scalar rows) for every other storage type, and for float32 too without FASTSAC_VEC_SG.
+template <typename scalar_t, typename acc_t>
+bool vec_fwd(int64_t, int64_t, const scalar_t*, const scalar_t*, const scalar_t*, const acc_t*, const acc_t*,
+             const math::Bounds<acc_t>&, scalar_t*, scalar_t*, acc_t*) {
+  return false;
+}
+template <typename scalar_t, typename acc_t>
+bool vec_bwd(int64_t, int64_t, const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*,
+             const acc_t*, const math::Bounds<acc_t>&, scalar_t*, scalar_t*) {
+  return false;
+}
+
+#ifdef FASTSAC_VEC_SG
+bool vec_fwd(int64_t N, int64_t A, const float* m, const float* s, const float* n, const float* sc, const float* bi,
+             const math::Bounds<float>& b, float* act, float* lp, float* part) {
+  // log|scale| summed over j in order, as squashed_gaussian_row_fwd sums it; subtracted once per row.
+  float log_abs_scale = 0.0f;
+  if (sc != nullptr) {
+    for (int64_t j = 0; j < A; ++j) log_abs_scale += math::log_(math::abs_(sc[j]));
+  }
+  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const float block_sum = vec_sg::fwd_block(m, s, n, sc, bi, log_abs_scale, b, blk * kRowsPerBlock,
+                                                std::min(N, (blk + 1) * kRowsPerBlock), A, act, lp);
+      if (part != nullptr) part[blk] = block_sum;
+    }
+  });
+  return true;
+}
+
+bool vec_bwd(int64_t N, int64_t A, const float* ga, const float* glp, const float* m, const float* s, const float* n,
+             const float* sc, const math::Bounds<float>& b, float* dm, float* ds) {
+  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      vec_sg::bwd_block(ga, glp, m, s, n, sc, b, blk * kRowsPerBlock, std::min(N, (blk + 1) * kRowsPerBlock), A,
+                        dm, ds);
+    }
+  });
+  return true;
+}
+#endif
+
 }  // namespace
 
 std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cpu(const Tensor& mean, const Tensor& log_std,
@@ -69,20 +131,22 @@ std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cpu(const Tensor& me
     scalar_t* act = action.data_ptr<scalar_t>();
     scalar_t* lp = log_prob.data_ptr<scalar_t>();
     acc_t* part = want_sum ? partials.data_ptr<acc_t>() : nullptr;
-    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t r1 = std::min(N, (blk + 1) * kRowsPerBlock);
-        acc_t block_sum = acc_t(0);
-        for (int64_t r = blk * kRowsPerBlock; r < r1; ++r) {
-          const int64_t o = r * A;
-          const acc_t row_lp =
-              math::squashed_gaussian_row_fwd<scalar_t, acc_t>(m + o, s + o, n + o, sc, bi, b, A, act + o);
-          lp[r] = static_cast<scalar_t>(row_lp);
-          block_sum += row_lp;
+    if (!vec_fwd(N, A, m, s, n, sc, bi, b, act, lp, part)) {
+      at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t r1 = std::min(N, (blk + 1) * kRowsPerBlock);
+          acc_t block_sum = acc_t(0);
+          for (int64_t r = blk * kRowsPerBlock; r < r1; ++r) {
+            const int64_t o = r * A;
+            const acc_t row_lp =
+                math::squashed_gaussian_row_fwd<scalar_t, acc_t>(m + o, s + o, n + o, sc, bi, b, A, act + o);
+            lp[r] = static_cast<scalar_t>(row_lp);
+            block_sum += row_lp;
+          }
+          if (part != nullptr) part[blk] = block_sum;
         }
-        if (part != nullptr) part[blk] = block_sum;
-      }
-    });
+      });
+    }
     if (want_sum) lp_sum = sum_partials<acc_t>(partials);
   });
   return {action, log_prob, lp_sum};
@@ -107,14 +171,16 @@ std::tuple<Tensor, Tensor> squashed_gaussian_bwd_cpu(const Tensor& grad_action, 
     const math::Bounds<acc_t> b = to_bounds<acc_t>(bounds);
     scalar_t* dm = d_mean.data_ptr<scalar_t>();
     scalar_t* ds = d_log_std.data_ptr<scalar_t>();
-    at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-      const int64_t r1 = std::min(N, b1 * kRowsPerBlock);
-      for (int64_t r = b0 * kRowsPerBlock; r < r1; ++r) {
-        const int64_t o = r * A;
-        math::squashed_gaussian_row_bwd<scalar_t, acc_t>(ga + o, static_cast<acc_t>(glp[r]), m + o, s + o, n + o,
-                                                         sc, b, A, dm + o, ds + o);
-      }
-    });
+    if (!vec_bwd(N, A, ga, glp, m, s, n, sc, b, dm, ds)) {
+      at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+        const int64_t r1 = std::min(N, b1 * kRowsPerBlock);
+        for (int64_t r = b0 * kRowsPerBlock; r < r1; ++r) {
+          const int64_t o = r * A;
+          math::squashed_gaussian_row_bwd<scalar_t, acc_t>(ga + o, static_cast<acc_t>(glp[r]), m + o, s + o,
+                                                           n + o, sc, b, A, dm + o, ds + o);
+        }
+      });
+    }
   });
   return {d_mean, d_log_std};
 }

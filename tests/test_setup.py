@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def setup_py(monkeypatch):
     """setup.py as a module (its setup() call runs only as __main__), with no CUDA variables from this shell."""
-    for var in ("CUDA_HOME", "CUDA_PATH", "FASTSAC_FORCE_CUDA", "FASTSAC_SKIP_CUDA", "TORCH_CUDA_ARCH_LIST"):
+    for var in ("CUDA_HOME", "CUDA_PATH", "FASTSAC_FORCE_CUDA", "FASTSAC_SKIP_CUDA", "FASTSAC_SKIP_EXTENSION",
+                "TORCH_CUDA_ARCH_LIST", "FASTSAC_CPU_VEC"):
         monkeypatch.delenv(var, raising=False)
     spec = importlib.util.spec_from_file_location("fastsac_setup_under_test", ROOT / "setup.py")
     module = importlib.util.module_from_spec(spec)
@@ -173,6 +174,41 @@ def test_failed_build_leaves_the_install_without_it(setup_py, tmp_path, capfd, m
     assert (tmp_path / "lib" / "fastsac" / setup_py.NOTE_FILE).read_text().strip() == ours[0]
     with pytest.raises(Exception):
         build(force=True)
+
+
+def test_without_cuda_the_cpu_only_extension_is_built_with_the_shared_flags(setup_py, monkeypatch):
+    """Where the CUDA build is skipped, fastsac._C is built from the .cpp sources alone (the CPU kernels), with the
+    flags of fastsac/ops/cpu_build_flags.py; its note says why CUDA is absent. FASTSAC_SKIP_EXTENSION=1: nothing."""
+    from fastsac.ops import cpu_build_flags
+
+    monkeypatch.setenv("FASTSAC_SKIP_CUDA", "1")
+    assert setup_py.cuda_extension() is None
+    (ext,), cmdclass = setup_py.cpu_extension()
+    assert ext.name == "fastsac._C" and ext.sources and all(src.endswith(".cpp") for src in ext.sources)
+    assert "csrc/bindings.cpp" in ext.sources and not any(src.endswith(".cu") for src in ext.sources)
+    assert ext.extra_compile_args["cxx"] == cpu_build_flags.cxx_flags()
+    assert setup_py._skip_reason is None  # the build says it (start line, then the note it keeps)
+    assert "build_ext" in cmdclass
+    monkeypatch.setenv("FASTSAC_SKIP_EXTENSION", "1")
+    assert setup_py.cpu_extension() is None and setup_py._skip_reason == "FASTSAC_SKIP_EXTENSION=1"
+
+
+def test_a_failed_cpu_only_build_leaves_the_reference_and_one_line(setup_py, tmp_path, capfd):
+    from setuptools import Distribution
+    from torch.utils.cpp_extension import BuildExtension, CppExtension
+
+    (tmp_path / "broken.cpp").write_text(_BROKEN_SOURCES["compile"])
+    ext = CppExtension("fastsac_broken", [str(tmp_path / "broken.cpp")])
+    cmd_cls = setup_py._optional_build_ext(BuildExtension, "", "", cpu_only=True, built_note="unused")
+    dist = Distribution({"name": "broken", "ext_modules": [ext], "cmdclass": {"build_ext": cmd_cls}})
+    cmd = dist.get_command_obj("build_ext")
+    cmd.build_lib, cmd.build_temp = str(tmp_path / "lib"), str(tmp_path / "temp")
+    dist.run_command("build_ext")
+    ours = [line for line in capfd.readouterr().err.splitlines() if line.startswith("fastsac:")]
+    assert len(ours) == 1 and ours[0].startswith("fastsac: the CPU-only extension fastsac._C failed to build "
+                                                 "(compile step"), ours
+    assert "run the torch reference" in ours[0]
+    assert (tmp_path / "lib" / "fastsac" / setup_py.NOTE_FILE).read_text().strip() == ours[0]
 
 
 def test_the_note_reaches_the_extension_loader(monkeypatch, tmp_path):

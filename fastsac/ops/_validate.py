@@ -59,6 +59,11 @@ def check_inputs(names: tuple[str, ...], tensors: tuple) -> None:
     check_same(names, tensors)
 
 
+def is_rows(x: torch.Tensor) -> bool:
+    """Whether ``x`` already is what :func:`as_rows` makes: 2-D and contiguous."""
+    return x.dim() == 2 and x.is_contiguous()
+
+
 def as_rows(x: torch.Tensor) -> torch.Tensor:
     """(..., A) -> contiguous (N, A); non-contiguous inputs are copied (the kernels assume row-major rows)."""
     return x.reshape(-1, x.shape[-1]).contiguous()

@@ -5,13 +5,15 @@ Backends:
 - ``triton``: Triton kernels (``fastsac.kernels``); CUDA tensors, and CPU tensors under ``TRITON_INTERPRET=1``
   (the interpreter is a test vehicle, never chosen automatically for CPU tensors).
 - ``cuda``: the compiled C++/CUDA extension (``fastsac.ops.extension``); CUDA tensors when ``fastsac._C`` was built
-  with CUDA, CPU tensors when it (or the CPU-only build used by the tests) is loaded.
+  with CUDA, CPU tensors whenever it is present (setup.py builds it CPU-only where there is no CUDA) or the
+  JIT-built CPU module is loaded.
 
 Selection: an explicit ``backend=`` argument, else ``FASTSAC_BACKEND``, else ``auto``. ``auto`` takes the first
 usable backend in ``AUTO_ORDER`` for the tensors' device and falls back quietly where one cannot run here (not
 installed, no device); a fast backend it would choose is first checked against the reference once per process
 and device (``fastsac.ops.selfcheck``: a failure is a loud fallback). A backend named explicitly that cannot run
-raises ``BackendUnavailableError`` saying why.
+raises ``BackendUnavailableError`` saying why. For CPU tensors the decision is kept per request and dtype after
+the first call (a dictionary read a call); :func:`reset` forgets it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from fastsac.ops import selfcheck
 BACKENDS = ("torch", "triton", "cuda")
 ENV_VAR = "FASTSAC_BACKEND"
 # On CUDA the Triton kernels come first: they are specialised per shape by constexprs and need no build step.
-# On CPU only the reference runs automatically (the Triton interpreter is for tests; see module docstring).
-AUTO_ORDER = {"cuda": ("triton", "cuda", "torch"), "cpu": ("torch",)}
-_CPU_AUTO_IS_TORCH = AUTO_ORDER["cpu"][0] == "torch"
+# On CPU the C++ extension comes first: one threaded pass over the rows, called without the custom-op dispatch in
+# eager code (bench/bench_ops.py: faster than the plain PyTorch formula at every batch); the reference where it is
+# not built. The Triton interpreter is for tests (see module docstring).
+AUTO_ORDER = {"cuda": ("triton", "cuda", "torch"), "cpu": ("cuda", "torch")}
 _FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
@@ -106,12 +109,33 @@ def available_backends(device: str | torch.device | None = None) -> list[str]:
     return [name for name in BACKENDS if _why_unusable(name, device_type, None) is None]
 
 
+# (requested, dtype, auto's CPU order) -> the backend that runs; a name that cannot run raises and is not kept
+_cpu_choices: dict[tuple[str, torch.dtype, tuple[str, ...]], str] = {}
+
+
+def reset() -> None:
+    """Forget the CPU decisions and every self-check result (a newly loaded extension; tests)."""
+    _cpu_choices.clear()
+    selfcheck.reset()
+
+
 def resolve_backend(*tensors: torch.Tensor, backend: str | None = "auto") -> str:
     """The backend that runs for these tensors: the named one (raises if it cannot) or the ``auto`` choice."""
     requested = _requested(backend)
-    if requested == "torch" or (_CPU_AUTO_IS_TORCH and requested == "auto" and tensors
-                                and tensors[0].device.type == "cpu"):
-        return "torch"  # always usable (and the CPU's automatic choice): decided without lookups, on every call
+    if requested == "torch":
+        return "torch"  # always usable: decided without lookups
+    if tensors and tensors[0].device.type == "cpu":
+        key = (requested, tensors[0].dtype, AUTO_ORDER["cpu"])
+        name = _cpu_choices.get(key)
+        if name is None:
+            name = _resolve(tensors, requested)
+            if not torch.compiler.is_compiling():  # a trace cannot run the self-check: decide again outside it
+                _cpu_choices[key] = name
+        return name
+    return _resolve(tensors, requested)
+
+
+def _resolve(tensors: tuple[torch.Tensor, ...], requested: str) -> str:
     device_type = tensors[0].device.type if tensors else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = tensors[0].dtype if tensors else None
     if requested != "auto":

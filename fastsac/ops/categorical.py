@@ -4,9 +4,11 @@ From logits ``(..., A)``: ``probs = softmax``, ``log_probs = log_softmax``, ``en
 row-wise, with gradients to the logits; logits of ``-inf`` (masked actions) contribute ``0 * log 0 = 0``.
 The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) - target_entropy)`` from the same
 pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
-``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends, forward and backward are
-``torch.library`` custom ops (one graph node each); eager on the torch backend the reference math runs directly under autograd
-(``log_softmax`` has a fused backward; no custom-op dispatch).
+``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends on GPU tensors, forward and backward
+are ``torch.library`` custom ops (one graph node each). Eager, without the custom-op dispatch: on CPU tensors the
+C++ extension's forward and backward are called directly from a small ``torch.autograd.Function`` (``auto``'s first
+choice on a CPU where the extension is built), and on the torch backend the reference math runs under autograd
+(``log_softmax`` has a fused backward).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import _eager
 from . import _validate
-from . import reference
+from . import extension, reference
 from .backends import backend_module, resolve_backend
 from .reference import compute_dtype
 
@@ -77,7 +80,7 @@ def _backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
 _categorical.register_autograd(_backward, setup_context=_setup)
 
 
-def _eager(logits, target):
+def _reference(logits, target):
     """``(probs, log_probs, entropy, gap)`` by the reference math under autograd (its ``log_softmax`` has one fused
     backward node, cheaper on a CPU than a Python closed form); ``gap = mean(entropy) - target``, detached."""
     dtype = logits.dtype
@@ -92,11 +95,57 @@ def _eager(logits, target):
     return probs, log_probs, entropy, gap
 
 
+class _DirectCategorical(torch.autograd.Function):
+    """The custom op's forward and backward on (N, A) rows, calling ``module``'s primitives directly;
+    ``gap = mean(entropy) - target`` (not differentiable) when ``target`` is given, else None."""
+
+    @staticmethod
+    def forward(ctx, logits, target, module):
+        probs, log_probs, entropy, entropy_sum = module.categorical_fwd(logits, target is not None)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(logits)
+        ctx.module = module
+        gap = None
+        if target is not None:
+            gap = entropy_sum.div_(logits.shape[0]).sub_(target)
+            ctx.mark_non_differentiable(gap)
+        return probs, log_probs, entropy, gap
+
+    @staticmethod
+    def backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
+        if grad_probs is None and grad_log_probs is None and grad_entropy is None:
+            return None, None, None
+        (logits,) = ctx.saved_tensors
+        d_logits = ctx.module.categorical_bwd(
+            _incoming(grad_probs, logits, logits.shape),
+            _incoming(grad_log_probs, logits, logits.shape),
+            _incoming(grad_entropy, logits, logits.shape[:1]),
+            logits,
+        )
+        return d_logits, None, None
+
+
+def _direct(logits, target):
+    """``(probs, log_probs, entropy, gap)`` in the input's shapes by the CPU extension."""
+    rows = _validate.is_rows(logits)
+    out = _eager.run(_DirectCategorical, logits.requires_grad, logits if rows else _validate.as_rows(logits), target,
+                     extension.module_for("cpu"))
+    if rows:  # a view costs ~2.5 us a call on a CPU: only where the shape changes
+        return out
+    probs, log_probs, entropy, gap = out
+    return probs.view(logits.shape), log_probs.view(logits.shape), entropy.view(logits.shape[:-1]), gap
+
+
 def _prepare(logits, backend):
-    """Validate; returns ``(backend name, eager)``."""
+    """Validate; returns ``(backend name, eager path or None)``: the eager function to call, or None for the
+    custom op."""
     _validate.check_tensor("logits", logits)
     name = resolve_backend(logits, backend=backend)
-    return name, name == "torch" and not torch.compiler.is_compiling()
+    if torch.compiler.is_compiling():
+        return name, None
+    if name == "torch":
+        return name, _reference
+    return name, _direct if name == "cuda" and logits.device.type == "cpu" else None
 
 
 def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tensor, Tensor]:
@@ -110,8 +159,8 @@ def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tenso
         ``probs`` and ``log_probs`` of shape ``(..., A)`` and ``entropy`` of shape ``(...)``, in the input dtype.
     """
     name, eager = _prepare(logits, backend)
-    if eager:
-        return _eager(logits, None)[:3]
+    if eager is not None:
+        return eager(logits, None)[:3]
     probs, log_probs, entropy, _ = _categorical(_validate.as_rows(logits), None, name)
     return probs.reshape(logits.shape), log_probs.reshape(logits.shape), entropy.reshape(logits.shape[:-1])
 
@@ -126,8 +175,8 @@ def categorical_with_alpha_loss(
     """
     name, eager = _prepare(logits, backend)
     log_alpha = _validate.log_alpha(log_alpha, logits)
-    if eager:
-        probs, log_probs, entropy, gap = _eager(logits, _validate.target_entropy_eager(target_entropy, logits))
+    if eager is not None:
+        probs, log_probs, entropy, gap = eager(logits, _validate.target_entropy_eager(target_entropy, logits))
     else:
         target = _validate.target_entropy(target_entropy, logits, compute_dtype(logits.dtype))
         probs, log_probs, entropy, gap = _categorical(_validate.as_rows(logits), target, name)

@@ -2,10 +2,14 @@
 
 Two ways the compiled code can be present:
 
-- ``fastsac._C``, built by ``setup.py`` at install time (CPU + CUDA; only when a CUDA torch and nvcc are
-  available, see setup.py);
-- a CPU-only module JIT-built from ``csrc/`` by an explicit call to :func:`load_cpu_extension` (the tests use it,
-  so CI runs the same C++ math the GPU kernels run, on CPU).
+- ``fastsac._C``, built by ``setup.py`` at install time: CPU + CUDA where a CUDA build of torch and a CUDA
+  toolkit are found, CPU only elsewhere (see setup.py);
+- a CPU-only module JIT-built from ``csrc/`` by an explicit call to :func:`load_cpu_extension` (for an install
+  without ``fastsac._C``; the tests use it where the install has none).
+
+On CPU tensors the extension is the ``auto`` backend's first choice (``fastsac.ops.backends``): its kernels are
+one pass over the rows, threaded over blocks of rows, vectorized where the build allowed it
+(``fastsac.ops.cpu_build_flags``).
 
 Where setup.py skipped ``fastsac._C`` or its build failed, it left one line saying why in the package
 (:func:`build_note`); the errors below quote it. Importing this module never builds or fails. :func:`load` returns the module in use (``fastsac._C`` first, else
@@ -23,6 +27,8 @@ from types import ModuleType
 
 import torch
 
+from fastsac.ops import cpu_build_flags
+
 __all__ = [
     "build_note",
     "categorical_bwd",
@@ -31,6 +37,7 @@ __all__ = [
     "is_available",
     "load",
     "load_cpu_extension",
+    "module_for",
     "sources_dir",
     "squashed_gaussian_bwd",
     "squashed_gaussian_fwd",
@@ -39,7 +46,7 @@ __all__ = [
 _CPU_MODULE_NAME = "fastsac_cpp_cpu"
 _BUILD_NOTE = Path(__file__).resolve().parents[1] / "_build_note.txt"  # written by setup.py (NOTE_FILE)
 _CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp")
-_HEADERS = ("ops.h", "sac_math.h")
+_HEADERS = ("ops.h", "sac_math.h", "vec_sg.h")
 
 _compiled: ModuleType | None = None  # fastsac._C
 _compiled_tried = False
@@ -113,11 +120,15 @@ def load_cpu_extension(*, verbose: bool = False) -> ModuleType:
         _jit = cpp_extension.load(
             name=_CPU_MODULE_NAME,
             sources=[str(src / f) for f in _CPU_SOURCES],
-            extra_cflags=["-O3"],  # torch adds no optimisation flag of its own
+            extra_cflags=cpu_build_flags.cxx_flags(),
+            extra_ldflags=cpu_build_flags.link_flags(),
             extra_include_paths=[str(src)],
             build_directory=str(build_dir),
             verbose=verbose,
         )
+        from fastsac.ops import backends
+
+        backends.reset()  # ``auto`` may now choose the extension for CPU tensors
     return _jit
 
 
@@ -135,7 +146,8 @@ def load() -> ModuleType:
     return module
 
 
-def _module_for(device_type: str) -> ModuleType | None:
+def module_for(device_type: str) -> ModuleType | None:
+    """The loaded extension module that runs ``device_type`` tensors ("cpu" or "cuda"), or None."""
     for module in (_import_compiled(), _jit):
         if module is None:
             continue
@@ -148,11 +160,11 @@ def is_available(device_type: str) -> bool:
     """Whether a compiled or loaded extension module runs on ``device_type`` ("cpu" or "cuda") here and now."""
     if device_type == "cuda" and not torch.cuda.is_available():
         return False
-    return _module_for(device_type) is not None
+    return module_for(device_type) is not None
 
 
 def _require(t: torch.Tensor) -> ModuleType:
-    module = _module_for(t.device.type)
+    module = module_for(t.device.type)
     if module is None:
         if t.device.type == "cuda":
             raise RuntimeError(

@@ -6,18 +6,22 @@ Math (see ``fastsac.ops.reference`` for the numerics every backend follows)::
     action   = a * action_scale + action_bias
     log_prob = sum_A [-0.5 noise^2 - log_std - 0.5 log(2 pi) - log(1 - tanh(u)^2) - log|action_scale|]
 
-Two paths, chosen per call, with the same math and results within the accuracy contract:
+Three paths, chosen per call, with the same math and results within the accuracy contract:
 
-- **compiled** (inside ``torch.compile``) and the Triton / CUDA backends: one ``torch.library`` custom op with a
-  fake implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node for the forward
-  and one for the backward;
-- **eager on the torch backend** (a CPU, or ``backend="torch"``): the reference math runs directly, without the
-  custom-op dispatch (about 100 us a call on a CPU), inside a small ``torch.autograd.Function`` with the same
-  closed-form backward (only when a gradient is wanted; under ``no_grad`` the forward runs bare). With a target entropy it also
-returns ``gap = mean(log_prob) + target`` from the same pass; the alpha loss ``-log_alpha * gap`` is then one
-multiply in its own autograd node. The backward is a custom op too:
-the backends implement the closed forms (``d_u = g_a * scale * (1 - a^2) + g_lp * 2a``, ``d_mean = d_u``,
-``d_log_std = d_u * sigma * noise - g_lp``), not autograd of the reference.
+- **compiled** (inside ``torch.compile``) and the Triton / CUDA backends on GPU tensors: one ``torch.library``
+  custom op with a fake implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node
+  for the forward and one for the backward;
+- **eager, the C++ extension on CPU tensors** (``auto``'s first choice on a CPU where the extension is built): the
+  extension's forward and backward called directly, inside a small ``torch.autograd.Function``, without the
+  custom-op dispatch (~15 us a call);
+- **eager on the torch backend** (a CPU without the extension, or ``backend="torch"``): the reference math runs
+  directly inside a small ``torch.autograd.Function`` with the same closed-form backward.
+
+In the eager paths the ``Function`` is only applied when a gradient is wanted; under ``no_grad`` the forward runs
+bare. With a target entropy the forward also returns ``gap = mean(log_prob) + target`` from the same pass; the alpha
+loss ``-log_alpha * gap`` is then one multiply in its own autograd node. Every backward is the closed form
+(``d_u = g_a * scale * (1 - a^2) + g_lp * 2a``, ``d_mean = d_u``, ``d_log_std = d_u * sigma * noise - g_lp``), not
+autograd of the reference.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from torch import Tensor
 
 from . import _validate
-from . import _eager, reference
+from . import _eager, extension, reference
 from .backends import backend_module, resolve_backend
 from .reference import compute_dtype
 
@@ -167,23 +171,79 @@ def _eager_call(mean, log_std, noise, scale, bias, lo, hi, target):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# eager path of the C++ extension on CPU tensors: its primitives without the custom-op dispatch
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _DirectSquashedGaussian(torch.autograd.Function):
+    """The custom op's forward and backward on (N, A) rows, calling ``module``'s primitives directly."""
+
+    @staticmethod
+    def forward(ctx, mean, log_std, noise, scale, bias, lo, hi, target, module):
+        action, log_prob, lp_sum = module.squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi,
+                                                                target is not None)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(mean, log_std, noise, scale)
+        ctx.lo, ctx.hi, ctx.module = lo, hi, module
+        gap = None
+        if target is not None:
+            gap = lp_sum.div_(mean.shape[0]).add_(target)
+            ctx.mark_non_differentiable(gap)
+        return action, log_prob, gap
+
+    @staticmethod
+    def backward(ctx, g_action, g_log_prob, _g_gap):
+        no_grads = (None,) * 7
+        if g_action is None and g_log_prob is None:
+            return (None, None, *no_grads)
+        mean, log_std, noise, scale = ctx.saved_tensors
+        d_mean, d_log_std = ctx.module.squashed_gaussian_bwd(
+            _incoming(g_action, mean, mean.shape), _incoming(g_log_prob, mean, mean.shape[:1]),
+            mean, log_std, noise, scale, ctx.lo, ctx.hi)
+        return (d_mean, d_log_std, *no_grads)
+
+
+def _direct_call(mean, log_std, noise, scale, bias, lo, hi, target):
+    """``(action, log_prob, gap)`` in the inputs' shapes by the CPU extension."""
+    rows = _validate.is_rows(mean) and _validate.is_rows(log_std) and _validate.is_rows(noise)
+    m, s, n = (mean, log_std, noise) if rows else (_validate.as_rows(t) for t in (mean, log_std, noise))
+    out = _eager.run(_DirectSquashedGaussian, mean.requires_grad or log_std.requires_grad,
+                     m, s, n, scale, bias, lo, hi, target, extension.module_for("cpu"))
+    if rows:  # a view costs ~2.5 us a call on a CPU: only where the shape changes
+        return out
+    action, log_prob, gap = out
+    return action.view(mean.shape), log_prob.view(mean.shape[:-1]), gap
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------------------------------
 
 
 _NAMES = ("mean", "log_std", "noise")
+_REFERENCE, _DIRECT, _OP = "reference", "direct", "op"
+
+
+def _path(name: str, x: Tensor) -> str:
+    """Which of the three paths runs backend ``name`` for tensors like ``x``."""
+    if torch.compiler.is_compiling():
+        return _OP
+    if name == "torch":
+        return _REFERENCE
+    return _DIRECT if name == "cuda" and x.device.type == "cpu" else _OP
 
 
 def _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend):
-    """Validate everything; returns ``(scale, bias, lo, hi, backend name, eager)``. On the eager path ``scale`` and
-    ``bias`` stay numbers or broadcastable tensors; on the custom-op path they are (A,) tensors."""
+    """Validate everything; returns ``(scale, bias, lo, hi, backend name, path)``, ``path`` one of
+    ``_REFERENCE``, ``_DIRECT`` and ``_OP`` (see the module docstring). On the reference path ``scale`` and ``bias``
+    stay numbers or broadcastable tensors; on the others they are (A,) tensors."""
     _validate.check_inputs(_NAMES, (mean, log_std, noise))
     lo, hi = _validate.bounds(log_std_bounds)
     name = resolve_backend(mean, backend=backend)
-    eager = name == "torch" and not torch.compiler.is_compiling()
+    path = _path(name, mean)
     cd = compute_dtype(mean.dtype)
-    check = _validate.per_action_broadcast if eager else _validate.per_action
-    return check("action_scale", action_scale, mean, cd), check("action_bias", action_bias, mean, cd), lo, hi, name, eager
+    check = _validate.per_action_broadcast if path is _REFERENCE else _validate.per_action
+    return check("action_scale", action_scale, mean, cd), check("action_bias", action_bias, mean, cd), lo, hi, name, path
 
 
 def squashed_gaussian(
@@ -211,9 +271,11 @@ def squashed_gaussian(
         ``(action, log_prob)`` of shapes ``(..., A)`` and ``(...)``, in the input dtype. The log-prob includes
         the tanh Jacobian in its exact form and stays finite when tanh saturates.
     """
-    scale, bias, lo, hi, name, eager = _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
-    if eager:
+    scale, bias, lo, hi, name, path = _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
+    if path is _REFERENCE:
         return _eager_call(mean, log_std, noise, scale, bias, lo, hi, None)[:2]
+    if path is _DIRECT:
+        return _direct_call(mean, log_std, noise, scale, bias, lo, hi, None)[:2]
     m, s, n = (_validate.as_rows(t) for t in (mean, log_std, noise))
     action, log_prob, _ = _squashed_gaussian(m, s, n, scale, bias, lo, hi, None, name)
     return action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
@@ -240,11 +302,12 @@ def squashed_gaussian_with_alpha_loss(
     Returns:
         ``(action, log_prob, alpha_loss)``; ``alpha_loss`` is 0-dim in ``log_alpha``'s dtype.
     """
-    scale, bias, lo, hi, name, eager = _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
+    scale, bias, lo, hi, name, path = _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend)
     log_alpha = _validate.log_alpha(log_alpha, mean)
-    if eager:
-        action, log_prob, gap = _eager_call(mean, log_std, noise, scale, bias, lo, hi,
-                                       _validate.target_entropy_eager(target_entropy, mean))
+    if path is not _OP:
+        call = _eager_call if path is _REFERENCE else _direct_call
+        action, log_prob, gap = call(mean, log_std, noise, scale, bias, lo, hi,
+                                     _validate.target_entropy_eager(target_entropy, mean))
     else:
         target = _validate.target_entropy(target_entropy, mean, compute_dtype(mean.dtype))
         m, s, n = (_validate.as_rows(t) for t in (mean, log_std, noise))

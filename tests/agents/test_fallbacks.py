@@ -26,9 +26,9 @@ CFG = LearnerConfig(hidden_sizes=(16, 16), compile=False, seed=3)
 @pytest.fixture(autouse=True)
 def not_strict(monkeypatch):
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
-    selfcheck.reset()
+    backends.reset()
     yield
-    selfcheck.reset()
+    backends.reset()
 
 
 @contextlib.contextmanager
@@ -124,7 +124,6 @@ def test_failed_capture_restores_the_state_and_runs_without_a_graph(monkeypatch,
                     reason="needs the Triton interpreter (TRITON_INTERPRET=1, set by conftest without a GPU)")
 def test_a_backend_failing_its_self_check_is_a_learner_fallback(monkeypatch):
     monkeypatch.setitem(backends.AUTO_ORDER, "cpu", ("triton", "torch"))
-    monkeypatch.setattr(backends, "_CPU_AUTO_IS_TORCH", False)  # the fast path that skips the order on CPU
     monkeypatch.setattr(fastsac.kernels, "squashed_gaussian_bwd", lambda *a: (_ for _ in ()).throw(
         RuntimeError("simulated: PTX JIT compilation failed")))
     with fallback_warnings() as caught:

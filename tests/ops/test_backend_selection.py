@@ -14,10 +14,14 @@ def test_torch_is_always_available():
     assert "torch" in ops.available_backends("cpu")
 
 
-def test_auto_on_cpu_picks_the_reference():
-    x = torch.randn(3, 2)
-    assert ops.resolve_backend(x) == "torch"
-    assert ops.resolve_backend(x, backend="auto") == "torch"
+def test_auto_on_cpu_picks_the_extension_once_it_is_present(cpp_extension):
+    """The C++ extension (built at install, or JIT-built by the fixture) is auto's choice for CPU tensors, in every
+    dtype it takes; without it auto takes the reference (the next test)."""
+    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        x = torch.randn(3, 2, dtype=dtype)
+        assert ops.resolve_backend(x) == "cuda"
+        assert ops.resolve_backend(x, backend="auto") == "cuda"
+        assert ops.resolve_backend(x, backend="torch") == "torch"
 
 
 def test_environment_variable_overrides_auto(monkeypatch):
@@ -54,11 +58,15 @@ def test_unknown_backend_name_raises():
 def test_auto_falls_back_quietly_when_a_backend_fails_to_import(monkeypatch):
     monkeypatch.setitem(_backends._modules, "triton", ImportError("simulated: triton missing"))
     monkeypatch.setitem(_backends._modules, "cuda", ImportError("simulated: extension missing"))
-    x = torch.randn(3, 2)
-    assert ops.resolve_backend(x) == "torch"
-    assert ops.available_backends("cpu") == ["torch"]
-    action, _ = ops.squashed_gaussian(x, x, x)
-    assert action.shape == x.shape
+    _backends.reset()
+    try:
+        x = torch.randn(3, 2)
+        assert ops.resolve_backend(x) == "torch"
+        assert ops.available_backends("cpu") == ["torch"]
+        action, _ = ops.squashed_gaussian(x, x, x)
+        assert action.shape == x.shape
+    finally:
+        _backends.reset()
 
 
 @pytest.mark.gpu

@@ -24,12 +24,11 @@ pytestmark = pytest.mark.skipif(not _triton_can_run(), reason="triton cannot run
 def fresh(monkeypatch):
     """Triton first in auto's order for this device, no remembered results, no strict mode from outside."""
     monkeypatch.setitem(backends.AUTO_ORDER, DEVICE.type, ("triton", "torch"))
-    monkeypatch.setattr(backends, "_CPU_AUTO_IS_TORCH", False)  # the fast path that skips the order on CPU
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
     monkeypatch.delenv("FASTSAC_BACKEND", raising=False)
-    selfcheck.reset()
+    backends.reset()
     yield
-    selfcheck.reset()
+    backends.reset()
 
 
 def _x():

@@ -154,17 +154,16 @@ def _failing_compile(fn, **_):
 def test_fallbacks_are_printed_at_the_start_and_listed_in_the_summary(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
     monkeypatch.setitem(backends.AUTO_ORDER, "cpu", ("triton", "torch"))
-    monkeypatch.setattr(backends, "_CPU_AUTO_IS_TORCH", False)  # the fast path that skips the order on CPU
     monkeypatch.setattr(fastsac.kernels, "categorical_fwd", lambda *a: (_ for _ in ()).throw(
         RuntimeError("simulated: no kernel image")))
     monkeypatch.setattr(torch, "compile", _failing_compile)
-    selfcheck.reset()
+    backends.reset()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = train(tiny(tmp_path / "run", compile=True, total_steps=300))
     finally:
-        selfcheck.reset()
+        backends.reset()
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["finished"] and summary["ops_backend"] == "torch"
     kinds = [f["kind"] for f in summary["fallbacks"]]
