@@ -162,6 +162,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace py = pybind11;
   m.doc() = "fastsac fused SAC primitives (C++/CUDA); semantics in fastsac/ops/reference.py";
   m.attr("with_cuda") = py::bool_(fastsac::kWithCuda);
+#if defined(CPU_CAPABILITY_AVX2)
+  m.attr("cpu_vectorized") = py::bool_(true);  // built with the AVX2 flags (fastsac/ops/cpu_build_flags.py)
+#else
+  m.attr("cpu_vectorized") = py::bool_(false);
+#endif
   m.def("squashed_gaussian_fwd", &fastsac::squashed_gaussian_fwd, py::arg("mean"), py::arg("log_std"),
         py::arg("noise"), py::arg("scale"), py::arg("bias"), py::arg("lo"), py::arg("hi"), py::arg("want_sum"),
         py::call_guard<py::gil_scoped_release>(),

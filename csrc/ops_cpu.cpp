@@ -5,8 +5,9 @@
 // float32 squashed Gaussian, built with AVX2 + FMA (CPU_CAPABILITY_AVX2, see fastsac/ops/cpu_build_flags.py):
 // per block of rows, one vectorized pass (at::vec::Vectorized<float>, 8 lanes, Sleef exp/log1p as libtorch
 // uses) over the block's flat rows*A elements with the formulas of sac_math.h (vec_sg.h), then a short scalar
-// pass per row (the row's log-prob summed over j in order, scale/bias). Every other dtype, and any build
-// without those flags, runs the scalar row functions of sac_math.h.
+// pass per row (the row's log-prob summed over j in order, scale/bias). The float32 categorical likewise
+// (vec_cat.h: 8 rows per vector for narrow rows, one row at a time for wide ones, exp once per element). Every
+// other dtype, and any build without those flags, runs the scalar row functions of sac_math.h.
 
 // ATen's AVX2 vec headers (pulled in by every ATen header once CPU_CAPABILITY_AVX2 is defined) use F16C
 // intrinsics: torch compiles its own AVX2 kernels with -mf16c, and so should this file (every AVX2 CPU has
@@ -29,7 +30,8 @@
 
 #include "ops.h"
 #include "sac_math.h"
-#include "vec_sg.h"  // FASTSAC_VEC_SG: the vectorized float32 squashed Gaussian (AVX2 builds only)
+#include "vec_cat.h"  // FASTSAC_VEC_CAT: the vectorized float32 categorical (AVX2 builds only)
+#include "vec_sg.h"   // FASTSAC_VEC_SG: the vectorized float32 squashed Gaussian (AVX2 builds only)
 
 namespace fastsac {
 namespace {
@@ -101,6 +103,38 @@ bool vec_bwd(int64_t N, int64_t A, const float* ga, const float* glp, const floa
       vec_sg::bwd_block(ga, glp, m, s, n, sc, b, blk * kRowsPerBlock, std::min(N, (blk + 1) * kRowsPerBlock), A,
                         dm, ds);
     }
+  });
+  return true;
+}
+#endif
+
+// The vectorized float32 categorical (vec_cat.h), the same way: false (scalar rows) for every other storage type,
+// and for float32 too without FASTSAC_VEC_CAT.
+template <typename scalar_t, typename acc_t>
+bool vec_cat_fwd(int64_t, int64_t, const scalar_t*, scalar_t*, scalar_t*, scalar_t*, acc_t*) {
+  return false;
+}
+template <typename scalar_t>
+bool vec_cat_bwd(int64_t, int64_t, const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*) {
+  return false;
+}
+
+#ifdef FASTSAC_VEC_CAT
+bool vec_cat_fwd(int64_t N, int64_t A, const float* z, float* p, float* lp, float* h, float* part) {
+  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const float block_sum =
+          vec_cat::fwd_block(z, A, blk * kRowsPerBlock, std::min(N, (blk + 1) * kRowsPerBlock), p, lp, h);
+      if (part != nullptr) part[blk] = block_sum;
+    }
+  });
+  return true;
+}
+
+bool vec_cat_bwd(int64_t N, int64_t A, const float* gp, const float* glp, const float* gh, const float* z,
+                 float* d) {
+  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+    vec_cat::bwd_block(gp, glp, gh, z, A, b0 * kRowsPerBlock, std::min(N, b1 * kRowsPerBlock), d);
   });
   return true;
 }
@@ -201,19 +235,21 @@ std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cpu(const Tensor& 
     scalar_t* lp = log_probs.data_ptr<scalar_t>();
     scalar_t* h = entropy.data_ptr<scalar_t>();
     acc_t* part = want_sum ? partials.data_ptr<acc_t>() : nullptr;
-    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t r1 = std::min(N, (blk + 1) * kRowsPerBlock);
-        acc_t block_sum = acc_t(0);
-        for (int64_t r = blk * kRowsPerBlock; r < r1; ++r) {
-          const int64_t o = r * A;
-          const acc_t row_h = math::categorical_row_fwd<scalar_t, acc_t>(z + o, A, p + o, lp + o);
-          h[r] = static_cast<scalar_t>(row_h);
-          block_sum += row_h;
+    if (!vec_cat_fwd(N, A, z, p, lp, h, part)) {
+      at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t r1 = std::min(N, (blk + 1) * kRowsPerBlock);
+          acc_t block_sum = acc_t(0);
+          for (int64_t r = blk * kRowsPerBlock; r < r1; ++r) {
+            const int64_t o = r * A;
+            const acc_t row_h = math::categorical_row_fwd<scalar_t, acc_t>(z + o, A, p + o, lp + o);
+            h[r] = static_cast<scalar_t>(row_h);
+            block_sum += row_h;
+          }
+          if (part != nullptr) part[blk] = block_sum;
         }
-        if (part != nullptr) part[blk] = block_sum;
-      }
-    });
+      });
+    }
     if (want_sum) entropy_sum = sum_partials<acc_t>(partials);
   });
   return {probs, log_probs, entropy, entropy_sum};
@@ -230,13 +266,16 @@ Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_prob
     const scalar_t* gh = grad_entropy.data_ptr<scalar_t>();
     const scalar_t* z = logits.data_ptr<scalar_t>();
     scalar_t* d = d_logits.data_ptr<scalar_t>();
-    at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-      const int64_t r1 = std::min(N, b1 * kRowsPerBlock);
-      for (int64_t r = b0 * kRowsPerBlock; r < r1; ++r) {
-        const int64_t o = r * A;
-        math::categorical_row_bwd<scalar_t, acc_t>(gp + o, glp + o, static_cast<acc_t>(gh[r]), z + o, A, d + o);
-      }
-    });
+    if (!vec_cat_bwd(N, A, gp, glp, gh, z, d)) {
+      at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+        const int64_t r1 = std::min(N, b1 * kRowsPerBlock);
+        for (int64_t r = b0 * kRowsPerBlock; r < r1; ++r) {
+          const int64_t o = r * A;
+          math::categorical_row_bwd<scalar_t, acc_t>(gp + o, glp + o, static_cast<acc_t>(gh[r]), z + o, A,
+                                                     d + o);
+        }
+      });
+    }
   });
   return d_logits;
 }
