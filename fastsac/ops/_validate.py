@@ -160,6 +160,8 @@ def target_entropy(value, like: torch.Tensor, compute_dtype: torch.dtype) -> tor
 
 def target_entropy_eager(value, like: torch.Tensor):
     """As :func:`target_entropy`, for the eager path: a finite float, or the 0-dim tensor detached (no copy)."""
+    if type(value) is torch.Tensor and value.dim() == 0 and value.is_cpu and like.is_cpu:
+        return value.detach()  # the common CPU case, decided in a few attribute reads (a call costs microseconds)
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.dim() > 1:
             raise ValueError(f"target_entropy must be a number or a 0-dim tensor, got shape {tuple(value.shape)}")

@@ -124,7 +124,7 @@ def resolve_backend(*tensors: torch.Tensor, backend: str | None = "auto") -> str
     requested = _requested(backend)
     if requested == "torch":
         return "torch"  # always usable: decided without lookups
-    if tensors and tensors[0].device.type == "cpu":
+    if tensors and tensors[0].is_cpu:
         key = (requested, tensors[0].dtype, AUTO_ORDER["cpu"])
         name = _cpu_choices.get(key)
         if name is None:

@@ -182,5 +182,7 @@ def categorical_with_alpha_loss(
         probs, log_probs, entropy, gap = _categorical(_validate.as_rows(logits), target, name)
         probs, log_probs = probs.reshape(logits.shape), log_probs.reshape(logits.shape)
         entropy = entropy.reshape(logits.shape[:-1])
-    alpha_loss = log_alpha * gap.to(log_alpha.dtype)  # its own node: see squashed_gaussian_with_alpha_loss
+    if gap.dtype != log_alpha.dtype:
+        gap = gap.to(log_alpha.dtype)
+    alpha_loss = log_alpha * gap  # its own node: see squashed_gaussian_with_alpha_loss
     return probs, log_probs, entropy, alpha_loss

@@ -315,7 +315,7 @@ def squashed_gaussian_with_alpha_loss(
         action, log_prob = action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
     # A separate (one-multiply) autograd node: backpropagating the actor loss first does not free what the
     # alpha loss needs, so Velora-style code with two .backward() calls works.
-    alpha_loss = log_alpha * gap.to(log_alpha.dtype).neg_()
+    alpha_loss = log_alpha * (gap.neg_() if gap.dtype == log_alpha.dtype else gap.to(log_alpha.dtype).neg_())
     return action, log_prob, alpha_loss
 
 
