@@ -37,6 +37,25 @@ std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cpu(const Tensor& 
 Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
                            const Tensor& logits);
 
+// The validated entry points (bindings.cpp): check every argument, then run the implementation of its device.
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd(const Tensor& mean, const Tensor& log_std,
+                                                            const Tensor& noise, const OptTensor& scale,
+                                                            const OptTensor& bias, std::optional<double> lo,
+                                                            std::optional<double> hi, bool want_sum);
+std::tuple<Tensor, Tensor> squashed_gaussian_bwd(const Tensor& grad_action, const Tensor& grad_log_prob,
+                                                 const Tensor& mean, const Tensor& log_std, const Tensor& noise,
+                                                 const OptTensor& scale, std::optional<double> lo,
+                                                 std::optional<double> hi);
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd(const Tensor& logits, bool want_sum);
+Tensor categorical_bwd(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
+                       const Tensor& logits);
+// The same forwards as autograd nodes whose backward is the primitives' (autograd.cpp).
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_autograd(const Tensor& mean, const Tensor& log_std,
+                                                                 const Tensor& noise, const OptTensor& scale,
+                                                                 const OptTensor& bias, std::optional<double> lo,
+                                                                 std::optional<double> hi, bool want_sum);
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_autograd(const Tensor& logits, bool want_sum);
+
 #ifdef FASTSAC_WITH_CUDA
 std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cuda(const Tensor& mean, const Tensor& log_std,
                                                                  const Tensor& noise, const OptTensor& scale,

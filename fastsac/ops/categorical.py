@@ -6,8 +6,8 @@ The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) -
 pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
 ``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends on GPU tensors, forward and backward
 are ``torch.library`` custom ops (one graph node each). Eager, without the custom-op dispatch: on CPU tensors the
-C++ extension's forward and backward are called directly from a small ``torch.autograd.Function`` (``auto``'s first
-choice on a CPU where the extension is built), and on the torch backend the reference math runs under autograd
+C++ extension is called directly, its forward alone or, when a gradient is wanted, its C++ autograd node (``auto``'s
+first choice on a CPU where the extension is built), and on the torch backend the reference math runs under autograd
 (``log_softmax`` has a fused backward).
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _eager
 from . import _validate
 from . import extension, reference
 from .backends import backend_module, resolve_backend
@@ -95,44 +94,17 @@ def _reference(logits, target):
     return probs, log_probs, entropy, gap
 
 
-class _DirectCategorical(torch.autograd.Function):
-    """The custom op's forward and backward on (N, A) rows, calling ``module``'s primitives directly;
-    ``gap = mean(entropy) - target`` (not differentiable) when ``target`` is given, else None."""
-
-    @staticmethod
-    def forward(ctx, logits, target, module):
-        probs, log_probs, entropy, entropy_sum = module.categorical_fwd(logits, target is not None)
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(logits)
-        ctx.module = module
-        gap = None
-        if target is not None:
-            gap = entropy_sum.div_(logits.shape[0]).sub_(target)
-            ctx.mark_non_differentiable(gap)
-        return probs, log_probs, entropy, gap
-
-    @staticmethod
-    def backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
-        if grad_probs is None and grad_log_probs is None and grad_entropy is None:
-            return None, None, None
-        (logits,) = ctx.saved_tensors
-        d_logits = ctx.module.categorical_bwd(
-            _incoming(grad_probs, logits, logits.shape),
-            _incoming(grad_log_probs, logits, logits.shape),
-            _incoming(grad_entropy, logits, logits.shape[:1]),
-            logits,
-        )
-        return d_logits, None, None
-
-
 def _direct(logits, target):
-    """``(probs, log_probs, entropy, gap)`` in the input's shapes by the CPU extension."""
+    """``(probs, log_probs, entropy, gap)`` in the input's shapes by the CPU extension: its forward alone, or, when a
+    gradient is wanted, its C++ autograd node (forward and closed-form backward without Python in between)."""
     rows = _validate.is_rows(logits)
-    out = _eager.run(_DirectCategorical, logits.requires_grad, logits if rows else _validate.as_rows(logits), target,
-                     extension.module_for("cpu"))
+    z = logits if rows else _validate.as_rows(logits)
+    module = extension.module_for("cpu")
+    fn = module.categorical_autograd if torch.is_grad_enabled() and logits.requires_grad else module.categorical_fwd
+    probs, log_probs, entropy, entropy_sum = fn(z, target is not None)
+    gap = None if target is None else entropy_sum.div_(z.shape[0]).sub_(target)  # not differentiable
     if rows:  # a view costs ~2.5 us a call on a CPU: only where the shape changes
-        return out
-    probs, log_probs, entropy, gap = out
+        return probs, log_probs, entropy, gap
     return probs.view(logits.shape), log_probs.view(logits.shape), entropy.view(logits.shape[:-1]), gap
 
 

@@ -12,12 +12,12 @@ Three paths, chosen per call, with the same math and results within the accuracy
   custom op with a fake implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node
   for the forward and one for the backward;
 - **eager, the C++ extension on CPU tensors** (``auto``'s first choice on a CPU where the extension is built): the
-  extension's forward and backward called directly, inside a small ``torch.autograd.Function``, without the
-  custom-op dispatch (~15 us a call);
+  extension called directly, without the custom-op dispatch (~15 us a call): its forward alone, or, when a gradient
+  is wanted, its C++ autograd node (csrc/autograd.cpp), whose backward runs without Python;
 - **eager on the torch backend** (a CPU without the extension, or ``backend="torch"``): the reference math runs
   directly inside a small ``torch.autograd.Function`` with the same closed-form backward.
 
-In the eager paths the ``Function`` is only applied when a gradient is wanted; under ``no_grad`` the forward runs
+In the eager paths an autograd node is only made when a gradient is wanted; under ``no_grad`` the forward runs
 bare. With a target entropy the forward also returns ``gap = mean(log_prob) + target`` from the same pass; the alpha
 loss ``-log_alpha * gap`` is then one multiply in its own autograd node. Every backward is the closed form
 (``d_u = g_a * scale * (1 - a^2) + g_lp * 2a``, ``d_mean = d_u``, ``d_log_std = d_u * sigma * noise - g_lp``), not
@@ -171,47 +171,22 @@ def _eager_call(mean, log_std, noise, scale, bias, lo, hi, target):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# eager path of the C++ extension on CPU tensors: its primitives without the custom-op dispatch
+# eager path of the C++ extension on CPU tensors: its functions without the custom-op dispatch
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class _DirectSquashedGaussian(torch.autograd.Function):
-    """The custom op's forward and backward on (N, A) rows, calling ``module``'s primitives directly."""
-
-    @staticmethod
-    def forward(ctx, mean, log_std, noise, scale, bias, lo, hi, target, module):
-        action, log_prob, lp_sum = module.squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi,
-                                                                target is not None)
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(mean, log_std, noise, scale)
-        ctx.lo, ctx.hi, ctx.module = lo, hi, module
-        gap = None
-        if target is not None:
-            gap = lp_sum.div_(mean.shape[0]).add_(target)
-            ctx.mark_non_differentiable(gap)
-        return action, log_prob, gap
-
-    @staticmethod
-    def backward(ctx, g_action, g_log_prob, _g_gap):
-        no_grads = (None,) * 7
-        if g_action is None and g_log_prob is None:
-            return (None, None, *no_grads)
-        mean, log_std, noise, scale = ctx.saved_tensors
-        d_mean, d_log_std = ctx.module.squashed_gaussian_bwd(
-            _incoming(g_action, mean, mean.shape), _incoming(g_log_prob, mean, mean.shape[:1]),
-            mean, log_std, noise, scale, ctx.lo, ctx.hi)
-        return (d_mean, d_log_std, *no_grads)
-
-
 def _direct_call(mean, log_std, noise, scale, bias, lo, hi, target):
-    """``(action, log_prob, gap)`` in the inputs' shapes by the CPU extension."""
+    """``(action, log_prob, gap)`` in the inputs' shapes by the CPU extension: its forward alone, or, when a gradient
+    is wanted, its C++ autograd node (forward and closed-form backward without Python in between)."""
     rows = _validate.is_rows(mean) and _validate.is_rows(log_std) and _validate.is_rows(noise)
     m, s, n = (mean, log_std, noise) if rows else (_validate.as_rows(t) for t in (mean, log_std, noise))
-    out = _eager.run(_DirectSquashedGaussian, mean.requires_grad or log_std.requires_grad,
-                     m, s, n, scale, bias, lo, hi, target, extension.module_for("cpu"))
+    module = extension.module_for("cpu")
+    grad = torch.is_grad_enabled() and (mean.requires_grad or log_std.requires_grad)
+    fn = module.squashed_gaussian_autograd if grad else module.squashed_gaussian_fwd
+    action, log_prob, lp_sum = fn(m, s, n, scale, bias, lo, hi, target is not None)
+    gap = None if target is None else lp_sum.div_(m.shape[0]).add_(target)  # not differentiable
     if rows:  # a view costs ~2.5 us a call on a CPU: only where the shape changes
-        return out
-    action, log_prob, gap = out
+        return action, log_prob, gap
     return action.view(mean.shape), log_prob.view(mean.shape[:-1]), gap
 
 
