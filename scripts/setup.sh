@@ -2,9 +2,10 @@
 # Set up fastsac in the current Python environment (idempotent; seconds when everything is already present).
 # - keeps an installed torch;
 # - otherwise installs the pinned CPU build (torch==2.13.0) where no CUDA exists, or the default CUDA build;
-# - then installs fastsac itself (editable) with its test extra. The C++/CUDA extension is built only where a
-#   CUDA build of torch and a CUDA toolkit exist; otherwise, or where its build fails, setup.py leaves one line
-#   saying why (pip hides build output), which this script prints at the end.
+# - then installs fastsac itself (editable) with its test extra, building the C++ extension fastsac._C (about a
+#   minute): with CUDA where a CUDA build of torch and a CUDA toolkit exist, CPU-only elsewhere. Where the CUDA
+#   build is skipped, or a build fails, setup.py leaves one line saying why (pip hides build output), which this
+#   script prints at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
