@@ -1,10 +1,12 @@
-// The two ops as C++ autograd functions over the validated entry points of bindings.cpp: what the eager path of
-// fastsac.ops calls for CPU tensors when a gradient is wanted (fastsac/ops/squashed_gaussian.py, categorical.py).
+// The eager entry points of the two ops for CPU tensors (what fastsac/ops/squashed_gaussian.py and categorical.py
+// call outside torch.compile): the forward alone, or, when a gradient is wanted, a C++ autograd node over the
+// validated entry points of bindings.cpp; with a target, the alpha loss's gap too.
 // The node and its backward live in C++, so an eager call costs one pybind call and the backward no Python at all
 // (a Python torch.autograd.Function costs ~10-20 us a call on a CPU, the size of a whole batch-1 op).
 // Semantics: fastsac/ops/reference.py; the backward is the closed form every backend implements. Gradients reach
 // mean and log_std (the squashed Gaussian) and the logits (the categorical) only; an output's unused gradient
 // arrives undefined and counts as zero; the want_sum total is not differentiable.
+#include <ATen/Dispatch.h>
 #include <torch/autograd.h>
 
 #include "ops.h"
@@ -73,19 +75,57 @@ struct CategoricalFunction : public torch::autograd::Function<CategoricalFunctio
 };
 
 
-}  // namespace
-
-std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_autograd(const Tensor& mean, const Tensor& log_std,
-                                                                 const Tensor& noise, const OptTensor& scale,
-                                                                 const OptTensor& bias, std::optional<double> lo,
-                                                                 std::optional<double> hi, bool want_sum) {
-  variable_list r = SquashedGaussianFunction::apply(mean, log_std, noise, scale, bias, lo, hi, want_sum);
-  return {r[0], r[1], want_sum ? OptTensor(r[2]) : OptTensor()};
+// The alpha loss's gap from the forward's total, as the custom ops form it in torch: total / N + sign * target, in
+// the compute dtype (float32 arithmetic for float32, the same operations in the same order, so the same bits).
+Tensor gap_of(const Tensor& total, int64_t rows, double target, double sign) {
+  Tensor gap = at::empty({}, total.options());
+  AT_DISPATCH_FLOATING_TYPES(total.scalar_type(), "fastsac_gap", [&] {
+    const scalar_t t = static_cast<scalar_t>(target);  // rounded to the compute dtype first, as the custom ops do
+    const scalar_t mean = *total.data_ptr<scalar_t>() / static_cast<scalar_t>(rows);
+    *gap.data_ptr<scalar_t>() = sign > 0 ? mean + t : mean - t;
+  });
+  return gap;
 }
 
-std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_autograd(const Tensor& logits, bool want_sum) {
-  variable_list r = CategoricalFunction::apply(logits, want_sum);
-  return {r[0], r[1], r[2], want_sum ? OptTensor(r[3]) : OptTensor()};
+void check_cpu(const char* op, const Tensor& ref) {
+  TORCH_CHECK(ref.is_cpu(), op, ": the eager entry points take CPU tensors, got ", ref.device());
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_eager(const Tensor& mean, const Tensor& log_std,
+                                                              const Tensor& noise, const OptTensor& scale,
+                                                              const OptTensor& bias, std::optional<double> lo,
+                                                              std::optional<double> hi, std::optional<double> target,
+                                                              bool grad) {
+  check_cpu("squashed_gaussian_eager", mean);
+  const bool want_sum = target.has_value();
+  Tensor action, log_prob, total;
+  if (grad) {
+    variable_list r = SquashedGaussianFunction::apply(mean, log_std, noise, scale, bias, lo, hi, want_sum);
+    action = r[0], log_prob = r[1], total = r[2];
+  } else {
+    auto [a, lp, sum] = squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum);
+    action = a, log_prob = lp, total = want_sum ? *sum : Tensor();
+  }
+  if (!want_sum) return {action, log_prob, std::nullopt};
+  return {action, log_prob, gap_of(total, mean.size(0), *target, +1.0)};
+}
+
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_eager(const Tensor& logits, std::optional<double> target,
+                                                                bool grad) {
+  check_cpu("categorical_eager", logits);
+  const bool want_sum = target.has_value();
+  Tensor probs, log_probs, entropy, total;
+  if (grad) {
+    variable_list r = CategoricalFunction::apply(logits, want_sum);
+    probs = r[0], log_probs = r[1], entropy = r[2], total = r[3];
+  } else {
+    auto [p, lp, h, sum] = categorical_fwd(logits, want_sum);
+    probs = p, log_probs = lp, entropy = h, total = want_sum ? *sum : Tensor();
+  }
+  if (!want_sum) return {probs, log_probs, entropy, std::nullopt};
+  return {probs, log_probs, entropy, gap_of(total, logits.size(0), *target, -1.0)};
 }
 
 }  // namespace fastsac

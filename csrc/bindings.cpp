@@ -178,11 +178,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::call_guard<py::gil_scoped_release>(), "(probs, log_probs, entropy, entropy_sum or None)");
   m.def("categorical_bwd", &fastsac::categorical_bwd, py::arg("grad_probs"), py::arg("grad_log_probs"),
         py::arg("grad_entropy"), py::arg("logits"), py::call_guard<py::gil_scoped_release>(), "d_logits");
-  m.def("squashed_gaussian_autograd", &fastsac::squashed_gaussian_autograd, py::arg("mean"), py::arg("log_std"),
-        py::arg("noise"), py::arg("scale"), py::arg("bias"), py::arg("lo"), py::arg("hi"), py::arg("want_sum"),
+  m.def("squashed_gaussian_eager", &fastsac::squashed_gaussian_eager, py::arg("mean"), py::arg("log_std"),
+        py::arg("noise"), py::arg("scale"), py::arg("bias"), py::arg("lo"), py::arg("hi"), py::arg("target"),
+        py::arg("grad"), py::call_guard<py::gil_scoped_release>(),
+        "(action, log_prob, gap or None): the forward, an autograd node with the closed-form backward when grad");
+  m.def("categorical_eager", &fastsac::categorical_eager, py::arg("logits"), py::arg("target"), py::arg("grad"),
         py::call_guard<py::gil_scoped_release>(),
-        "squashed_gaussian_fwd as an autograd node whose backward is squashed_gaussian_bwd (C++, no Python)");
-  m.def("categorical_autograd", &fastsac::categorical_autograd, py::arg("logits"), py::arg("want_sum"),
-        py::call_guard<py::gil_scoped_release>(),
-        "categorical_fwd as an autograd node whose backward is categorical_bwd (C++, no Python)");
+        "(probs, log_probs, entropy, gap or None): the forward, an autograd node with its backward when grad");
 }

@@ -49,12 +49,16 @@ std::tuple<Tensor, Tensor> squashed_gaussian_bwd(const Tensor& grad_action, cons
 std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd(const Tensor& logits, bool want_sum);
 Tensor categorical_bwd(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
                        const Tensor& logits);
-// The same forwards as autograd nodes whose backward is the primitives' (autograd.cpp).
-std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_autograd(const Tensor& mean, const Tensor& log_std,
-                                                                 const Tensor& noise, const OptTensor& scale,
-                                                                 const OptTensor& bias, std::optional<double> lo,
-                                                                 std::optional<double> hi, bool want_sum);
-std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_autograd(const Tensor& logits, bool want_sum);
+// The eager entry points for CPU tensors (autograd.cpp): the forwards, as autograd nodes whose backward is the
+// primitives' when grad is true; with a target, the last output is the alpha loss's gap
+// (mean(log_prob) + target, mean(entropy) - target), else None.
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_eager(const Tensor& mean, const Tensor& log_std,
+                                                              const Tensor& noise, const OptTensor& scale,
+                                                              const OptTensor& bias, std::optional<double> lo,
+                                                              std::optional<double> hi, std::optional<double> target,
+                                                              bool grad);
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_eager(const Tensor& logits, std::optional<double> target,
+                                                                bool grad);
 
 #ifdef FASTSAC_WITH_CUDA
 std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cuda(const Tensor& mean, const Tensor& log_std,

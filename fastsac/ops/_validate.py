@@ -158,6 +158,11 @@ def target_entropy(value, like: torch.Tensor, compute_dtype: torch.dtype) -> tor
     return value.to(compute_dtype)
 
 
+def as_number(value) -> float | None:
+    """What :func:`target_entropy_eager` returned, as a Python float (None stays None)."""
+    return value if value is None or type(value) is float else value.item()
+
+
 def target_entropy_eager(value, like: torch.Tensor):
     """As :func:`target_entropy`, for the eager path: a finite float, or the 0-dim tensor detached (no copy)."""
     if type(value) is torch.Tensor and value.dim() == 0 and value.is_cpu and like.is_cpu:
