@@ -42,6 +42,26 @@ constexpr int64_t kRowsPerBlock = 256;
 
 int64_t num_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
 
+// A forward over N rows: block(r0, r1) for each block of kRowsPerBlock rows, in parallel over blocks; it returns
+// the sum of its rows' values in row order, kept in part[blk] where part is not null (the want_sum partials).
+template <typename acc_t, typename Block>
+void forward_blocks(int64_t N, acc_t* part, const Block& block) {
+  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const acc_t sum = block(blk * kRowsPerBlock, std::min(N, (blk + 1) * kRowsPerBlock));
+      if (part != nullptr) part[blk] = sum;
+    }
+  });
+}
+
+// A backward over N rows: rows(r0, r1) on whole blocks of rows, in parallel.
+template <typename Rows>
+void backward_blocks(int64_t N, const Rows& rows) {
+  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
+    rows(b0 * kRowsPerBlock, std::min(N, b1 * kRowsPerBlock));
+  });
+}
+
 template <typename T>
 math::Bounds<T> to_bounds(const BoundsArg& b) {
   return math::Bounds<T>{b.on, static_cast<T>(b.lo), static_cast<T>(b.half_range)};
@@ -86,24 +106,15 @@ bool vec_fwd(int64_t N, int64_t A, const float* m, const float* s, const float* 
   if (sc != nullptr) {
     for (int64_t j = 0; j < A; ++j) log_abs_scale += math::log_(math::abs_(sc[j]));
   }
-  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const float block_sum = vec_sg::fwd_block(m, s, n, sc, bi, log_abs_scale, b, blk * kRowsPerBlock,
-                                                std::min(N, (blk + 1) * kRowsPerBlock), A, act, lp);
-      if (part != nullptr) part[blk] = block_sum;
-    }
+  forward_blocks(N, part, [&](int64_t r0, int64_t r1) {
+    return vec_sg::fwd_block(m, s, n, sc, bi, log_abs_scale, b, r0, r1, A, act, lp);
   });
   return true;
 }
 
 bool vec_bwd(int64_t N, int64_t A, const float* ga, const float* glp, const float* m, const float* s, const float* n,
              const float* sc, const math::Bounds<float>& b, float* dm, float* ds) {
-  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      vec_sg::bwd_block(ga, glp, m, s, n, sc, b, blk * kRowsPerBlock, std::min(N, (blk + 1) * kRowsPerBlock), A,
-                        dm, ds);
-    }
-  });
+  backward_blocks(N, [&](int64_t r0, int64_t r1) { vec_sg::bwd_block(ga, glp, m, s, n, sc, b, r0, r1, A, dm, ds); });
   return true;
 }
 #endif
@@ -121,21 +132,13 @@ bool vec_cat_bwd(int64_t, int64_t, const scalar_t*, const scalar_t*, const scala
 
 #ifdef FASTSAC_VEC_CAT
 bool vec_cat_fwd(int64_t N, int64_t A, const float* z, float* p, float* lp, float* h, float* part) {
-  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const float block_sum =
-          vec_cat::fwd_block(z, A, blk * kRowsPerBlock, std::min(N, (blk + 1) * kRowsPerBlock), p, lp, h);
-      if (part != nullptr) part[blk] = block_sum;
-    }
-  });
+  forward_blocks(N, part, [&](int64_t r0, int64_t r1) { return vec_cat::fwd_block(z, A, r0, r1, p, lp, h); });
   return true;
 }
 
 bool vec_cat_bwd(int64_t N, int64_t A, const float* gp, const float* glp, const float* gh, const float* z,
                  float* d) {
-  at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-    vec_cat::bwd_block(gp, glp, gh, z, A, b0 * kRowsPerBlock, std::min(N, b1 * kRowsPerBlock), d);
-  });
+  backward_blocks(N, [&](int64_t r0, int64_t r1) { vec_cat::bwd_block(gp, glp, gh, z, A, r0, r1, d); });
   return true;
 }
 #endif
@@ -166,19 +169,16 @@ std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cpu(const Tensor& me
     scalar_t* lp = log_prob.data_ptr<scalar_t>();
     acc_t* part = want_sum ? partials.data_ptr<acc_t>() : nullptr;
     if (!vec_fwd(N, A, m, s, n, sc, bi, b, act, lp, part)) {
-      at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t blk = b0; blk < b1; ++blk) {
-          const int64_t r1 = std::min(N, (blk + 1) * kRowsPerBlock);
-          acc_t block_sum = acc_t(0);
-          for (int64_t r = blk * kRowsPerBlock; r < r1; ++r) {
-            const int64_t o = r * A;
-            const acc_t row_lp =
-                math::squashed_gaussian_row_fwd<scalar_t, acc_t>(m + o, s + o, n + o, sc, bi, b, A, act + o);
-            lp[r] = static_cast<scalar_t>(row_lp);
-            block_sum += row_lp;
-          }
-          if (part != nullptr) part[blk] = block_sum;
+      forward_blocks(N, part, [&](int64_t r0, int64_t r1) {
+        acc_t block_sum = acc_t(0);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t o = r * A;
+          const acc_t row_lp =
+              math::squashed_gaussian_row_fwd<scalar_t, acc_t>(m + o, s + o, n + o, sc, bi, b, A, act + o);
+          lp[r] = static_cast<scalar_t>(row_lp);
+          block_sum += row_lp;
         }
+        return block_sum;
       });
     }
     if (want_sum) lp_sum = sum_partials<acc_t>(partials);
@@ -206,9 +206,8 @@ std::tuple<Tensor, Tensor> squashed_gaussian_bwd_cpu(const Tensor& grad_action, 
     scalar_t* dm = d_mean.data_ptr<scalar_t>();
     scalar_t* ds = d_log_std.data_ptr<scalar_t>();
     if (!vec_bwd(N, A, ga, glp, m, s, n, sc, b, dm, ds)) {
-      at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-        const int64_t r1 = std::min(N, b1 * kRowsPerBlock);
-        for (int64_t r = b0 * kRowsPerBlock; r < r1; ++r) {
+      backward_blocks(N, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
           const int64_t o = r * A;
           math::squashed_gaussian_row_bwd<scalar_t, acc_t>(ga + o, static_cast<acc_t>(glp[r]), m + o, s + o,
                                                            n + o, sc, b, A, dm + o, ds + o);
@@ -236,18 +235,15 @@ std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cpu(const Tensor& 
     scalar_t* h = entropy.data_ptr<scalar_t>();
     acc_t* part = want_sum ? partials.data_ptr<acc_t>() : nullptr;
     if (!vec_cat_fwd(N, A, z, p, lp, h, part)) {
-      at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t blk = b0; blk < b1; ++blk) {
-          const int64_t r1 = std::min(N, (blk + 1) * kRowsPerBlock);
-          acc_t block_sum = acc_t(0);
-          for (int64_t r = blk * kRowsPerBlock; r < r1; ++r) {
-            const int64_t o = r * A;
-            const acc_t row_h = math::categorical_row_fwd<scalar_t, acc_t>(z + o, A, p + o, lp + o);
-            h[r] = static_cast<scalar_t>(row_h);
-            block_sum += row_h;
-          }
-          if (part != nullptr) part[blk] = block_sum;
+      forward_blocks(N, part, [&](int64_t r0, int64_t r1) {
+        acc_t block_sum = acc_t(0);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t o = r * A;
+          const acc_t row_h = math::categorical_row_fwd<scalar_t, acc_t>(z + o, A, p + o, lp + o);
+          h[r] = static_cast<scalar_t>(row_h);
+          block_sum += row_h;
         }
+        return block_sum;
       });
     }
     if (want_sum) entropy_sum = sum_partials<acc_t>(partials);
@@ -267,9 +263,8 @@ Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_prob
     const scalar_t* z = logits.data_ptr<scalar_t>();
     scalar_t* d = d_logits.data_ptr<scalar_t>();
     if (!vec_cat_bwd(N, A, gp, glp, gh, z, d)) {
-      at::parallel_for(0, num_blocks(N), 1, [&](int64_t b0, int64_t b1) {
-        const int64_t r1 = std::min(N, b1 * kRowsPerBlock);
-        for (int64_t r = b0 * kRowsPerBlock; r < r1; ++r) {
+      backward_blocks(N, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
           const int64_t o = r * A;
           math::categorical_row_bwd<scalar_t, acc_t>(gp + o, glp + o, static_cast<acc_t>(gh[r]), z + o, A,
                                                      d + o);
