@@ -16,7 +16,7 @@ import torch
 import fastsac.kernels
 from fastsac.agents import DiscreteSACLearner, LearnerConfig, SACLearner, compilation, cuda_graph
 from fastsac.fallbacks import FallbackError, FallbackWarning
-from fastsac.ops import backends, selfcheck
+from fastsac.ops import backends
 
 from .test_learner import ACT, NUM_ACTIONS, OBS, _assert_same_state, _batch
 

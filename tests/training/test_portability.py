@@ -20,7 +20,7 @@ import torch
 import fastsac.kernels
 from fastsac.agents import LearnerConfig, SACLearner
 from fastsac.agents.rng import CPU_STATE_BYTES, derived_seed
-from fastsac.ops import backends, selfcheck
+from fastsac.ops import backends
 from fastsac.training import evaluate, resume, train
 from fastsac.training.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
 from fastsac.training.config import ConfigError
