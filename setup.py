@@ -260,14 +260,15 @@ def cuda_extension():
 
     cpp_extension.CUDA_HOME = cuda_home  # ... or already did
     sources = sorted(f"{CSRC}/{p.name}" for p in (ROOT / CSRC).iterdir() if p.suffix in {".cpp", ".cu"})
+    cpu_flags = _cpu_build_flags()
     ext = cpp_extension.CUDAExtension(
         name="fastsac._C",
         sources=sources,
         include_dirs=[str(ROOT / CSRC)],
         define_macros=[("FASTSAC_WITH_CUDA", None)],
-        extra_link_args=_cpu_build_flags().link_flags(),
+        extra_link_args=cpu_flags.link_flags(),
         extra_compile_args={
-            "cxx": _cpu_build_flags().cxx_flags(),  # the CPU kernels, as in the CPU-only build
+            "cxx": cpu_flags.cxx_flags(),  # the CPU kernels, as in the CPU-only build
             # No --use_fast_math: the ops promise fp32 relative error well under 1e-5.
             "nvcc": ["-O3", "-lineinfo", *cuda_arch_flags()],
         },
