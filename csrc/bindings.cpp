@@ -162,6 +162,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace py = pybind11;
   m.doc() = "fastsac fused SAC primitives (C++/CUDA); semantics in fastsac/ops/reference.py";
   m.attr("with_cuda") = py::bool_(fastsac::kWithCuda);
+  m.attr("op_namespace") = FASTSAC_STR(FASTSAC_OP_NAMESPACE);  // torch.ops.<this>: the ops of library.cpp
 #if defined(CPU_CAPABILITY_AVX2)
   m.attr("cpu_vectorized") = py::bool_(true);  // built with the AVX2 flags (fastsac/ops/cpu_build_flags.py)
 #else

@@ -10,6 +10,13 @@
 #include <optional>
 #include <tuple>
 
+// The dispatcher namespace of this build's ops (library.cpp): fastsac_ext<module name>, one per built module.
+#define FASTSAC_PASTE_(a, b) a##b
+#define FASTSAC_PASTE(a, b) FASTSAC_PASTE_(a, b)
+#define FASTSAC_STR_(x) #x
+#define FASTSAC_STR(x) FASTSAC_STR_(x)
+#define FASTSAC_OP_NAMESPACE FASTSAC_PASTE(fastsac_ext, TORCH_EXTENSION_NAME)
+
 namespace fastsac {
 
 using at::Tensor;

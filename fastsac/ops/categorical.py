@@ -5,7 +5,8 @@ row-wise, with gradients to the logits; logits of ``-inf`` (masked actions) cont
 The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) - target_entropy)`` from the same
 pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
 ``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends on GPU tensors, forward and backward
-are ``torch.library`` custom ops (one graph node each). Eager, without the custom-op dispatch: on CPU tensors the
+are one graph node each: the C++ extension's ops registered with torch's dispatcher where the extension is the
+backend (csrc/library.cpp), else ``torch.library`` custom ops in Python. Eager, without the custom-op dispatch: on CPU tensors the
 C++ extension is called directly, its forward alone or, when a gradient is wanted, its C++ autograd node (``auto``'s
 first choice on a CPU where the extension is built), and on the torch backend the reference math runs under autograd
 (``log_softmax`` has a fused backward).
@@ -32,10 +33,12 @@ def _categorical(logits: Tensor, target: Tensor | None, backend: str) -> tuple[T
     return probs, log_probs, entropy, gap
 
 
-@_categorical.register_fake
-def _(logits, target, backend):
+def _fake(logits, target, *backend):
     gap = target.new_empty(()) if target is not None else logits.new_empty((0,))
     return torch.empty_like(logits), torch.empty_like(logits), logits.new_empty(logits.shape[:-1]), gap
+
+
+_categorical.register_fake(_fake)
 
 
 @torch.library.custom_op("fastsac::categorical_backward", mutates_args=())
@@ -45,9 +48,11 @@ def _categorical_backward(
     return backend_module(backend).categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits)
 
 
-@_categorical_backward.register_fake
-def _(grad_probs, grad_log_probs, grad_entropy, logits, backend):
+def _fake_backward(grad_probs, grad_log_probs, grad_entropy, logits, *backend):
     return torch.empty_like(logits)
+
+
+_categorical_backward.register_fake(_fake_backward)
 
 
 def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
@@ -55,28 +60,59 @@ def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
     return like.new_zeros(shape) if grad is None else grad.contiguous()
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-    ctx.backend = inputs[-1]
-    ctx.mark_non_differentiable(output[3])
-    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+def _autograd(backward_op):
+    """``(backward, setup_context)`` of an op with the inputs ``(logits, target, *extra)`` whose backward op is
+    ``backward_op(grad_probs, grad_log_probs, grad_entropy, logits, *extra)``; ``extra`` is the Python custom op's
+    backend name, nothing for the extension's dispatcher op."""
+
+    def setup(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.extra = tuple(inputs[2:])
+        ctx.mark_non_differentiable(output[3])
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+
+    def backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
+        no_grads = (None,) * (len(ctx.needs_input_grad) - 1)
+        if not ctx.needs_input_grad[0] or (grad_probs is None and grad_log_probs is None and grad_entropy is None):
+            return (None, *no_grads)
+        (logits,) = ctx.saved_tensors
+        d_logits = backward_op(
+            _incoming(grad_probs, logits, logits.shape),
+            _incoming(grad_log_probs, logits, logits.shape),
+            _incoming(grad_entropy, logits, logits.shape[:1]),
+            logits,
+            *ctx.extra,
+        )
+        return (d_logits, *no_grads)
+
+    return backward, setup
 
 
-def _backward(ctx, grad_probs, grad_log_probs, grad_entropy, _grad_gap):
-    if not ctx.needs_input_grad[0] or (grad_probs is None and grad_log_probs is None and grad_entropy is None):
-        return None, None, None
-    (logits,) = ctx.saved_tensors
-    d_logits = _categorical_backward(
-        _incoming(grad_probs, logits, logits.shape),
-        _incoming(grad_log_probs, logits, logits.shape),
-        _incoming(grad_entropy, logits, logits.shape[:1]),
-        logits,
-        ctx.backend,
-    )
-    return d_logits, None, None
-
-
+_backward, _setup = _autograd(_categorical_backward)
 _categorical.register_autograd(_backward, setup_context=_setup)
+
+
+def _register_dispatcher_ops(module) -> None:
+    """The fake functions and autograd formula of an extension module's dispatcher ops (csrc/library.cpp)."""
+    namespace = getattr(module, "op_namespace", None)
+    if namespace is None:  # a module built before the ops were registered in C++
+        return
+    torch.library.register_fake(f"{namespace}::categorical", _fake)
+    torch.library.register_fake(f"{namespace}::categorical_backward", _fake_backward)
+    backward, setup = _autograd(getattr(torch.ops, namespace).categorical_backward.default)
+    torch.library.register_autograd(f"{namespace}::categorical", backward, setup_context=setup)
+
+
+extension.on_load(_register_dispatcher_ops)
+
+
+def _op_call(logits, target, name):
+    """The op on (N, A) rows as one graph node: the extension's dispatcher op where backend ``name`` is the
+    extension (no Python in its dispatch), else the Python custom op."""
+    ext = extension.dispatcher_ops(logits.device.type) if name == "cuda" else None
+    if ext is not None:
+        return ext.categorical(logits, target)
+    return _categorical(logits, target, name)
 
 
 def _reference(logits, target):
@@ -131,7 +167,7 @@ def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tenso
     name, eager = _prepare(logits, backend)
     if eager is not None:
         return eager(logits, None)[:3]
-    probs, log_probs, entropy, _ = _categorical(_validate.as_rows(logits), None, name)
+    probs, log_probs, entropy, _ = _op_call(_validate.as_rows(logits), None, name)
     return probs.reshape(logits.shape), log_probs.reshape(logits.shape), entropy.reshape(logits.shape[:-1])
 
 
@@ -149,7 +185,7 @@ def categorical_with_alpha_loss(
         probs, log_probs, entropy, gap = eager(logits, _validate.target_entropy_eager(target_entropy, logits))
     else:
         target = _validate.target_entropy(target_entropy, logits, compute_dtype(logits.dtype))
-        probs, log_probs, entropy, gap = _categorical(_validate.as_rows(logits), target, name)
+        probs, log_probs, entropy, gap = _op_call(_validate.as_rows(logits), target, name)
         probs, log_probs = probs.reshape(logits.shape), log_probs.reshape(logits.shape)
         entropy = entropy.reshape(logits.shape[:-1])
     if gap.dtype != log_alpha.dtype:

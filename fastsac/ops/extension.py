@@ -33,11 +33,13 @@ __all__ = [
     "build_note",
     "categorical_bwd",
     "categorical_fwd",
+    "dispatcher_ops",
     "extension_dir",
     "is_available",
     "load",
     "load_cpu_extension",
     "module_for",
+    "on_load",
     "sources_dir",
     "squashed_gaussian_bwd",
     "squashed_gaussian_fwd",
@@ -45,12 +47,13 @@ __all__ = [
 
 _CPU_MODULE_NAME = "fastsac_cpp_cpu"
 _BUILD_NOTE = Path(__file__).resolve().parents[1] / "_build_note.txt"  # written by setup.py (NOTE_FILE)
-_CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp", "autograd.cpp")
+_CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp", "autograd.cpp", "library.cpp")
 _HEADERS = ("ops.h", "sac_math.h", "vec_sg.h", "vec_cat.h")
 
 _compiled: ModuleType | None = None  # fastsac._C
 _compiled_tried = False
 _jit: ModuleType | None = None  # the JIT-built CPU module
+_registrars: list = []  # on_load's functions, run for every module as it loads
 
 
 def _import_compiled() -> ModuleType | None:
@@ -61,6 +64,9 @@ def _import_compiled() -> ModuleType | None:
             _compiled = importlib.import_module("fastsac._C")
         except ImportError:
             _compiled = None
+        else:
+            for registrar in _registrars:
+                registrar(_compiled)
     return _compiled
 
 
@@ -126,6 +132,8 @@ def load_cpu_extension(*, verbose: bool = False) -> ModuleType:
             build_directory=str(build_dir),
             verbose=verbose,
         )
+        for registrar in _registrars:
+            registrar(_jit)
         from fastsac.ops import backends
 
         backends.reset()  # ``auto`` may now choose the extension for CPU tensors
@@ -154,6 +162,23 @@ def module_for(device_type: str) -> ModuleType | None:
         if device_type == "cpu" or (device_type == "cuda" and module.with_cuda):
             return module
     return None
+
+
+def on_load(registrar) -> None:
+    """Run ``registrar(module)`` for every extension module: those loaded now, and each one loaded later (the ops
+    register the fake functions and autograd formulas of a module's dispatcher ops this way, outside any trace)."""
+    loaded = [module for module in (_import_compiled(), _jit) if module is not None]  # runs earlier registrars
+    for module in loaded:
+        registrar(module)
+    _registrars.append(registrar)
+
+
+def dispatcher_ops(device_type: str):
+    """``torch.ops.<namespace>`` of the loaded module that runs ``device_type`` tensors (csrc/library.cpp: the ops
+    registered with torch's dispatcher, called without Python), or None where there is none."""
+    module = module_for(device_type)
+    namespace = getattr(module, "op_namespace", None)
+    return None if namespace is None else getattr(torch.ops, namespace)
 
 
 def is_available(device_type: str) -> bool:

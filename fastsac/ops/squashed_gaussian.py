@@ -8,9 +8,11 @@ Math (see ``fastsac.ops.reference`` for the numerics every backend follows)::
 
 Three paths, chosen per call, with the same math and results within the accuracy contract:
 
-- **compiled** (inside ``torch.compile``) and the Triton / CUDA backends on GPU tensors: one ``torch.library``
-  custom op with a fake implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node
-  for the forward and one for the backward;
+- **compiled** (inside ``torch.compile``) and the Triton / CUDA backends on GPU tensors: one op with a fake
+  implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node for the forward and one
+  for the backward. With the C++ extension as the backend (CPU, or its CUDA build) it is the extension's op
+  registered with torch's dispatcher (csrc/library.cpp: no Python between the dispatcher and the kernel); with
+  the other backends a ``torch.library`` custom op in Python (``fastsac::squashed_gaussian``);
 - **eager, the C++ extension on CPU tensors** (``auto``'s first choice on a CPU where the extension is built): the
   extension called directly, without the custom-op dispatch (~15 us a call): its forward alone, or, when a gradient
   is wanted, its C++ autograd node (csrc/autograd.cpp), whose backward runs without Python;
@@ -61,10 +63,12 @@ def _squashed_gaussian(
     return action, log_prob, gap
 
 
-@_squashed_gaussian.register_fake
-def _(mean, log_std, noise, scale, bias, lo, hi, target, backend):
+def _fake(mean, log_std, noise, scale, bias, lo, hi, target, *backend):
     gap = target.new_empty(()) if target is not None else mean.new_empty((0,))
     return torch.empty_like(mean), mean.new_empty(mean.shape[:-1]), gap
+
+
+_squashed_gaussian.register_fake(_fake)
 
 
 @torch.library.custom_op("fastsac::squashed_gaussian_backward", mutates_args=())
@@ -82,9 +86,11 @@ def _squashed_gaussian_backward(
     return backend_module(backend).squashed_gaussian_bwd(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi)
 
 
-@_squashed_gaussian_backward.register_fake
-def _(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi, backend):
+def _fake_backward(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi, *backend):
     return torch.empty_like(mean), torch.empty_like(log_std)
+
+
+_squashed_gaussian_backward.register_fake(_fake_backward)
 
 
 def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
@@ -92,34 +98,65 @@ def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
     return like.new_zeros(shape) if grad is None else grad.contiguous()
 
 
-def _setup(ctx, inputs, output):
-    mean, log_std, noise, scale, _bias, lo, hi = inputs[:7]
-    ctx.save_for_backward(mean, log_std, noise, scale)
-    ctx.lo, ctx.hi, ctx.backend = lo, hi, inputs[-1]
-    ctx.mark_non_differentiable(output[2])
-    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+def _autograd(backward_op):
+    """``(backward, setup_context)`` of an op with the inputs ``(mean, log_std, noise, scale, bias, lo, hi, target,
+    *extra)`` whose backward op is ``backward_op(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi,
+    *extra)``; ``extra`` is the Python custom op's backend name, nothing for the extension's dispatcher op."""
+
+    def setup(ctx, inputs, output):
+        mean, log_std, noise, scale, _bias, lo, hi = inputs[:7]
+        ctx.save_for_backward(mean, log_std, noise, scale)
+        ctx.lo, ctx.hi, ctx.extra = lo, hi, tuple(inputs[8:])
+        ctx.mark_non_differentiable(output[2])
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+
+    def backward(ctx, grad_action, grad_log_prob, _grad_gap):
+        no_grads = (None,) * (len(ctx.needs_input_grad) - 2)
+        if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]) or (grad_action is None and grad_log_prob is None):
+            return (None, None, *no_grads)
+        mean, log_std, noise, scale = ctx.saved_tensors
+        d_mean, d_log_std = backward_op(
+            _incoming(grad_action, mean, mean.shape),
+            _incoming(grad_log_prob, mean, mean.shape[:1]),
+            mean,
+            log_std,
+            noise,
+            scale,
+            ctx.lo,
+            ctx.hi,
+            *ctx.extra,
+        )
+        return (d_mean, d_log_std, *no_grads)
+
+    return backward, setup
 
 
-def _backward(ctx, grad_action, grad_log_prob, _grad_gap):
-    no_grads = (None,) * 7
-    if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]) or (grad_action is None and grad_log_prob is None):
-        return (None, None, *no_grads)
-    mean, log_std, noise, scale = ctx.saved_tensors
-    d_mean, d_log_std = _squashed_gaussian_backward(
-        _incoming(grad_action, mean, mean.shape),
-        _incoming(grad_log_prob, mean, mean.shape[:1]),
-        mean,
-        log_std,
-        noise,
-        scale,
-        ctx.lo,
-        ctx.hi,
-        ctx.backend,
-    )
-    return (d_mean, d_log_std, *no_grads)
-
-
+_backward, _setup = _autograd(_squashed_gaussian_backward)
 _squashed_gaussian.register_autograd(_backward, setup_context=_setup)
+
+
+def _register_dispatcher_ops(module) -> None:
+    """The fake functions and autograd formula of an extension module's dispatcher ops (csrc/library.cpp)."""
+    namespace = getattr(module, "op_namespace", None)
+    if namespace is None:  # a module built before the ops were registered in C++
+        return
+    torch.library.register_fake(f"{namespace}::squashed_gaussian", _fake)
+    torch.library.register_fake(f"{namespace}::squashed_gaussian_backward", _fake_backward)
+    backward_op = getattr(torch.ops, namespace).squashed_gaussian_backward.default
+    backward, setup = _autograd(backward_op)
+    torch.library.register_autograd(f"{namespace}::squashed_gaussian", backward, setup_context=setup)
+
+
+extension.on_load(_register_dispatcher_ops)
+
+
+def _op_call(mean, log_std, noise, scale, bias, lo, hi, target, name):
+    """The op on (N, A) rows as one graph node: the extension's dispatcher op where backend ``name`` is the
+    extension (no Python in its dispatch), else the Python custom op."""
+    ext = extension.dispatcher_ops(mean.device.type) if name == "cuda" else None
+    if ext is not None:
+        return ext.squashed_gaussian(mean, log_std, noise, scale, bias, lo, hi, target)
+    return _squashed_gaussian(mean, log_std, noise, scale, bias, lo, hi, target, name)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -250,7 +287,7 @@ def squashed_gaussian(
     if path is _DIRECT:
         return _direct_call(mean, log_std, noise, scale, bias, lo, hi, None)[:2]
     m, s, n = (_validate.as_rows(t) for t in (mean, log_std, noise))
-    action, log_prob, _ = _squashed_gaussian(m, s, n, scale, bias, lo, hi, None, name)
+    action, log_prob, _ = _op_call(m, s, n, scale, bias, lo, hi, None, name)
     return action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
 
 
@@ -284,7 +321,7 @@ def squashed_gaussian_with_alpha_loss(
     else:
         target = _validate.target_entropy(target_entropy, mean, compute_dtype(mean.dtype))
         m, s, n = (_validate.as_rows(t) for t in (mean, log_std, noise))
-        action, log_prob, gap = _squashed_gaussian(m, s, n, scale, bias, lo, hi, target, name)
+        action, log_prob, gap = _op_call(m, s, n, scale, bias, lo, hi, target, name)
         action, log_prob = action.reshape(mean.shape), log_prob.reshape(mean.shape[:-1])
     # A separate (one-multiply) autograd node: backpropagating the actor loss first does not free what the
     # alpha loss needs, so Velora-style code with two .backward() calls works.
