@@ -18,12 +18,16 @@ per env step, summed over envs):
 Each provider first takes ``--learning-starts`` random steps, then ``--burn-in`` training steps (which include
 compilation and warm-up) that are not timed, then ``--measure`` timed training steps; throughput = timed env steps
 / seconds (evaluation excluded). Configurations: ``1`` (1 env) and ``16`` (16 envs). Results are printed as a
-table with ratios against ``baseline`` and ``sb3``; ``--json PATH`` also saves them. ``--components`` adds one
+table with ratios against ``baseline`` and ``sb3``; ``--json PATH`` also saves them. ``--repeats R`` runs every
+provider R times, interleaved (round r runs each provider once, in turn), so that a change in the shared machine's
+load hits all providers alike: the table then shows each provider's median and the median of the per-round ratios
+(each ratio between runs minutes apart), with every round's ratio listed below it. ``--components`` adds one
 more ``fastsac`` run with each call of its loop timed (act, env step, buffer add and sample, update, action log,
 boundaries), printed per env step, with the time outside the update as a share of the update's.
 
     python bench/bench_sps.py                          # 1 and 16 envs, every provider available
     python bench/bench_sps.py --configs 1 --threads 2 --components --providers fastsac baseline sb3
+    python bench/bench_sps.py --configs 1 --providers fastsac baseline --repeats 5   # on a shared machine
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import json
 import math
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -389,6 +394,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2,
                    help="torch threads of the baseline and SB3 (default: 2, torch's default on this 2-core machine); "
                         "fastsac decides its own (fastsac.training.resolve.decide_threads)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="interleaved rounds of every provider per config (default 1); medians and per-round ratios")
     p.add_argument("--components", action="store_true", help="also time each call of fastsac's loop")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -404,7 +411,9 @@ def main(argv=None) -> int:
 
     from fastsac.data import envs as fenvs
 
-    results: dict[int, dict[str, float]] = {}
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
+    results: dict[int, dict[str, list[float]]] = {}  # steps/s of every round
     components: dict[int, dict[str, float]] = {}
     from fastsac.training.resolve import decide_threads
 
@@ -413,19 +422,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_sps_") as tmp:
         for n in args.configs:
             s = Setting(n, args.learning_starts, args.burn_in, args.measure, args.device)
-            results[n] = {}
-            for provider in providers:
-                t0 = time.perf_counter()
-                if provider == "fastsac":
-                    sps = run_fastsac(s, None, Path(tmp))
-                elif provider == "fastsac-eager":
-                    sps = run_fastsac(s, False, Path(tmp))
-                elif provider == "baseline":
-                    sps = run_baseline(s)
-                else:
-                    sps = run_sb3(s)
-                results[n][provider] = sps
-                print(f"  {n:>3} env(s)  {provider:<14} {sps:9.1f} steps/s   ({time.perf_counter() - t0:.0f} s)", flush=True)
+            results[n] = {provider: [] for provider in providers}
+            for r in range(args.repeats):
+                for provider in providers:
+                    t0 = time.perf_counter()
+                    if provider == "fastsac":
+                        sps = run_fastsac(s, None, Path(tmp))
+                    elif provider == "fastsac-eager":
+                        sps = run_fastsac(s, False, Path(tmp))
+                    elif provider == "baseline":
+                        sps = run_baseline(s)
+                    else:
+                        sps = run_sb3(s)
+                    results[n][provider].append(sps)
+                    where = f" round {r + 1}/{args.repeats}" if args.repeats > 1 else ""
+                    print(f"  {n:>3} env(s)  {provider:<14} {sps:9.1f} steps/s   ({time.perf_counter() - t0:.0f} s)"
+                          f"{where}", flush=True)
             if args.components:
                 parts = fastsac_components(s, Path(tmp))
                 components[n] = parts
@@ -442,10 +454,19 @@ def main(argv=None) -> int:
     ratios = [(a, b) for a in ("fastsac", "fastsac-eager") for b in ("baseline", "sb3") if a in providers and b in providers]
     header += "".join(f"{a + '/' + b:>24}" for a, b in ratios)
     print(header)
+    def paired(row, a, b):  # the per-round ratios a / b
+        return [x / y for x, y in zip(row[a], row[b])]
+
     for n, row in results.items():
-        line = f"{n:>4}  " + "".join(f"{row[p]:14.1f}" for p in providers)
-        line += "".join(f"{row[a] / row[b]:23.2f}x" for a, b in ratios)
+        line = f"{n:>4}  " + "".join(f"{statistics.median(row[p]):14.1f}" for p in providers)
+        line += "".join(f"{statistics.median(paired(row, a, b)):23.2f}x" for a, b in ratios)
         print(line)
+    if args.repeats > 1:
+        print(f"(medians of {args.repeats} interleaved rounds; each ratio is the median of the per-round ratios)")
+        for n, row in results.items():
+            for a, b in ratios:
+                rounds = ", ".join(f"{x:.2f}x" for x in paired(row, a, b))
+                print(f"{n:>4} env(s) {a}/{b} per round: {rounds}")
     for n, parts in components.items():
         outside = parts["total"] - parts["update"]
         print(f"{n:>4} env(s): fastsac step {parts['total']:.3f} ms = update {parts['update']:.3f} ms + "
@@ -456,7 +477,9 @@ def main(argv=None) -> int:
             "python": platform.python_version(), "machine": platform.machine(), "git": _git_revision(),
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "learning_starts": args.learning_starts,
             "burn_in": args.burn_in, "measure": args.measure, "fastsac_env_backend": backend,
-            "steps_per_second": {str(n): r for n, r in results.items()},
+            "repeats": args.repeats,
+            "steps_per_second": {str(n): {p: statistics.median(v) for p, v in r.items()} for n, r in results.items()},
+            "steps_per_second_rounds": {str(n): r for n, r in results.items()},
             "fastsac_ms_per_step": {str(n): c for n, c in components.items()},
         }, indent=2) + "\n")  # fmt: skip
     return 0

@@ -1,0 +1,46 @@
+"""bench/bench_sps.py's interleaved repeats: every provider runs once per round, the JSON keeps every round and the
+table's ratio is the median of the per-round ratios (a tiny HalfCheetah run: eager fastsac against the plain loop)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mujoco")
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_sps", Path(__file__).resolve().parents[2] / "bench" / "bench_sps.py")
+bench_sps = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("bench_sps", bench_sps)  # its dataclasses look their module up there
+_spec.loader.exec_module(bench_sps)
+
+
+def test_repeats_interleave_the_providers_and_report_per_round_ratios(tmp_path, capsys, monkeypatch):
+    order = []
+    for name in ("run_fastsac", "run_baseline"):
+        real = getattr(bench_sps, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            order.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(bench_sps, name, spy)
+    out = tmp_path / "sps.json"
+    assert bench_sps.main(["--configs", "1", "--providers", "fastsac-eager", "baseline", "--learning-starts", "16",
+                           "--burn-in", "8", "--measure", "16", "--repeats", "2", "--threads", "1",
+                           "--json", str(out)]) == 0  # fmt: skip
+    assert order == ["run_fastsac", "run_baseline"] * 2
+    saved = json.loads(out.read_text())
+    rounds = saved["steps_per_second_rounds"]["1"]
+    assert saved["repeats"] == 2 and len(rounds["fastsac-eager"]) == len(rounds["baseline"]) == 2
+    assert all(v > 0 for v in rounds["fastsac-eager"] + rounds["baseline"])
+    assert saved["steps_per_second"]["1"]["baseline"] == statistics.median(rounds["baseline"])
+    printed = capsys.readouterr().out
+    per_round = [a / b for a, b in zip(rounds["fastsac-eager"], rounds["baseline"])]
+    assert f"{statistics.median(per_round):.2f}x" in printed
+    assert "fastsac-eager/baseline per round: " + ", ".join(f"{r:.2f}x" for r in per_round) in printed
