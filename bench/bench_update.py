@@ -17,7 +17,6 @@ the gap between fastsac and the machine, and the largest ratio over the baseline
     python bench/bench_update.py --threads 1
     python bench/bench_update.py --threads 1 --clock cpu      # on a shared machine
     python bench/bench_update.py --threads 2 --repeats 15
-    python bench/bench_update.py --threads 2 --products       # the update's own products, replayed alone
 """
 
 from __future__ import annotations
@@ -186,49 +185,6 @@ def gemm_gflops(n, device, sync, seconds=1.0) -> float:
     return 2.0 * n**3 * iters / (time.perf_counter() - start) / 1e9
 
 
-_PRODUCTS = {"aten::mm": torch.mm, "aten::bmm": torch.bmm, "aten::addmm": torch.addmm, "aten::baddbmm": torch.baddbmm}
-
-
-def update_products(update, batches, device):
-    """The matrix products one call of ``update`` runs, as ``(function, inputs, out)`` on fresh tensors of the
-    recorded shapes (``torch.profiler`` with ``record_shapes``), shared between calls of one signature as the
-    update's weights and buffers are (fresh tensors per call would not fit the caches). The inputs' strides are not
-    kept: contiguous tensors, so a broadcast bias is a full one."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        update(batches[0])
-    calls, tensors = [], {}  # one set of tensors per call signature: the update reuses its weights and buffers too
-
-    def tensor(key, shape):
-        if key not in tensors:
-            tensors[key] = torch.randn(shape, device=device)
-        return tensors[key]
-
-    for event in prof.events():
-        fn = _PRODUCTS.get(event.name)
-        if fn is None or event.cpu_parent is not None and event.cpu_parent.name in _PRODUCTS:
-            continue  # an addmm's inner mm, say, counts once
-        shapes = [tuple(sh) for sh in event.input_shapes if sh]  # the inputs, then ``out=`` if given
-        n_in = 3 if event.name in ("aten::addmm", "aten::baddbmm") else 2
-        signature = (event.name, *shapes)
-        inputs = tuple(tensor((signature, k), sh) for k, sh in enumerate(shapes[:n_in]))
-        out = tensor((signature, "out"), shapes[n_in]) if len(shapes) > n_in else None
-        calls.append((fn, inputs, out))
-    return calls
-
-
-def time_products(calls, iters, clock=time.perf_counter, sync=lambda: None):
-    """ms per replay of ``calls`` (every product of one update, in order, alone)."""
-    sync()
-    start = clock()
-    for _ in range(iters):
-        for fn, inputs, out in calls:
-            fn(*inputs, out=out)
-    sync()
-    return (clock() - start) / iters * 1e3
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
@@ -243,9 +199,6 @@ def main(argv=None):
                    help="wall: perf_counter; cpu: process CPU time, which leaves out time the process waited for a "
                         "core (use it with --threads 1 on a shared machine; with more threads it adds them up)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--products", action="store_true",
-                   help="also replay the compiled update's own matrix products alone (shapes recorded by the "
-                        "profiler), interleaved with the rounds: what the products take, and what the rest takes")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -269,13 +222,9 @@ def main(argv=None):
         time_updates(update, batches, args.burn_in, sync=sync)
     rounds = {name: [] for name in providers}
     gemm = []
-    products = update_products(compiled.update, batches, device) if args.products else None
-    replays = []
     for _ in range(args.repeats):
         for name, update in providers.items():
             rounds[name].append(time_updates(update, batches, args.iters, clock, sync))
-        if products is not None:
-            replays.append(time_products(products, args.iters, clock, sync))
         if device.type == "cpu":  # on a GPU a 256^3 product is launch-bound: no meaningful floor
             gemm.append(gemm_gflops(256, device, sync, seconds=0.2))
 
@@ -291,10 +240,6 @@ def main(argv=None):
     result = {name: statistics.median(v) for name, v in rounds.items()}
     ratio = result["cleanrl_eager"] / result["fastsac_compiled"]
     print(f"fastsac compiled vs CleanRL-style eager: {ratio:.2f}x (target >= 2.5x on CPU)")
-    if products is not None:
-        alone, whole = statistics.median(replays), result["fastsac_compiled"]
-        print(f"the compiled update's {len(products)} matrix products replayed alone: {alone:.2f} ms "
-              f"({alone / whole:.0%} of the update); everything else: {whole - alone:.2f} ms")
     if not gemm:
         return 0 if math.isfinite(ratio) else 1
     # The matrix-product floor: the update's unavoidable FLOPs at the rate a 256^3 product reaches here.
