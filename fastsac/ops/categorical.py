@@ -92,18 +92,7 @@ _backward, _setup = _autograd(_categorical_backward)
 _categorical.register_autograd(_backward, setup_context=_setup)
 
 
-def _register_dispatcher_ops(module) -> None:
-    """The fake functions and autograd formula of an extension module's dispatcher ops (csrc/library.cpp)."""
-    namespace = getattr(module, "op_namespace", None)
-    if namespace is None:  # a module built before the ops were registered in C++
-        return
-    torch.library.register_fake(f"{namespace}::categorical", _fake)
-    torch.library.register_fake(f"{namespace}::categorical_backward", _fake_backward)
-    backward, setup = _autograd(getattr(torch.ops, namespace).categorical_backward.default)
-    torch.library.register_autograd(f"{namespace}::categorical", backward, setup_context=setup)
-
-
-extension.on_load(_register_dispatcher_ops)
+extension.register_dispatcher_op("categorical", _fake, _fake_backward, _autograd)  # csrc/library.cpp
 
 
 def _op_call(logits, target, name):

@@ -40,6 +40,7 @@ __all__ = [
     "load_cpu_extension",
     "module_for",
     "on_load",
+    "register_dispatcher_op",
     "sources_dir",
     "squashed_gaussian_bwd",
     "squashed_gaussian_fwd",
@@ -171,6 +172,24 @@ def on_load(registrar) -> None:
     for module in loaded:
         registrar(module)
     _registrars.append(registrar)
+
+
+def register_dispatcher_op(name: str, fake, fake_backward, autograd) -> None:
+    """For every extension module, loaded now or later: register the fake functions of its dispatcher ops ``name``
+    and ``name_backward`` (csrc/library.cpp) and ``name``'s autograd, ``autograd(backward_op) -> (backward,
+    setup_context)`` as ``torch.library.register_autograd`` takes them. A module built before the ops were
+    registered in C++ (no ``op_namespace``) is left alone."""
+
+    def registrar(module) -> None:
+        namespace = getattr(module, "op_namespace", None)
+        if namespace is None:
+            return
+        torch.library.register_fake(f"{namespace}::{name}", fake)
+        torch.library.register_fake(f"{namespace}::{name}_backward", fake_backward)
+        backward, setup = autograd(getattr(getattr(torch.ops, namespace), f"{name}_backward").default)
+        torch.library.register_autograd(f"{namespace}::{name}", backward, setup_context=setup)
+
+    on_load(registrar)
 
 
 def dispatcher_ops(device_type: str):

@@ -135,19 +135,7 @@ _backward, _setup = _autograd(_squashed_gaussian_backward)
 _squashed_gaussian.register_autograd(_backward, setup_context=_setup)
 
 
-def _register_dispatcher_ops(module) -> None:
-    """The fake functions and autograd formula of an extension module's dispatcher ops (csrc/library.cpp)."""
-    namespace = getattr(module, "op_namespace", None)
-    if namespace is None:  # a module built before the ops were registered in C++
-        return
-    torch.library.register_fake(f"{namespace}::squashed_gaussian", _fake)
-    torch.library.register_fake(f"{namespace}::squashed_gaussian_backward", _fake_backward)
-    backward_op = getattr(torch.ops, namespace).squashed_gaussian_backward.default
-    backward, setup = _autograd(backward_op)
-    torch.library.register_autograd(f"{namespace}::squashed_gaussian", backward, setup_context=setup)
-
-
-extension.on_load(_register_dispatcher_ops)
+extension.register_dispatcher_op("squashed_gaussian", _fake, _fake_backward, _autograd)  # csrc/library.cpp
 
 
 def _op_call(mean, log_std, noise, scale, bias, lo, hi, target, name):
