@@ -5,8 +5,9 @@
 //
 // Each build gets its own namespace, fastsac_ext<module name> (fastsac_ext_C for fastsac._C; FASTSAC_OP_NAMESPACE
 // in ops.h), exposed as the module's `op_namespace`: the installed module and a JIT-built one can be loaded in one
-// process, and a namespace can be defined only once. The fake (shape) functions and the autograd formulas are registered from Python
-// (fastsac/ops/squashed_gaussian.py, categorical.py) when the module loads; the backward is its own op.
+// process, and a namespace can be defined only once. The fake (shape) functions and the autograd formulas are
+// registered from Python as the module loads (fastsac.ops.extension.register_dispatcher_op, called by
+// fastsac/ops/squashed_gaussian.py and categorical.py); the backward is its own op.
 //
 // Semantics: fastsac/ops/reference.py. With a target the last output is the alpha loss's gap, formed as the Python
 // custom ops form it (mean(log_prob) + target, mean(entropy) - target; the same ATen arithmetic, the same bits),

@@ -6,10 +6,10 @@ The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) -
 pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
 ``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends on GPU tensors, forward and backward
 are one graph node each: the C++ extension's ops registered with torch's dispatcher where the extension is the
-backend (csrc/library.cpp), else ``torch.library`` custom ops in Python. Eager, without the custom-op dispatch: on CPU tensors the
-C++ extension is called directly, its forward alone or, when a gradient is wanted, its C++ autograd node (``auto``'s
-first choice on a CPU where the extension is built), and on the torch backend the reference math runs under autograd
-(``log_softmax`` has a fused backward).
+backend (csrc/library.cpp), else ``torch.library`` custom ops in Python. Eager, without the custom-op dispatch: on
+CPU tensors the C++ extension is called directly, its forward alone or, when a gradient is wanted, its C++ autograd
+node (``auto``'s first choice on a CPU where the extension is built), and on the torch backend the reference math
+runs under autograd (``log_softmax`` has a fused backward).
 """
 
 from __future__ import annotations
