@@ -69,6 +69,12 @@ def as_rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1]).contiguous()
 
 
+def incoming_grad(grad: torch.Tensor | None, like: torch.Tensor, shape) -> torch.Tensor:
+    """An output's incoming gradient as the backends' backward kernels take it: real and contiguous (a sum's backward
+    hands over stride-0 expanded tensors; an unused output's gradient arrives as None and counts as zeros)."""
+    return like.new_zeros(shape) if grad is None else grad.contiguous()
+
+
 def per_action(name: str, value, like: torch.Tensor, compute_dtype: torch.dtype) -> torch.Tensor | None:
     """``None``, a number, or a tensor of 1 or A elements -> an (A,) contiguous tensor in the compute dtype, or None
     (what the custom ops and the kernels take)."""

@@ -55,11 +55,6 @@ def _fake_backward(grad_probs, grad_log_probs, grad_entropy, logits, *backend):
 _categorical_backward.register_fake(_fake_backward)
 
 
-def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
-    """Backends take real, contiguous gradients (a sum's backward hands over stride-0 expanded tensors)."""
-    return like.new_zeros(shape) if grad is None else grad.contiguous()
-
-
 def _autograd(backward_op):
     """``(backward, setup_context)`` of an op with the inputs ``(logits, target, *extra)`` whose backward op is
     ``backward_op(grad_probs, grad_log_probs, grad_entropy, logits, *extra)``; ``extra`` is the Python custom op's
@@ -77,9 +72,9 @@ def _autograd(backward_op):
             return (None, *no_grads)
         (logits,) = ctx.saved_tensors
         d_logits = backward_op(
-            _incoming(grad_probs, logits, logits.shape),
-            _incoming(grad_log_probs, logits, logits.shape),
-            _incoming(grad_entropy, logits, logits.shape[:1]),
+            _validate.incoming_grad(grad_probs, logits, logits.shape),
+            _validate.incoming_grad(grad_log_probs, logits, logits.shape),
+            _validate.incoming_grad(grad_entropy, logits, logits.shape[:1]),
             logits,
             *ctx.extra,
         )

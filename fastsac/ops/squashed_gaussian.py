@@ -93,11 +93,6 @@ def _fake_backward(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, 
 _squashed_gaussian_backward.register_fake(_fake_backward)
 
 
-def _incoming(grad: Tensor | None, like: Tensor, shape) -> Tensor:
-    """Backends take real, contiguous gradients (a sum's backward hands over stride-0 expanded tensors)."""
-    return like.new_zeros(shape) if grad is None else grad.contiguous()
-
-
 def _autograd(backward_op):
     """``(backward, setup_context)`` of an op with the inputs ``(mean, log_std, noise, scale, bias, lo, hi, target,
     *extra)`` whose backward op is ``backward_op(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi,
@@ -116,8 +111,8 @@ def _autograd(backward_op):
             return (None, None, *no_grads)
         mean, log_std, noise, scale = ctx.saved_tensors
         d_mean, d_log_std = backward_op(
-            _incoming(grad_action, mean, mean.shape),
-            _incoming(grad_log_prob, mean, mean.shape[:1]),
+            _validate.incoming_grad(grad_action, mean, mean.shape),
+            _validate.incoming_grad(grad_log_prob, mean, mean.shape[:1]),
             mean,
             log_std,
             noise,
