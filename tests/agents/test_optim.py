@@ -95,3 +95,50 @@ def test_step_traces_into_one_graph():
         explanation = torch._dynamo.explain(train_step)(x)
     assert explanation.graph_count == 1
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_changing_lr_takes_effect_on_the_next_step():
+    """The step factors are computed one step ahead; setting ``lr`` recomputes them, so a changed lr is never
+    applied one step late: the run equals one whose optimizer was built with the new lr at that point."""
+    g = torch.Generator().manual_seed(5)
+    a_params, b_params = _params(6), _params(6)
+    a, b = ForeachAdam(a_params, lr=1e-2), ForeachAdam(b_params, lr=1e-2)
+    grads = [_grads(a_params, step, g) for step in range(6)]
+    for step in range(3):
+        a.step(grads[step])
+        b.step(grads[step])
+    a.lr = 3e-3
+    state = b.state_dict()
+    state["lr"] = 3e-3
+    b.load_state_dict(state)
+    for step in range(3, 6):
+        a.step(grads[step])
+        b.step(grads[step])
+    for p, q in zip(a_params, b_params):
+        assert torch.equal(p, q)
+    expected = -3e-3 / (1.0 - 0.9**7)  # the factor of step 7, held after step 6
+    assert float(a.step_size) == pytest.approx(expected, rel=1e-7)
+
+
+def test_compiled_step_reads_the_factors_set_one_step_ahead():
+    """In a compiled step the one-step-ahead factors are graph inputs (loads, not recomputed per element). They are
+    the eager step's bits at every step, and the parameters agree with eager to inductor's rounding: it contracts
+    ``beta2 * v + (1 - beta2) * g * g`` into fused multiply-adds (~1 ulp of an update a step), which can flip the
+    rounding of ``param + update`` by one ulp of the parameter (relative 1.2e-7)."""
+    g = torch.Generator().manual_seed(7)
+    eager_params, compiled_params = _params(8), _params(8)
+    eager, compiled = ForeachAdam(eager_params, lr=1e-3), ForeachAdam(compiled_params, lr=1e-3)
+    step = torch.compile(compiled.step, fullgraph=True)
+    for k in range(6):
+        grads = _grads(eager_params, k, g)
+        eager.step(grads)
+        step(grads)
+        assert torch.equal(eager.step_size, compiled.step_size)
+        assert torch.equal(eager.bias_correction2_sqrt, compiled.bias_correction2_sqrt)
+        t = k + 2  # the factors held after step k + 1 are step k + 2's
+        assert float(compiled.step_size) == pytest.approx(-1e-3 / (1.0 - 0.9**t), rel=1e-7)
+        assert float(compiled.bias_correction2_sqrt) == pytest.approx((1.0 - 0.999**t) ** 0.5, rel=1e-7)
+    for p, q, p0 in zip(eager_params, compiled_params, _params(8)):
+        moved = float((p - p0).abs().max())
+        assert moved > 1e-3
+        torch.testing.assert_close(q, p, rtol=2.5e-7, atol=1e-6 * moved)
