@@ -4,15 +4,21 @@
 :func:`compile_update` is ``torch.compile(fullgraph=True)`` with the learner's guard filter.
 :class:`CompiledUpdate` compiles the update that way and falls back to the eager
 update, loudly (``fastsac.fallbacks``), where that fails: on a torch without ``trace_autograd_ops`` (one warning,
-no attempt), or when the first call with a new signature (the one that compiles) raises. Before such a call the
-state the update writes is snapshotted, so a failure half-way leaves the learner as it was and the eager update
-then runs on it. :func:`snapshot` and :func:`restore` are also what a CUDA-graph capture uses
+no attempt), when the first call with a new signature (the one that compiles) raises, or when that call's numbers
+are not the eager update's. Before such a call the state the update writes is snapshotted, so a failure half-way
+leaves the learner as it was and the eager update then runs on it. After it, the eager update is run once from
+the same snapshot and the two are compared on the tensors that change smoothly with the gradients (optimizer
+moments, running statistics, metric sums; not the parameters, whose first Adam step is about ``lr * sign(grad)``
+and flips with rounding): a compiler that miscomputes the update (torch 2.11 does for CrossQ: the critics'
+batch-renorm statistics read stale in the actor's loss, 2.6e-3 relative in its gradients) then falls back instead
+of training on wrong numbers. The learner keeps the eager result of that first call. :func:`snapshot` and :func:`restore` are also what a CUDA-graph capture uses
 (``fastsac.agents.cuda_graph``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +26,8 @@ import torch
 
 from fastsac.fallbacks import Fallback, fall_back
 
-__all__ = ["CompiledUpdate", "autograd_ops_config", "compile_update", "keep_guards_on_inputs_only_for_owned_tensors",
-           "restore", "snapshot", "trace_autograd_ops_supported"]
+__all__ = ["VERIFY_RTOL", "CompiledUpdate", "autograd_ops_config", "compile_update", "worst_difference",
+           "keep_guards_on_inputs_only_for_owned_tensors", "restore", "snapshot", "trace_autograd_ops_supported"]
 
 
 def trace_autograd_ops_supported() -> bool:
@@ -96,19 +102,56 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)
 
 
+#: How far a compiled update's first call may be from the eager one on a compared tensor, relative to that
+#: tensor's largest magnitude. Rounding (inductor's fused, reordered float32 arithmetic) gives ~1e-6 after one
+#: update on a CPU (tests/agents/test_compilation.py); the miscompiled CrossQ update of torch 2.11 gives 2.6e-3.
+VERIFY_RTOL = 1e-4
+
+
+def worst_difference(names: list[str], compiled: list[torch.Tensor], eager: list[torch.Tensor]) -> tuple[float, str]:
+    """The largest ``max |compiled - eager|`` over the tensors, each relative to the eager tensor's largest magnitude,
+    and where it is: ``(ratio, description)``. Integer tensors count as 0 when equal and ``inf`` otherwise, as do
+    non-finite values in other places than the eager tensor's."""
+    worst, where = 0.0, "all compared tensors equal"
+    for name, c, e in zip(names, compiled, eager):
+        if not e.is_floating_point():
+            ratio, what = (0.0, "") if torch.equal(c, e) else (math.inf, f"{name} differs")
+        else:
+            finite = torch.isfinite(e)
+            if not torch.equal(torch.isfinite(c), finite):
+                ratio, what = math.inf, f"{name}: non-finite values in other places than the eager update's"
+            elif not bool(finite.any()):
+                ratio, what = 0.0, ""
+            else:
+                c64, e64 = c[finite].double(), e[finite].double()
+                scale, diff = float(e64.abs().max()), float((c64 - e64).abs().max())
+                ratio = diff / max(scale, 1e-12) if diff > 0 else 0.0
+                what = f"{name}: max |compiled - eager| = {diff:.3g} against its largest magnitude {scale:.3g}"
+        if ratio > worst:
+            worst, where = ratio, what
+    return worst, where
+
+
 class CompiledUpdate:
-    """``fn`` compiled as one graph, or ``fn`` itself once compiling it has failed (a recorded fallback).
+    """``fn`` compiled as one graph, or ``fn`` itself once compiling it has failed or miscomputed (a recorded
+    fallback).
 
     Args:
         fn: the update; it must only write tensors listed by ``mutable``.
         what: what ``fn`` is, for the messages ("SACLearner update").
         mutable: returns every tensor ``fn`` writes (snapshotted before a call that may compile).
         fallbacks: the learner's list of fallbacks; a failure is appended to it.
+        compared: returns ``(name, tensor)`` pairs, written by ``fn``, on which the first call of each signature is
+            compared with the eager update (module docstring); None: no comparison.
     """
 
     def __init__(self, fn: Callable[..., Any], what: str, mutable: Callable[[], list[torch.Tensor]],
-                 fallbacks: list[Fallback]):
+                 fallbacks: list[Fallback],
+                 compared: Callable[[], list[tuple[str, torch.Tensor]]] | None = None):
         self._eager, self._what, self._mutable, self._fallbacks = fn, what, mutable, fallbacks
+        self._compared = compared
+        #: per call signature, the worst relative difference of its first compiled call from the eager update
+        self.first_call_differences: dict[tuple[Any, ...], float] = {}
         self._compiled: Callable[..., Any] | None = None
         self._compiled_for: set[tuple[Any, ...]] = set()
         if trace_autograd_ops_supported():
@@ -141,4 +184,17 @@ class CompiledUpdate:
             self._compiled = None
             return self._eager(*args)
         self._compiled_for.add(key)
+        if self._compared is not None:
+            names, tensors = zip(*self._compared())
+            compiled_values = snapshot(list(tensors))
+            restore(self._mutable(), saved)
+            out = self._eager(*args)  # the result the learner keeps
+            worst, where = worst_difference(list(names), compiled_values, list(tensors))
+            self.first_call_differences[key] = worst
+            if not worst <= VERIFY_RTOL:
+                self._fallbacks.append(fall_back(
+                    "compile", f"torch.compile of the {self._what}", f"the eager {self._what}",
+                    f"its first call gave other numbers than the eager update (torch {torch.__version__}): "
+                    f"{where}, {worst:.2g} of it (allowed {VERIFY_RTOL:g})"))
+                self._compiled = None
         return out

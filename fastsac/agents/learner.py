@@ -106,7 +106,7 @@ class Learner:
         # code per code object, up to 8 entries, and _update's is each learner class's own).
         step = self._normalized_update if self.obs_norm is not None else self._update
         self._update_fn = CompiledUpdate(step, f"{type(self).__name__} update", self._mutable_tensors,
-                                         self.fallbacks) if cfg.compile else step
+                                         self.fallbacks, self._compared_tensors) if cfg.compile else step
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
         self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors, self.fallbacks) \
             if self.use_cuda_graph else None
@@ -250,6 +250,21 @@ class Learner:
             if opt is not None:
                 tensors += opt.state_tensors()
         return [*tensors, self._metric_sums]
+
+    def _compared_tensors(self) -> list[tuple[str, torch.Tensor]]:
+        """What a compiled update's first call is checked on against the eager update (``CompiledUpdate``): what
+        an update writes that changes smoothly with its arithmetic: the optimizers' moments, the networks' and
+        observation normalization's buffers, the metric sums (the losses)."""
+        named = [(f"actor.{k}", t) for k, t in self.actor.named_buffers()]
+        named += [(f"critic.{k}", t) for k, t in self.critic.named_buffers()]
+        if self.obs_norm is not None:
+            named += [(f"obs_norm.{k}", t) for k, t in self.obs_norm.named_buffers()]
+        for name in ("actor_optim", "critic_optim", "alpha_optim"):
+            opt = getattr(self, name)
+            if opt is not None:
+                named += [(f"{name}.exp_avg[{i}]", t) for i, t in enumerate(opt.exp_avg)]
+                named += [(f"{name}.exp_avg_sq[{i}]", t) for i, t in enumerate(opt.exp_avg_sq)]
+        return [*named, ("metric sums (losses, q mean, entropy)", self._metric_sums)]
 
     # ------------------------------------------------------------------------------------------------ metrics
     def metrics(self) -> dict[str, float]:

@@ -76,6 +76,80 @@ def test_compile_failure_is_an_error_when_strict(monkeypatch):
     _assert_same_state(learner, untouched)
 
 
+def _miscompiling(relative_error):
+    """A stand-in for torch.compile whose compiled function is the eager update with its gradients off by
+    ``relative_error``: the critic optimizer's first moments and the metric sums scaled by 1 + relative_error (the
+    parameters' first Adam step hardly moves with that, which is why they are not what the check compares)."""
+    def compile_(fn, **_):
+        def compiled(*args):
+            fn(*args)
+            learner = fn.__self__
+            with torch.no_grad():
+                learner.critic_optim.exp_avg[0].mul_(1.0 + relative_error)
+                learner._metric_sums.mul_(1.0 + relative_error)
+        return compiled
+    return compile_
+
+
+def test_a_miscompiled_update_falls_back_and_keeps_the_eager_result(monkeypatch):
+    """A compiled update whose first call is 1e-3 (relative) away from the eager update's numbers, as torch 2.11's
+    compile of CrossQ's is (2.5e-3): a compile fallback; the learner keeps the eager result of that call and runs
+    eagerly from then on, so it equals an eager learner exactly."""
+    monkeypatch.setattr(torch, "compile", _miscompiling(1e-3))
+    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
+    reference = SACLearner(OBS, ACT, CFG)
+    with fallback_warnings() as caught:
+        for step in range(3):
+            learner.update(_batch(seed=step))
+            reference.update(_batch(seed=step))
+    _assert_same_state(learner, reference)
+    assert len(caught) == 1
+    (record,) = learner.fallbacks
+    assert record.kind == "compile" and "other numbers than the eager update" in record.reason
+    assert "critic_optim.exp_avg[0]" in record.reason or "metric sums" in record.reason
+    assert not learner._update_fn.compiled
+    (difference,) = learner._update_fn.first_call_differences.values()
+    assert difference == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_a_compiled_update_within_rounding_is_kept(monkeypatch):
+    """1e-6 relative (what inductor's reordered float32 arithmetic gives after one update) passes the check: the
+    compiled function keeps running, and the first call's result is the eager one."""
+    monkeypatch.setattr(torch, "compile", _miscompiling(1e-6))
+    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
+    reference = SACLearner(OBS, ACT, CFG)
+    with fallback_warnings() as caught:
+        learner.update(_batch(seed=0))
+        reference.update(_batch(seed=0))
+    assert not caught and not learner.fallbacks and learner._update_fn.compiled
+    _assert_same_state(learner, reference)
+    (difference,) = learner._update_fn.first_call_differences.values()
+    assert difference == pytest.approx(1e-6, rel=0.1)  # 1 + 1e-6 in float32 is 1 + 8 ulp = 1 + 9.5e-7
+
+
+def test_a_miscompiled_update_is_an_error_when_strict(monkeypatch):
+    monkeypatch.setattr(torch, "compile", _miscompiling(1e-2))
+    monkeypatch.setenv("FASTSAC_STRICT", "1")
+    learner = DiscreteSACLearner(OBS, NUM_ACTIONS, dataclasses.replace(CFG, compile=True))
+    with pytest.raises(FallbackError, match="other numbers than the eager update.*FASTSAC_STRICT=1"):
+        learner.update(_batch(discrete=True))
+
+
+def test_worst_difference_reads_integer_and_non_finite_tensors():
+    a = torch.tensor([1.0, 2.0, float("nan")])
+    assert compilation.worst_difference(["a"], [a.clone()], [a]) == (0.0, "all compared tensors equal")
+    ratio, where = compilation.worst_difference(["a"], [torch.tensor([1.0, 2.002, float("nan")])], [a])
+    assert ratio == pytest.approx(1e-3, rel=1e-3) and where.startswith("a:")
+    ratio, where = compilation.worst_difference(["a"], [torch.tensor([1.0, float("nan"), 3.0])], [a])
+    assert ratio == float("inf") and "non-finite" in where
+    steps = torch.tensor([3, 4])
+    assert compilation.worst_difference(["steps"], [torch.tensor([3, 5])], [steps]) == (float("inf"), "steps differs")
+    assert compilation.worst_difference(["zeros"], [torch.zeros(3)], [torch.zeros(3)])[0] == 0.0
+    # Against an all-zero eager tensor, differences count relative to 1e-12: 1e-20 is rounding, 1e-3 is not.
+    assert compilation.worst_difference(["tiny"], [torch.full((2,), 1e-20)], [torch.zeros(2)])[0] < 1e-4
+    assert compilation.worst_difference(["off"], [torch.full((2,), 1e-3)], [torch.zeros(2)])[0] > 1.0
+
+
 def test_torch_without_trace_autograd_ops_updates_eagerly_with_one_warning(monkeypatch):
     monkeypatch.setattr(compilation, "trace_autograd_ops_supported", lambda: False)
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("must not try to compile"))

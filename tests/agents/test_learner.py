@@ -21,6 +21,7 @@ from fastsac.agents import (
     SACLearner,
     make_learner,
 )
+from fastsac.agents import compilation
 from fastsac.agents.cuda_graph import restore, snapshot
 from tests.agents.helpers import graphs_made_stepping
 
@@ -223,6 +224,11 @@ def test_compiled_update_is_one_graph_and_matches_eager():
     compiled = SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=True))
     batches = [_batch(32, seed=step) for step in range(4)]
     assert graphs_made_stepping(eager, compiled, batches) == 1  # one graph, compiled once, reused (no recompiles)
+    # Its first call was checked against the eager update and kept compiling: rounding only (~5e-7 measured),
+    # well inside the check's bound.
+    assert not compiled.fallbacks and compiled._update_fn.compiled
+    (first_call,) = compiled._update_fn.first_call_differences.values()
+    assert first_call < compilation.VERIFY_RTOL / 10
     # Same noise and same math; inductor fuses and reorders float32 reductions (~1e-7 relative per op), and
     # four Adam steps carry that forward. Observed max difference: ~1e-7; 1e-5 leaves room for other CPUs'
     # vector widths while still catching any real divergence (Adam moves each parameter by ~lr = 1e-3 per step).
