@@ -51,14 +51,20 @@ def _failing_compile(message):
     return compile_
 
 
-def test_compile_failure_restores_the_state_and_runs_eager(monkeypatch):
-    monkeypatch.setattr(torch, "compile", _failing_compile("simulated: inductor could not compile"))
+def _compiled_beside_eager(steps):
+    """A compiling SAC learner and an eager one stepped on the same batches; the fallback warnings caught."""
     learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
     reference = SACLearner(OBS, ACT, CFG)
     with fallback_warnings() as caught:
-        for step in range(3):
+        for step in range(steps):
             learner.update(_batch(seed=step))
             reference.update(_batch(seed=step))
+    return learner, reference, caught
+
+
+def test_compile_failure_restores_the_state_and_runs_eager(monkeypatch):
+    monkeypatch.setattr(torch, "compile", _failing_compile("simulated: inductor could not compile"))
+    learner, reference, caught = _compiled_beside_eager(steps=3)
     _assert_same_state(learner, reference)  # the damage was undone; each update ran eagerly, exactly once
     assert len(caught) == 1 and "simulated: inductor could not compile" in str(caught[0].message)
     (record,) = learner.fallbacks
@@ -96,12 +102,7 @@ def test_a_miscompiled_update_falls_back_and_keeps_the_eager_result(monkeypatch)
     compile of CrossQ's is (2.5e-3): a compile fallback; the learner keeps the eager result of that call and runs
     eagerly from then on, so it equals an eager learner exactly."""
     monkeypatch.setattr(torch, "compile", _miscompiling(1e-3))
-    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
-    reference = SACLearner(OBS, ACT, CFG)
-    with fallback_warnings() as caught:
-        for step in range(3):
-            learner.update(_batch(seed=step))
-            reference.update(_batch(seed=step))
+    learner, reference, caught = _compiled_beside_eager(steps=3)
     _assert_same_state(learner, reference)
     assert len(caught) == 1
     (record,) = learner.fallbacks
@@ -116,11 +117,7 @@ def test_a_compiled_update_within_rounding_is_kept(monkeypatch):
     """1e-6 relative (what inductor's reordered float32 arithmetic gives after one update) passes the check: the
     compiled function keeps running, and the first call's result is the eager one."""
     monkeypatch.setattr(torch, "compile", _miscompiling(1e-6))
-    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
-    reference = SACLearner(OBS, ACT, CFG)
-    with fallback_warnings() as caught:
-        learner.update(_batch(seed=0))
-        reference.update(_batch(seed=0))
+    learner, reference, caught = _compiled_beside_eager(steps=1)
     assert not caught and not learner.fallbacks and learner._update_fn.compiled
     _assert_same_state(learner, reference)
     (difference,) = learner._update_fn.first_call_differences.values()
