@@ -123,7 +123,9 @@ def run_fastsac(s: Setting, compile_: bool | None, workdir: Path) -> float:
 def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
     """ms per env step in each call of the default fastsac run's loop, timed after learning starts + burn-in.
     Wrapping each call costs about a microsecond; ``other`` is the rest of the step (the loop's own Python).
-    Evaluation and logging (the loop's boundaries) are left out, as the trainer's steps/s leaves them out."""
+    Evaluation and logging (the loop's boundaries) are left out, as the trainer's steps/s leaves them out. Where an
+    env step is followed by one update (1 env), that update also computes the next actions: ``act`` then runs
+    only once and its cost is inside ``update``."""
     import functools
 
     from fastsac.agents.learner import Learner

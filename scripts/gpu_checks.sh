@@ -116,8 +116,9 @@ EOF
 GPU_TESTS=(tests/ops/test_squashed_gaussian.py tests/ops/test_categorical.py tests/ops/test_selfcheck.py
            tests/ops/test_backend_selection.py tests/csrc/test_cuda_ext.py
            -k "low_precision or gradients_match_float64_autograd or gradcheck_float64 or alpha_loss_value or opcheck or large_batch or selfcheck or a_backend or failing or mismatch or strict or compiled_backend or test_cuda_ext")
-CAPTURE_TESTS=(tests/agents/test_fallbacks.py tests/agents/test_learner.py tests/training/test_portability.py
-               -k "every_backend or cuda_graph_update_matches_eager or on_the_gpu")
+CAPTURE_TESTS=(tests/agents/test_fallbacks.py tests/agents/test_learner.py tests/agents/test_act_in_update.py
+               tests/training/test_portability.py
+               -k "every_backend or cuda_graph_update_matches_eager or cuda_graph_acting_update or on_the_gpu")
 
 bench_ops() {
   local args=(bench/bench_ops.py --device cuda --sizes 4096 1048576 --dims 6 --json "$OUT/bench_ops.json")

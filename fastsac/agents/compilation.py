@@ -8,11 +8,11 @@ no attempt), when the first call with a new signature (the one that compiles) ra
 are not the eager update's. Before such a call the state the update writes is snapshotted, so a failure half-way
 leaves the learner as it was and the eager update then runs on it. After it, the eager update is run once from
 the same snapshot and the two are compared on the tensors that change smoothly with the gradients (optimizer
-moments, running statistics, metric sums; not the parameters, whose first Adam step is about ``lr * sign(grad)``
-and flips with rounding): a compiler that miscomputes the update (torch 2.11 does for CrossQ: the critics'
-batch-renorm statistics read stale in the actor's loss, 2.5e-3 relative in its gradients) then falls back instead
-of training on wrong numbers. The learner keeps the eager result of that first call. :func:`snapshot` and
-:func:`restore` are also what a CUDA-graph capture uses (``fastsac.agents.cuda_graph``).
+moments, running statistics, metric sums, the actions the update returns; not the parameters, whose first Adam
+step is about ``lr * sign(grad)`` and flips with rounding): a compiler that miscomputes the update (torch 2.11
+does for CrossQ: the critics' batch-renorm statistics read stale in the actor's loss, 2.5e-3 relative in its
+gradients) then falls back instead of training on wrong numbers. The learner keeps the eager result of that first
+call. :func:`snapshot` and :func:`restore` are also what a CUDA-graph capture uses (``fastsac.agents.cuda_graph``).
 """
 
 from __future__ import annotations
@@ -186,11 +186,15 @@ class CompiledUpdate:
             return self._eager(*args)
         self._compiled_for.add(key)
         if self._compared is not None:
-            names, tensors = zip(*self._compared())
-            compiled_values = snapshot(list(tensors))
+            names, tensors = map(list, zip(*self._compared()))
+            compiled_values = snapshot(tensors)
+            compiled_out = out.detach().clone() if isinstance(out, torch.Tensor) else None
             restore(self._mutable(), saved)
             out = self._eager(*args)  # the result the learner keeps
-            worst, where = worst_difference(list(names), compiled_values, list(tensors))
+            if compiled_out is not None:  # what the update returns (the actions it computes) is compared too
+                names, compiled_values, tensors = [*names, "returned actions"], [*compiled_values, compiled_out], \
+                    [*tensors, out]
+            worst, where = worst_difference(names, compiled_values, tensors)
             self.first_call_differences[key] = worst
             if not worst <= VERIFY_RTOL:
                 self._fallbacks.append(fall_back(

@@ -55,6 +55,7 @@ class CrossQLearner(Learner):
 
     discrete = False
     uses_target_critic = False
+    acts_in_update = True
 
     def __init__(self, obs_dim: int, action_dim: int, cfg: LearnerConfig | None = None, device="cpu"):
         cfg = LearnerConfig().with_agent("crossq") if cfg is None else cfg
@@ -75,6 +76,8 @@ class CrossQLearner(Learner):
     # continuous SAC's.
     _build_entropy = SACLearner._build_entropy
     _noise_shape = SACLearner._noise_shape
+    _act_noise_shape = SACLearner._act_noise_shape
+    _sample_actions = SACLearner._sample_actions
     act = SACLearner.act
 
     def bootstrap_target(self, reward, terminated, next_q, next_log_prob) -> torch.Tensor:
@@ -95,7 +98,8 @@ class CrossQLearner(Learner):
         actor_loss = (self.alpha * log_prob - self.critic(obs, action, training=False).amin(dim=0)).mean()
         return actor_loss, alpha_loss, -log_prob.detach().mean()
 
-    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
+                act_obs=None, act_noise=None) -> torch.Tensor | None:
         with torch.no_grad():  # a' ~ pi(.|s'), the actor in evaluation mode
             mean, log_std = self.actor(next_obs, training=False)
             next_action, next_log_prob = ops.squashed_gaussian(
@@ -105,3 +109,5 @@ class CrossQLearner(Learner):
         q, next_q = q_joint.chunk(2, dim=1)  # (2, batch) each
         q_target = self.bootstrap_target(reward, terminated, next_q, next_log_prob)
         self._finish_update(q, q_target, update_actor, obs, noise[1])
+        return self._actions_after_update(act_obs, act_noise)  # the next env step's actions (actor in evaluation
+        # mode, with the statistics this update left), when asked for

@@ -24,6 +24,14 @@ noise draw from it (outside the compiled graph, so eager and compiled updates us
 graph holds no RNG state). Its state is part of ``state_dict``; loaded on another device type it is reseeded
 deterministically instead (``fastsac.agents.rng``; ``rng_note`` says so).
 
+Acting inside the update: ``update(batch, act_obs=obs)`` also returns the stochastic policy's actions for ``obs``
+after the update, the very actions ``act(obs)`` called right after it would return (the same generator draws in
+the same order: the update's noise, then the actions' noise). Learners whose ``acts_in_update`` is True compute
+them at the end of ``_update``, so they are part of the compiled graph (and of the CUDA graph); the trainer's loop
+uses this whenever an env step is followed by exactly one update. On a CPU a separate ``act`` right after an update
+costs ~0.3 ms at one env, almost all of it cold code and data (its arithmetic is ~0.06 ms), about 2-4% of a step
+(measured side by side in the trainer's loop: bench/RESULTS.md, seventh session).
+
 Observation normalization (``cfg.uses_obs_norm``, SimBa's running statistics; ``fastsac.agents.normalization``):
 the statistics are updated *inside* the compiled update, from each batch's observations, before that batch is
 normalized (the next observations too) and handed to ``_update``; ``act`` normalizes with the current statistics.
@@ -62,10 +70,14 @@ _CRITIC, _N_CRITIC, _ACTOR, _N_ACTOR = slice(0, 2), 2, slice(3, 6), 6
 
 
 class Learner:
-    """Machinery shared by every learner; subclasses define the networks, the entropy module, ``_update`` and ``act``."""
+    """Machinery shared by every learner; subclasses define the networks, the entropy module, ``_update``, ``act``
+    (and, acting inside the update, ``_act_noise_shape`` and ``_sample_actions``)."""
 
     discrete: bool
     uses_target_critic = True  #: False: no target critics (CrossQ bootstraps from the critics themselves)
+    #: True: ``_update`` takes ``act_obs, act_noise`` and returns the policy's actions for them (from
+    #: ``_sample_actions``); False: ``update(batch, act_obs)`` calls ``act`` after the update (the same actions).
+    acts_in_update = False
 
     def __init__(self, obs_dim: int, n: int, cfg: LearnerConfig, device: torch.device | str):
         self.cfg = cfg
@@ -108,7 +120,7 @@ class Learner:
         self._update_fn = CompiledUpdate(step, f"{type(self).__name__} update", self._mutable_tensors,
                                          self.fallbacks, self._compared_tensors) if cfg.compile else step
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
-        self._graphs = CapturedUpdate(self._update_fn, self.device, self._mutable_tensors, self.fallbacks) \
+        self._graphs = CapturedUpdate(self._captured_step, self.device, self._mutable_tensors, self.fallbacks) \
             if self.use_cuda_graph else None
 
     # -------------------------------------------------------------------------------------------- subclass API
@@ -121,16 +133,40 @@ class Learner:
     def _noise_shape(self, batch_size: int) -> tuple[int, ...]:
         raise NotImplementedError
 
-    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
+                act_obs=None, act_noise=None) -> torch.Tensor | None:
+        """One update; with ``acts_in_update``, also ``act_obs`` (N, obs_dim; normalized) and ``act_noise``
+        (``_act_noise_shape(N)``), and it returns ``_actions_after_update(act_obs, act_noise)`` (None without)."""
         raise NotImplementedError
 
-    def _normalized_update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+    def _act_noise_shape(self, n: int) -> tuple[int, ...]:
+        """The noise ``act`` draws for ``n`` observations (what ``_sample_actions`` takes)."""
+        raise NotImplementedError
+
+    def _sample_actions(self, policy_obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Stochastic actions for ``policy_obs`` (the policy's input: normalized when ``cfg.uses_obs_norm``) from
+        ``noise``; what ``act`` returns and, with ``acts_in_update``, the end of ``_update``."""
+        raise NotImplementedError
+
+    def _actions_after_update(self, act_obs: torch.Tensor | None, act_noise: torch.Tensor | None):
+        """The last line of ``_update`` in learners that act inside it: ``_sample_actions`` with the updated
+        networks (None without ``act_obs``)."""
+        if act_obs is None:
+            return None
+        with torch.no_grad():
+            return self._sample_actions(act_obs, act_noise)
+
+    def _normalized_update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
+                           act_obs=None, act_noise=None) -> torch.Tensor | None:
         """What is compiled when ``cfg.uses_obs_norm``: ``_update``, first updating the observation statistics from
-        ``obs`` and normalizing ``obs`` and ``next_obs`` with them (without observation normalization: ``_update``)."""
+        ``obs`` and normalizing ``obs``, ``next_obs`` (and ``act_obs``) with them (without observation
+        normalization: ``_update``)."""
+        act = () if act_obs is None else (act_obs, act_noise)
         if self.obs_norm is not None:
             self.obs_norm.update_(obs)
             obs, next_obs = self.obs_norm(obs), self.obs_norm(next_obs)
-        self._update(obs, action, reward, next_obs, terminated, noise, update_actor)
+            act = () if act_obs is None else (self.obs_norm(act_obs), act_noise)
+        return self._update(obs, action, reward, next_obs, terminated, noise, update_actor, *act)
 
     def prepare_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """``as_obs`` (batched float32 on the device; True if a single observation was batched), normalized by
@@ -195,49 +231,97 @@ class Learner:
             torch._foreach_lerp_(self.target_params, self.critic_params, self.cfg.tau)
 
     # ------------------------------------------------------------------------------------------------- update
-    def update(self, batch: Sequence[torch.Tensor]) -> None:
+    def update(self, batch: Sequence[torch.Tensor], act_obs: torch.Tensor | None = None) -> torch.Tensor | None:
         """One gradient step on ``batch = (obs, action, reward, next_obs, terminated)`` (``fastsac.data.Batch``
         or any sequence in that order; on the learner's device). Asynchronous: nothing is read back to the host.
-        Actor and alpha are updated when ``num_updates % policy_delay == 0``; the entropy schedule advances by 1."""
-        obs, action, reward, next_obs, terminated = batch
+        Actor and alpha are updated when ``num_updates % policy_delay == 0``; the entropy schedule advances by 1.
+
+        With ``act_obs`` (observations, as ``act`` takes them): returns the stochastic policy's actions for them
+        after this update, exactly what ``act(act_obs)`` called right after would return, computed inside the
+        (compiled, captured) update where the learner can (``acts_in_update``). None without ``act_obs``."""
         update_actor = self.num_updates % self.cfg.policy_delay == 0
+        inside = act_obs is not None and self.acts_in_update
+        single = False
+        if inside:
+            act_obs, single = as_obs(act_obs, self.device)
+            self._check_act_obs(act_obs)
         if self.compile_seconds is None and self.cfg.compile:
-            self._first_compiled_update(batch, update_actor)
-        elif not (self.use_cuda_graph and self._replay(update_actor, (obs, action, reward, next_obs, terminated))):
-            # no CUDA graph, or its capture failed (a recorded fallback): run the update here
-            noise = self._draw_noise(obs.shape[0])  # (a compiled update sets dynamo's flags itself)
-            self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor)
+            actions = self._first_compiled_update(batch, update_actor, act_obs if inside else None)
+        else:
+            actions = self._run_update(batch, update_actor, act_obs if inside else None)
         self.num_updates += 1
         self.entropy.advance_schedule(1)
+        if act_obs is None:
+            return None
+        if not inside:
+            return self.act(act_obs)
+        return actions[0] if single else actions
 
-    def _first_compiled_update(self, batch, update_actor: bool) -> None:
+    def _check_act_obs(self, act_obs: torch.Tensor) -> None:
+        if act_obs.dim() != 2 or act_obs.shape[1] != self.obs_dim:
+            raise ValueError(f"{type(self).__name__}.update: act_obs must be (N, {self.obs_dim}) or ({self.obs_dim},) "
+                             f"observations, got shape {tuple(act_obs.shape)}")
+
+    def _run_update(self, batch, update_actor: bool, act_obs: torch.Tensor | None) -> torch.Tensor | None:
+        """The update from the captured CUDA graph, or (no graph, or its capture failed: a recorded fallback) here,
+        with fresh noise: the update's, then (with ``act_obs``) the actions'."""
+        if self.use_cuda_graph:
+            ran, actions = self._replay(update_actor, tuple(batch), act_obs)
+            if ran:
+                return actions
+        obs, action, reward, next_obs, terminated = batch
+        noise = self._draw_noise(obs.shape[0])  # (a compiled update sets dynamo's flags itself)
+        act = () if act_obs is None else (act_obs, self._draw_act_noise(act_obs.shape[0]))
+        return self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor, *act)
+
+    def _first_compiled_update(self, batch, update_actor: bool, act_obs: torch.Tensor | None):
         """The first update with ``cfg.compile``: it compiles (and on CUDA captures); its seconds are kept in
         ``compile_seconds`` (what compiling cost this run; printed by the trainer)."""
         t = time.perf_counter()
-        self.compile_seconds = 0.0  # the branch below runs the normal path
-        obs, action, reward, next_obs, terminated = batch
-        if self.use_cuda_graph and self._replay(update_actor, (obs, action, reward, next_obs, terminated)):
+        self.compile_seconds = 0.0  # _run_update takes the normal path
+        actions = self._run_update(batch, update_actor, act_obs)
+        if self.use_cuda_graph:
             torch.cuda.synchronize(self.device)
-        else:  # no CUDA graph, or its capture failed (a recorded fallback)
-            self._update_fn(obs, action, reward, next_obs, terminated, self._draw_noise(obs.shape[0]), update_actor)
         self.compile_seconds = time.perf_counter() - t
+        return actions
 
     def _draw_noise(self, batch_size: int, out: torch.Tensor | None = None) -> torch.Tensor:
         if out is None:
             out = torch.empty(self._noise_shape(batch_size), dtype=torch.float32, device=self.device)
         return out.normal_(generator=self.generator)
 
+    def _draw_act_noise(self, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The noise ``act`` draws for ``n`` observations (the same draw, so acting inside the update or after it
+        gives the same actions)."""
+        if out is None:
+            out = torch.empty(self._act_noise_shape(n), dtype=torch.float32, device=self.device)
+        return out.normal_(generator=self.generator)
+
     # ---- CUDA graphs ----------------------------------------------------------------------------------------
-    def _replay(self, update_actor: bool, batch: tuple[torch.Tensor, ...]) -> bool:
-        """Copy the batch and fresh noise into the captured graph's static inputs, then replay it (False: the
-        capture failed, nothing ran)."""
-        noise = (self._noise_shape(batch[0].shape[0]), torch.float32)
-        static = self._graphs.buffers([*((t.shape, t.dtype) for t in batch), noise])
-        for dst, src in zip(static, batch):
-            dst.copy_(src, non_blocking=True)
+    def _replay(self, update_actor: bool, batch: tuple[torch.Tensor, ...], act_obs: torch.Tensor | None = None):
+        """Copy the batch, fresh noise (and ``act_obs`` with its noise) into the captured graph's static inputs,
+        then replay it: ``(True, actions or None)``, or ``(False, None)`` where the capture failed (nothing ran)."""
+        layout = [*((t.shape, t.dtype) for t in batch), (self._noise_shape(batch[0].shape[0]), torch.float32)]
+        if act_obs is not None:
+            layout += [(act_obs.shape, torch.float32), (self._act_noise_shape(act_obs.shape[0]), torch.float32)]
+        static = self._graphs.buffers(layout)
+        for dst, src in zip(static, (*batch, None, act_obs)):
+            if src is not None:
+                dst.copy_(src, non_blocking=True)
         self._draw_noise(0, out=static[5])
+        if act_obs is not None:
+            self._draw_act_noise(0, out=static[7])
         self.use_cuda_graph = self._graphs.replay(update_actor)  # False from a failed capture on (a fallback)
-        return self.use_cuda_graph
+        if not self.use_cuda_graph:
+            return False, None
+        out = self._graphs.output
+        return True, (out.clone() if isinstance(out, torch.Tensor) else None)  # the next replay overwrites it
+
+    def _captured_step(self, *buffers_and_flag):
+        """What a CUDA graph captures: the update on its static inputs (the batch, the noise, then with actions
+        the observations and their noise), given in ``CapturedUpdate``'s order (the flag ``update_actor`` last)."""
+        *buffers, update_actor = buffers_and_flag
+        return self._update_fn(*buffers[:6], update_actor, *buffers[6:])
 
     def _mutable_tensors(self) -> list[torch.Tensor]:
         """Every tensor an update writes (restored after the warm-up runs that precede a capture)."""

@@ -30,6 +30,7 @@ class SACLearner(Learner):
     """
 
     discrete = False
+    acts_in_update = True
 
     def __init__(self, obs_dim: int, action_dim: int, cfg: LearnerConfig | None = None, device="cpu"):
         self.action_dim = int(action_dim)
@@ -74,22 +75,31 @@ class SACLearner(Learner):
         actor_loss = (self.alpha * log_prob - self.critic(obs, action).amin(dim=0)).mean()
         return actor_loss, alpha_loss, -log_prob.detach().mean()
 
-    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool) -> None:
+    def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
+                act_obs=None, act_noise=None) -> torch.Tensor | None:
         # Critic: both critics regress onto one target from the target critics (min over the pair).
         q_target = self.critic_target(reward, terminated, next_obs, noise[0])
         q = self.critic(obs, action)  # (2, batch)
         self._finish_update(q, q_target, update_actor, obs, noise[1])
+        return self._actions_after_update(act_obs, act_noise)  # the next env step's actions, when asked for
+
+    def _act_noise_shape(self, n):
+        return (n, self.action_dim)
+
+    def _sample_actions(self, policy_obs, noise):
+        mean, log_std = self.actor(policy_obs)
+        action, _ = ops.squashed_gaussian(mean, log_std, noise, log_std_bounds=self.log_std_bounds,
+                                          backend=self.backend)
+        return action
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Actions in [-1, 1] for ``obs`` (N, obs_dim) -> (N, action_dim) (or (obs_dim,) -> (action_dim,)).
-        Eager (compiling batch-1 acting is slower on CPU); stochastic actions draw from the learner's generator."""
+        Eager (compiling batch-1 acting is slower on CPU); stochastic actions draw from the learner's generator.
+        ``update(batch, act_obs=obs)`` returns the same stochastic actions from inside the update."""
         obs, single = self.prepare_obs(obs)
-        mean, log_std = self.actor(obs)
         if deterministic:
-            action = ops.deterministic_action(mean)
+            action = ops.deterministic_action(self.actor(obs)[0])
         else:
-            noise = torch.empty_like(mean).normal_(generator=self.generator)
-            action, _ = ops.squashed_gaussian(mean, log_std, noise, log_std_bounds=self.log_std_bounds,
-                                              backend=self.backend)
+            action = self._sample_actions(obs, self._draw_act_noise(obs.shape[0]))
         return action[0] if single else action

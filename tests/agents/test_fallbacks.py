@@ -177,7 +177,7 @@ def test_failed_capture_restores_the_state_and_runs_without_a_graph(monkeypatch,
     cls, n = (DiscreteSACLearner, NUM_ACTIONS) if discrete else (SACLearner, ACT)
     learner, reference = cls(OBS, n, CFG), cls(OBS, n, CFG)
     learner.use_cuda_graph = True
-    learner._graphs = cuda_graph.CapturedUpdate(learner._update_fn, learner.device, learner._mutable_tensors,
+    learner._graphs = cuda_graph.CapturedUpdate(learner._captured_step, learner.device, learner._mutable_tensors,
                                                 learner.fallbacks)
     with fallback_warnings() as caught:
         for step in range(3):
