@@ -192,8 +192,9 @@ class CompiledUpdate:
             restore(self._mutable(), saved)
             out = self._eager(*args)  # the result the learner keeps
             if compiled_out is not None:  # what the update returns (the actions it computes) is compared too
-                names, compiled_values, tensors = [*names, "returned actions"], [*compiled_values, compiled_out], \
-                    [*tensors, out]
+                names.append("returned actions")
+                compiled_values.append(compiled_out)
+                tensors.append(out)
             worst, where = worst_difference(names, compiled_values, tensors)
             self.first_call_differences[key] = worst
             if not worst <= VERIFY_RTOL:

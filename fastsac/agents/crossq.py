@@ -109,5 +109,5 @@ class CrossQLearner(Learner):
         q, next_q = q_joint.chunk(2, dim=1)  # (2, batch) each
         q_target = self.bootstrap_target(reward, terminated, next_q, next_log_prob)
         self._finish_update(q, q_target, update_actor, obs, noise[1])
-        return self._actions_after_update(act_obs, act_noise)  # the next env step's actions (actor in evaluation
-        # mode, with the statistics this update left), when asked for
+        # the next env step's actions, when asked for: the actor in evaluation mode, with the statistics just left
+        return self._actions_after_update(act_obs, act_noise)

@@ -161,11 +161,11 @@ class Learner:
         """What is compiled when ``cfg.uses_obs_norm``: ``_update``, first updating the observation statistics from
         ``obs`` and normalizing ``obs``, ``next_obs`` (and ``act_obs``) with them (without observation
         normalization: ``_update``)."""
-        act = () if act_obs is None else (act_obs, act_noise)
         if self.obs_norm is not None:
             self.obs_norm.update_(obs)
             obs, next_obs = self.obs_norm(obs), self.obs_norm(next_obs)
-            act = () if act_obs is None else (self.obs_norm(act_obs), act_noise)
+            act_obs = None if act_obs is None else self.obs_norm(act_obs)
+        act = () if act_obs is None else (act_obs, act_noise)  # learners that do not act inside take no such args
         return self._update(obs, action, reward, next_obs, terminated, noise, update_actor, *act)
 
     def prepare_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -240,20 +240,19 @@ class Learner:
         after this update, exactly what ``act(act_obs)`` called right after would return, computed inside the
         (compiled, captured) update where the learner can (``acts_in_update``). None without ``act_obs``."""
         update_actor = self.num_updates % self.cfg.policy_delay == 0
-        inside = act_obs is not None and self.acts_in_update
-        single = False
-        if inside:
-            act_obs, single = as_obs(act_obs, self.device)
-            self._check_act_obs(act_obs)
+        inside, single = None, False  # inside: the observations the update itself acts on
+        if act_obs is not None and self.acts_in_update:
+            inside, single = as_obs(act_obs, self.device)
+            self._check_act_obs(inside)
         if self.compile_seconds is None and self.cfg.compile:
-            actions = self._first_compiled_update(batch, update_actor, act_obs if inside else None)
+            actions = self._first_compiled_update(batch, update_actor, inside)
         else:
-            actions = self._run_update(batch, update_actor, act_obs if inside else None)
+            actions = self._run_update(batch, update_actor, inside)
         self.num_updates += 1
         self.entropy.advance_schedule(1)
         if act_obs is None:
             return None
-        if not inside:
+        if inside is None:
             return self.act(act_obs)
         return actions[0] if single else actions
 
@@ -304,12 +303,12 @@ class Learner:
         layout = [*((t.shape, t.dtype) for t in batch), (self._noise_shape(batch[0].shape[0]), torch.float32)]
         if act_obs is not None:
             layout += [(act_obs.shape, torch.float32), (self._act_noise_shape(act_obs.shape[0]), torch.float32)]
-        static = self._graphs.buffers(layout)
-        for dst, src in zip(static, (*batch, None, act_obs)):
-            if src is not None:
-                dst.copy_(src, non_blocking=True)
+        static = self._graphs.buffers(layout)  # batch (5), noise, then with act_obs: observations, their noise
+        for dst, src in zip(static, batch):
+            dst.copy_(src, non_blocking=True)
         self._draw_noise(0, out=static[5])
         if act_obs is not None:
+            static[6].copy_(act_obs, non_blocking=True)
             self._draw_act_noise(0, out=static[7])
         self.use_cuda_graph = self._graphs.replay(update_actor)  # False from a failed capture on (a fallback)
         if not self.use_cuda_graph:

@@ -275,7 +275,7 @@ class Session:
                     stacklevel=2,
                 )
             obs, took = replay_actions(self.env, self.actions, self.buffer if buffer_state is None else None)
-            self.resume_exact = bool(torch.equal(obs, saved_obs))
+            obs_restored = self.resume_exact = bool(torch.equal(obs, saved_obs))
             if self.resume_exact:
                 self._notes.append(f"resume: replayed {self.actions.n * self.env.num_envs} env steps in {took:.1f} s; "
                                    "environment state restored exactly")  # fmt: skip
@@ -294,13 +294,12 @@ class Session:
                     "it (save_buffer=false); resume with --resume-env replay"
                 )
             self.obs = self.env.reset()
-            self.resume_exact = False
+            obs_restored = self.resume_exact = False
             self.actions_from_step = int(ckpt["step"])
         # The actions the last update computed for the saved observation: used where the restored observation is
         # the saved one. Older checkpoints have none (their generator state is from before that draw): act anew.
         next_action = env_state.get("next_action")
-        restored_obs = cfg.resume_env == "replay" and bool(torch.equal(self.obs, saved_obs))
-        self.next_action = next_action.to(self.device) if next_action is not None and restored_obs else None
+        self.next_action = next_action.to(self.device) if next_action is not None and obs_restored else None
         self.step = int(ckpt["step"])
         self.iteration = int(ckpt["iteration"])
         self.debt = Fraction(*ckpt["utd_debt"])
