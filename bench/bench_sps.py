@@ -53,8 +53,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "bench"):  # run from a checkout without installing; bench_update beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 ENV_ID = "HalfCheetah-v5"
 HIDDEN = 256
@@ -128,6 +129,8 @@ def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
     only once and its cost is inside ``update``."""
     import functools
 
+    from bench_update import ProductsReplay
+
     from fastsac.agents.learner import Learner
     from fastsac.agents.sac import SACLearner
     from fastsac.data.buffer import ReplayBuffer
@@ -155,6 +158,18 @@ def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
         setattr(cls, name, timed)
         patched.append((cls, name, f))
 
+    replay = []  # the BLAS products of one timed update (bench_update.ProductsReplay), timed alone after the run
+    update_fn = Learner.update
+
+    def recording_update(self, *a, **k):
+        if state["on"] and not replay:  # the first timed update (compiled by then, if it compiles)
+            recorded, out = ProductsReplay.record(update_fn, self, *a, **k)
+            replay.append(recorded)
+            return out
+        return update_fn(self, *a, **k)
+
+    Learner.update = recording_update
+    patched.append((Learner, "update", update_fn))
     wrap(VecEnv, "step", "env step (wrapper + simulator)")
     wrap(ReplayBuffer, "add", "buffer add")
     wrap(ReplayBuffer, "sample", "buffer sample")
@@ -208,7 +223,21 @@ def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
     per_step = {k: v / steps * 1e3 for k, v in totals.items()}
     per_step["other (loop)"] = state["seconds"] / steps * 1e3 - sum(per_step.values())
     per_step["total"] = state["seconds"] / steps * 1e3
+    if replay and replay[0].calls:  # UTD 1: one update per env step
+        per_step["update's BLAS products alone"] = _time_replay(replay[0])
     return per_step
+
+
+def _time_replay(replay, rounds: int = 7, iters: int = 30) -> float:
+    """ms per call of a ``ProductsReplay``, the median of ``rounds`` timings of ``iters`` back-to-back calls."""
+    replay()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(iters):
+            replay()
+        times.append((time.perf_counter() - t) / iters * 1e3)
+    return statistics.median(times)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -473,6 +502,15 @@ def main(argv=None) -> int:
         outside = parts["total"] - parts["update"]
         print(f"{n:>4} env(s): fastsac step {parts['total']:.3f} ms = update {parts['update']:.3f} ms + "
               f"{outside:.3f} ms outside it ({outside / parts['update']:.0%} of the update; target <= 15%)")
+        products = parts.get("update's BLAS products alone")
+        if products is None:
+            continue
+        bound = f"{products + outside:.3f} ms a step"
+        if "baseline" in results[n]:  # the plain loop's ms per env step, median of its rounds
+            plain = 1e3 / statistics.median(results[n]["baseline"])
+            bound += f": at most {plain / (products + outside):.2f}x the plain loop's {plain:.3f} ms"
+        print(f"{n:>4} env(s): an update doing only its BLAS products ({products:.3f} ms, replayed alone after the "
+              f"run) in this loop: {bound}")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "env": ENV_ID, "device": args.device, "torch": torch.__version__, "threads": args.threads,

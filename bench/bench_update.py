@@ -13,6 +13,11 @@ provider in turn (interleaved, so load changes hit all providers alike); the med
 is reported, with the ratio to the baseline. On CPU it also prints the matrix-product floor: the FLOPs no update
 can avoid (``fastsac.agents.cost.update_flops``) at the rate a 256^3 ``torch.mm`` reaches in the same rounds, so
 the gap between fastsac and the machine, and the largest ratio over the baseline any implementation could reach, are measured too.
+That floor is optimistic: the update's small and oddly shaped products (23-wide first layers, 6-wide heads) run
+well below a 256^3 product's rate. So the run also replays the compiled update's own BLAS calls alone, on the
+tensors one compiled call used (``ProductsReplay``, the ``products_only`` row, interleaved like the others): what
+an update doing exactly these products and nothing else costs here, and what share of fastsac's update is
+everything else (the optimizer steps, activations, the fused op, the wrapper's Python, guards).
 
     python bench/bench_update.py --threads 1
     python bench/bench_update.py --threads 1 --clock cpu      # on a shared machine
@@ -185,6 +190,60 @@ def gemm_gflops(n, device, sync, seconds=1.0) -> float:
     return 2.0 * n**3 * iters / (time.perf_counter() - start) / 1e9
 
 
+class ProductsReplay:
+    """The matrix products a compiled update hands to the BLAS library, recorded from one call with the very tensors
+    it used, and replayed alone: the time an update doing those products, and nothing else, takes here.
+
+    Inductor's generated code calls ``torch._inductor.select_algorithm.extern_kernels.{mm,addmm,bmm,baddbmm}``
+    (``out=`` variants, on strided views of its own buffers): those four are wrapped for one call to list their
+    arguments. Products Inductor writes as its own kernels (a 6-wide or 1-wide one it turns into a reduction) are
+    not BLAS calls and not in the list. A product-count floor (``update_flops`` at a lone 256^3 product's rate)
+    leaves out that small and oddly shaped products run slower than 256^3 ones; the replay does not."""
+
+    NAMES = ("mm", "addmm", "bmm", "baddbmm")
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    @classmethod
+    def record(cls, update, *args, **kwargs):
+        """Runs ``update(*args, **kwargs)`` once with the extern products listed (empty when it ran none: not
+        compiled); returns ``(replay, what update returned)``."""
+        from torch._inductor import select_algorithm
+
+        namespace, calls = select_algorithm.extern_kernels, []
+        originals = {name: getattr(namespace, name) for name in cls.NAMES}
+
+        def recording(fn):
+            def call(*args, **kwargs):
+                calls.append((fn, args, kwargs))
+                return fn(*args, **kwargs)
+            return call
+
+        try:
+            for name, fn in originals.items():
+                setattr(namespace, name, recording(fn))
+            out = update(*args, **kwargs)
+        finally:
+            for name, fn in originals.items():
+                setattr(namespace, name, fn)
+        return cls(calls), out
+
+    @property
+    def flops(self) -> float:
+        """2 per multiply-add of the recorded products."""
+        total = 0.0
+        for _, args, kwargs in self.calls:
+            left = [t for t in args if isinstance(t, torch.Tensor)][-2]  # (..., m, k) @ (..., k, n)
+            total += 2.0 * kwargs["out"].numel() * left.shape[-1]
+        return total
+
+    @torch.no_grad()
+    def __call__(self, batch=None):
+        for fn, args, kwargs in self.calls:
+            fn(*args, **kwargs)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
@@ -216,6 +275,9 @@ def main(argv=None):
     sync()
     compile_s = time.perf_counter() - start
     providers["fastsac_compiled"] = compiled.update
+    products = ProductsReplay.record(compiled.update, batches[1])[0] if device.type == "cpu" else ProductsReplay([])
+    if products.calls:
+        providers["products_only"] = products
 
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     for update in providers.values():
@@ -249,6 +311,15 @@ def main(argv=None):
           f"{floor_ms:.2f} ms; fastsac compiled runs at {flops / result['fastsac_compiled'] / 1e6:.1f} GFLOP/s "
           f"({floor_ms / result['fastsac_compiled']:.0%} of the floor's rate); the most any update could gain "
           f"over CleanRL-style eager here: {result['cleanrl_eager'] / floor_ms:.2f}x")
+    if products.calls:
+        alone = result["products_only"]
+        print(f"the compiled update's own {len(products.calls)} BLAS products ({products.flops / 1e6:.0f} MFLOP), "
+              f"replayed alone on its tensors: {alone:.2f} ms = {alone / result['fastsac_compiled']:.0%} of the "
+              f"update; the rest of the update ({result['fastsac_compiled'] - alone:.2f} ms) is everything else. "
+              f"The most an update doing these products could gain over CleanRL-style eager here: "
+              f"{result['cleanrl_eager'] / alone:.2f}x")
+    else:
+        print("products replay: no BLAS products recorded from the compiled update (it did not run compiled)")
     return 0 if math.isfinite(ratio) else 1
 
 

@@ -44,3 +44,19 @@ def test_repeats_interleave_the_providers_and_report_per_round_ratios(tmp_path, 
     per_round = [a / b for a, b in zip(rounds["fastsac-eager"], rounds["baseline"])]
     assert f"{statistics.median(per_round):.2f}x" in printed
     assert "fastsac-eager/baseline per round: " + ", ".join(f"{r:.2f}x" for r in per_round) in printed
+
+
+def test_components_time_the_loop_and_bound_it_by_the_updates_products(capsys):
+    """--components times each call of the default (compiled) run's loop and replays one timed update's BLAS
+    products alone: the step's parts add up to its total, and the bound printed uses the replay."""
+    assert bench_sps.main(["--configs", "1", "--providers", "baseline", "--learning-starts", "16", "--burn-in", "8",
+                           "--measure", "16", "--threads", "1", "--components"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if "fastsac, ms per env step:" in x)
+    parts = dict(item.rsplit(" ", 1) for item in line.split("ms per env step: ")[1].split(", "))
+    parts = {k: float(v) for k, v in parts.items()}
+    products = parts.pop("update's BLAS products alone")
+    total = parts.pop("total")
+    assert 0 < products < parts["update"]
+    assert sum(parts.values()) == pytest.approx(total, abs=2e-3)  # each part printed to 1e-3 ms
+    assert "an update doing only its BLAS products" in printed and "the plain loop's" in printed

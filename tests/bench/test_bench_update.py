@@ -30,3 +30,26 @@ def test_cleanrl_baseline_needs_more_flops():
     torch.manual_seed(0)
     batch = bench_update.make_batches(1, 256, 17, 6)[0]
     assert _counted_flops(bench_update.CleanRLSAC(17, 6).update, batch) > update_flops(17, 6, (256, 256), 256)
+
+
+def test_products_replay_holds_the_compiled_updates_products():
+    """The replay lists the BLAS products of one compiled call: together they are the update's matrix products
+    (``update_flops``), less at most the few tiny ones Inductor writes as its own kernels; replaying them runs."""
+    from fastsac.agents import LearnerConfig, SACLearner
+
+    torch.manual_seed(0)
+    batches = bench_update.make_batches(2, 256, 17, 6)
+    learner = SACLearner(17, 6, LearnerConfig(compile=True))
+    learner.update(batches[0])  # compiles (and checks against eager)
+    assert not learner.fallbacks
+    replay, _ = bench_update.ProductsReplay.record(learner.update, batches[1])
+    expected = update_flops(17, 6, (256, 256), 256)
+    assert len(replay.calls) >= 16  # the sixteen 256 x 256 x 256-class products at least
+    assert 0.99 * expected <= replay.flops <= expected
+    replay()
+
+
+def test_products_replay_is_empty_for_an_eager_update():
+    torch.manual_seed(0)
+    batch = bench_update.make_batches(1, 32, 17, 6)[0]
+    assert bench_update.ProductsReplay.record(bench_update.CleanRLSAC(17, 6).update, batch)[0].calls == []
