@@ -23,7 +23,9 @@ provider R times, interleaved (round r runs each provider once, in turn), so tha
 load hits all providers alike: the table then shows each provider's median and the median of the per-round ratios
 (each ratio between runs minutes apart), with every round's ratio listed below it. ``--components`` adds one
 more ``fastsac`` run with each call of its loop timed (act, env step, buffer add and sample, update, action log,
-boundaries), printed per env step, with the time outside the update as a share of the update's.
+boundaries), printed per env step, with the time outside the update as a share of the update's; one timed
+update's matrix products are recorded and replayed alone after the run, for the step an update doing only them
+would take (bench_update.ProductsReplay).
 
     python bench/bench_sps.py                          # 1 and 16 envs, every provider available
     python bench/bench_sps.py --configs 1 --threads 2 --components --providers fastsac baseline sb3
@@ -163,7 +165,8 @@ def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
 
     def recording_update(self, *a, **k):
         if state["on"] and not replay:  # the first timed update (compiled by then, if it compiles)
-            recorded, out = ProductsReplay.record(update_fn, self, *a, **k)
+            through = "inductor" if self.update_kind == "compiled" else "dispatcher"  # native (or eager): ATen's
+            recorded, out = ProductsReplay.record(update_fn, self, *a, through=through, **k)
             replay.append(recorded)
             return out
         return update_fn(self, *a, **k)

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ops.h"
+#include "sac_update.h"
 
 namespace fastsac {
 namespace {
@@ -158,6 +159,21 @@ Tensor categorical_bwd(const Tensor& grad_probs, const Tensor& grad_log_probs, c
 
 }  // namespace fastsac
 
+namespace fastsac {
+namespace {
+
+// A ForeachAdam's state from Python: (exp_avg, exp_avg_sq, [step_count, beta_pows, betas, step_size,
+// bias_correction2_sqrt], [lr, beta1, beta2, eps]) (fastsac/agents/native_update.py builds it).
+AdamRef adam_ref(const std::tuple<std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>, std::vector<double>>& t) {
+  const auto& [m, v, state, hyper] = t;
+  TORCH_CHECK(state.size() == 5 && hyper.size() == 4, "sac_update_cpu: an optimizer is (exp_avg, exp_avg_sq, 5 state "
+              "tensors, [lr, beta1, beta2, eps])");
+  return AdamRef{m, v, state[0], state[1], state[2], state[3], state[4], hyper[0], hyper[1], hyper[2], hyper[3]};
+}
+
+}  // namespace
+}  // namespace fastsac
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace py = pybind11;
   m.doc() = "fastsac fused SAC primitives (C++/CUDA); semantics in fastsac/ops/reference.py";
@@ -183,6 +199,31 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("noise"), py::arg("scale"), py::arg("bias"), py::arg("lo"), py::arg("hi"), py::arg("target"),
         py::arg("grad"), py::call_guard<py::gil_scoped_release>(),
         "(action, log_prob, gap or None): the forward, an autograd node with the closed-form backward when grad");
+  using AdamTuple = std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>,
+                               std::vector<double>>;
+  m.def(
+      "sac_update_cpu",
+      [](std::vector<at::Tensor> actor, std::vector<at::Tensor> critic, std::vector<at::Tensor> target_critic,
+         at::Tensor log_alpha, at::Tensor target_entropy, at::Tensor metric_sums, const AdamTuple& actor_opt,
+         const AdamTuple& critic_opt, const std::optional<AdamTuple>& alpha_opt, std::vector<at::Tensor> batch,
+         bool update_actor, double gamma, double tau, double log_std_lo, double log_std_hi,
+         std::optional<at::Tensor> act_obs, std::optional<at::Tensor> act_noise) {
+        TORCH_CHECK(batch.size() == 6, "sac_update_cpu: batch is (obs, action, reward, next_obs, terminated, noise)");
+        const fastsac::SacNets nets{actor, critic, target_critic, log_alpha, target_entropy, metric_sums};
+        const fastsac::SacBatch b{batch[0], batch[1], batch[2], batch[3], batch[4], batch[5]};
+        std::optional<fastsac::AdamRef> alpha;
+        if (alpha_opt.has_value()) alpha = fastsac::adam_ref(*alpha_opt);
+        const fastsac::AdamRef a = fastsac::adam_ref(actor_opt), c = fastsac::adam_ref(critic_opt);
+        py::gil_scoped_release no_gil;
+        return fastsac::sac_update_cpu(nets, a, c, alpha, b, {gamma, tau, log_std_lo, log_std_hi, update_actor},
+                                       act_obs, act_noise);
+      },
+      py::arg("actor"), py::arg("critic"), py::arg("target_critic"), py::arg("log_alpha"), py::arg("target_entropy"),
+      py::arg("metric_sums"), py::arg("actor_opt"), py::arg("critic_opt"), py::arg("alpha_opt"), py::arg("batch"),
+      py::arg("update_actor"), py::arg("gamma"), py::arg("tau"), py::arg("log_std_lo"), py::arg("log_std_hi"),
+      py::arg("act_obs"), py::arg("act_noise"),
+      "one continuous-SAC update in place (csrc/sac_update_cpu.cpp; fastsac/agents/native_update.py checks the "
+      "arguments); the next actions for act_obs when given");
   m.def("categorical_eager", &fastsac::categorical_eager, py::arg("logits"), py::arg("target"), py::arg("grad"),
         py::call_guard<py::gil_scoped_release>(),
         "(probs, log_probs, entropy, gap or None): the forward, an autograd node with its backward when grad");

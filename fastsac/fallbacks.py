@@ -1,7 +1,7 @@
 """Loud fallbacks: where a fast path cannot run, the work goes on on the next path, and says so.
 
 A fast path that fails (a backend that fails its first self-check, an update that cannot be compiled or captured
-in a CUDA graph, a torch too old for a feature) calls :func:`fall_back`, which warns once with what failed, why,
+in a CUDA graph, a native CPU update that raises or disagrees with the eager one, a torch too old for a feature) calls :func:`fall_back`, which warns once with what failed, why,
 and what runs instead, and returns a :class:`Fallback` record for the run to keep (a learner's ``fallbacks``
 list; a run prints them at its start and writes them to summary.json). With ``FASTSAC_STRICT=1`` a fallback is
 an error instead (:class:`FallbackError`): the GPU tests and scripts/gpu_checks.sh set it, so a fast path that
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 __all__ = ["STRICT_ENV", "Fallback", "FallbackError", "FallbackWarning", "fall_back", "strict"]
 
 STRICT_ENV = "FASTSAC_STRICT"
-KINDS = ("backend", "compile", "cuda_graph", "torch_version")
+KINDS = ("backend", "compile", "cuda_graph", "native", "torch_version")
 
 
 class FallbackError(RuntimeError):

@@ -13,6 +13,10 @@ step is about ``lr * sign(grad)`` and flips with rounding): a compiler that misc
 does for CrossQ: the critics' batch-renorm statistics read stale in the actor's loss, 2.5e-3 relative in its
 gradients) then falls back instead of training on wrong numbers. The learner keeps the eager result of that first
 call. :func:`snapshot` and :func:`restore` are also what a CUDA-graph capture uses (``fastsac.agents.cuda_graph``).
+
+Given a ``native`` implementation of the update (``fastsac.agents.native_update``: SAC's update as one C++ call
+on a CPU), :class:`CompiledUpdate` runs that instead of compiling, under the same first-call check; where it raises
+or disagrees, the fallback (kind ``native``) is torch.compile, and after that eager as above.
 """
 
 from __future__ import annotations
@@ -135,7 +139,8 @@ def worst_difference(names: list[str], compiled: list[torch.Tensor], eager: list
 
 class CompiledUpdate:
     """``fn`` compiled as one graph, or ``fn`` itself once compiling it has failed or miscomputed (a recorded
-    fallback).
+    fallback). With ``native`` (a hand-written implementation of ``fn``: ``fastsac.agents.native_update``), that
+    runs instead of the compiled graph, checked the same way; its failure falls back to compiling ``fn``.
 
     Args:
         fn: the update; it must only write tensors listed by ``mutable``.
@@ -144,27 +149,50 @@ class CompiledUpdate:
         fallbacks: the learner's list of fallbacks; a failure is appended to it.
         compared: returns ``(name, tensor)`` pairs, written by ``fn``, on which the first call of each signature is
             compared with the eager update (module docstring); None: no comparison.
+        native: None, or a callable with ``fn``'s signature and effect to run instead of compiling.
     """
 
     def __init__(self, fn: Callable[..., Any], what: str, mutable: Callable[[], list[torch.Tensor]],
                  fallbacks: list[Fallback],
-                 compared: Callable[[], list[tuple[str, torch.Tensor]]] | None = None):
+                 compared: Callable[[], list[tuple[str, torch.Tensor]]] | None = None,
+                 native: Callable[..., Any] | None = None):
         self._eager, self._what, self._mutable, self._fallbacks = fn, what, mutable, fallbacks
         self._compared = compared
         #: per call signature, the worst relative difference of its first compiled call from the eager update
         self.first_call_differences: dict[tuple[Any, ...], float] = {}
         self._compiled: Callable[..., Any] | None = None
         self._compiled_for: set[tuple[Any, ...]] = set()
-        if trace_autograd_ops_supported():
-            self._compiled = compile_update(fn)
+        #: what calls run: "native", "compiled" (torch.compile) or "eager" (after fallbacks)
+        self.kind = "eager"
+        if native is not None:
+            self._compiled, self.kind = native, "native"
         else:
-            fallbacks.append(fall_back(
-                "torch_version", f"compiling the {what} as one graph", f"the eager {what}",
+            self._compile()
+
+    def _compile(self) -> None:
+        """Calls run ``torch.compile(fn)`` from now on, or (a torch without ``trace_autograd_ops``) ``fn``."""
+        self._compiled, self._compiled_for, self.kind = None, set(), "eager"
+        if trace_autograd_ops_supported():
+            self._compiled, self.kind = compile_update(self._eager), "compiled"
+        else:
+            self._fallbacks.append(fall_back(
+                "torch_version", f"compiling the {self._what} as one graph", f"the eager {self._what}",
                 f"torch {torch.__version__} has no torch._dynamo.config.trace_autograd_ops (torch >= 2.11 has it)"))
+
+    def _fail(self, exc: BaseException | str) -> None:
+        """The running fast path failed: the native update falls back to compiling, the compiled one to eager."""
+        if self.kind == "native":
+            self._fallbacks.append(fall_back("native", f"the native C++ {self._what}",
+                                             f"torch.compile of the {self._what}", exc))
+            self._compile()
+        else:
+            self._fallbacks.append(fall_back("compile", f"torch.compile of the {self._what}",
+                                             f"the eager {self._what}", exc))
+            self._compiled, self.kind = None, "eager"
 
     @property
     def compiled(self) -> bool:
-        """Whether calls run the compiled graph (False after a fallback)."""
+        """Whether calls run a fast path (the native update or the compiled graph; False after the fallbacks)."""
         return self._compiled is not None
 
     def __call__(self, *args: Any) -> Any:
@@ -180,10 +208,8 @@ class CompiledUpdate:
                 out = self._compiled(*args)
         except Exception as exc:  # dynamo, inductor or a kernel compiler failed on this machine
             restore(self._mutable(), saved)
-            self._fallbacks.append(fall_back("compile", f"torch.compile of the {self._what}", f"the eager {self._what}",
-                                             exc))
-            self._compiled = None
-            return self._eager(*args)
+            self._fail(exc)
+            return self(*args)
         self._compiled_for.add(key)
         if self._compared is not None:
             names, tensors = map(list, zip(*self._compared()))
@@ -198,9 +224,6 @@ class CompiledUpdate:
             worst, where = worst_difference(names, compiled_values, tensors)
             self.first_call_differences[key] = worst
             if not worst <= VERIFY_RTOL:
-                self._fallbacks.append(fall_back(
-                    "compile", f"torch.compile of the {self._what}", f"the eager {self._what}",
-                    f"its first call gave other numbers than the eager update (torch {torch.__version__}): "
-                    f"{where}, {worst:.2g} of it (allowed {VERIFY_RTOL:g})"))
-                self._compiled = None
+                self._fail(f"its first call gave other numbers than the eager update (torch {torch.__version__}): "
+                           f"{where}, {worst:.2g} of it (allowed {VERIFY_RTOL:g})")
         return out

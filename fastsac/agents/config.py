@@ -76,6 +76,10 @@ class LearnerConfig:
     brn_warmup_steps: int = _option(
         100_000, "crossq: training calls during which each batch renorm layer is plain batch norm (r_max=1, d_max=0)")
     compile: bool = _option(True, "torch.compile the whole update as one graph (fullgraph=True)")
+    native_update: bool = _option(
+        True, "with compile on a CPU: run SAC's update as one C++ call (csrc/sac_update_cpu.cpp; nothing to compile) "
+        "where it applies (continuous SAC, MLP networks, float32, no obs_norm); checked against the eager update at "
+        "its first call like a compiled one; elsewhere, and on failure, torch.compile")
     cuda_graph: bool = _option(True, "on CUDA, capture the update in a CUDA graph and replay it (ignored on CPU)")
     backend: str = _option("auto", "fused-op backend: auto, torch, triton or cuda")
     seed: int = _option(0, "seed of the network initialisation and of the learner's noise generator")

@@ -117,11 +117,38 @@ class Learner:
         # Without observation normalization the update is _update itself (compiled as before: dynamo caches compiled
         # code per code object, up to 8 entries, and _update's is each learner class's own).
         step = self._normalized_update if self.obs_norm is not None else self._update
+        #: why the native CPU update does not run (None when it does, or when the update is not compiled)
+        self.native_unsupported: str | None = None
+        native = self._native_update() if cfg.compile else None
         self._update_fn = CompiledUpdate(step, f"{type(self).__name__} update", self._mutable_tensors,
-                                         self.fallbacks, self._compared_tensors) if cfg.compile else step
+                                         self.fallbacks, self._compared_tensors, native=native) if cfg.compile else step
         self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
         self._graphs = CapturedUpdate(self._captured_step, self.device, self._mutable_tensors, self.fallbacks) \
             if self.use_cuda_graph else None
+
+    def _native_update(self):
+        """The native CPU update (``fastsac.agents.native_update``) where ``cfg.native_update`` asks for it and it
+        applies to this learner, else None (and ``native_unsupported`` says why)."""
+        if not self.cfg.native_update:
+            self.native_unsupported = "cfg.native_update is off"
+            return None
+        from fastsac.agents import native_update
+
+        self.native_unsupported = native_update.unsupported(self)
+        return native_update.NativeUpdate(self) if self.native_unsupported is None else None
+
+    def describe_update(self) -> str:
+        """What runs the update, and why not the native one where that does not apply (a sentence)."""
+        if self.update_kind == "native":
+            return "the native C++ update (csrc/sac_update_cpu.cpp), nothing to compile"
+        if self.native_unsupported is not None and self.update_kind == "compiled" and self.device.type == "cpu":
+            return f"torch.compile (the native C++ update does not apply: {self.native_unsupported})"
+        return {"compiled": "torch.compile", "eager": "eager"}[self.update_kind]
+
+    @property
+    def update_kind(self) -> str:
+        """What runs the update: "native" (one C++ call), "compiled" (torch.compile) or "eager"."""
+        return self._update_fn.kind if isinstance(self._update_fn, CompiledUpdate) else "eager"
 
     # -------------------------------------------------------------------------------------------- subclass API
     def _build_networks(self, n: int) -> tuple[nn.Module, nn.Module]:
@@ -239,6 +266,7 @@ class Learner:
         With ``act_obs`` (observations, as ``act`` takes them): returns the stochastic policy's actions for them
         after this update, exactly what ``act(act_obs)`` called right after would return, computed inside the
         (compiled, captured) update where the learner can (``acts_in_update``). None without ``act_obs``."""
+        self._check_batch(batch)
         update_actor = self.num_updates % self.cfg.policy_delay == 0
         inside, single = None, False  # inside: the observations the update itself acts on
         if act_obs is not None and self.acts_in_update:
@@ -255,6 +283,27 @@ class Learner:
         if inside is None:
             return self.act(act_obs)
         return actions[0] if single else actions
+
+    def _check_batch(self, batch: Sequence[torch.Tensor]) -> None:
+        """A ValueError naming what is wrong unless ``batch`` is ``(obs, action, reward, next_obs, terminated)`` of one
+        batch size N: obs and next_obs (N, obs_dim), N rewards and N termination flags, and (continuous) actions
+        (N, action_dim) or (discrete) N actions. Checked before anything is drawn or written."""
+        if len(batch) != 5:
+            raise ValueError(f"{type(self).__name__}.update: batch must be (obs, action, reward, next_obs, terminated), "
+                             f"got {len(batch)} items")
+        obs, action, reward, next_obs, terminated = batch
+        n = obs.shape[0] if obs.dim() == 2 else -1
+        rows = [("obs", obs, self.obs_dim), ("next_obs", next_obs, self.obs_dim)]
+        rows += [] if self.discrete else [("action", action, self.action_dim)]
+        for name, t, width in rows:
+            if tuple(t.shape) != (n, width) or n < 1:
+                raise ValueError(f"{type(self).__name__}.update: {name} must be ({'N' if n < 1 else n}, {width}), "
+                                 f"got shape {tuple(t.shape)}")
+        counted = [("reward", reward), ("terminated", terminated)] + ([("action", action)] if self.discrete else [])
+        for name, t in counted:
+            if t.numel() != n:
+                raise ValueError(f"{type(self).__name__}.update: batch has {n} observations but {t.numel()} values "
+                                 f"in {name} (shape {tuple(t.shape)})")
 
     def _check_act_obs(self, act_obs: torch.Tensor) -> None:
         if act_obs.dim() != 2 or act_obs.shape[1] != self.obs_dim:

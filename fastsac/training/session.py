@@ -128,6 +128,7 @@ class Session:
             if dist is not None:  # data parallel: this rank's noise generator; its networks come from rank 0
                 lcfg = dataclasses.replace(lcfg, seed=dist.rank_seed(lcfg.seed))
             self.learner = make_learner(env.obs_dim, env, lcfg, self.device)
+            self._notes += [f"update: {self.learner.describe_update()}"] if self.compile else []
             self.buffer = ReplayBuffer(
                 config.buffer_size,
                 env.obs_dim,
@@ -207,6 +208,7 @@ class Session:
             "compile": self.compile,
             "compile_reason": self.compile_decision.reason,
             "compile_seconds": self.learner.compile_seconds,
+            "update_kind": self.learner.update_kind,
             "threads": self.threads_decision.threads,
             "threads_reason": self.threads_decision.reason,
             "env_backend": self.env.backend,
@@ -466,8 +468,8 @@ class Session:
             return
         if self.learner.compile_seconds is not None and not self._compile_reported:
             self._compile_reported = True
-            self.progress.write(f"update: compiled in {self.learner.compile_seconds:.1f} s (the first update; "
-                                "seconds with torch's on-disk compile cache warm, tens of seconds cold)")
+            self.progress.write(f"update: first call {self.learner.compile_seconds:.2f} s, {self.learner.update_kind} "
+                                "(a compile: seconds with torch's on-disk cache warm, tens of seconds cold)")
         steps = self.step - w["last_step"]
         seconds = self.train_time - w["last_train_time"]
         row: dict[str, Any] = {

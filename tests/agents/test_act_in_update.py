@@ -83,7 +83,7 @@ def test_acting_observations_of_the_wrong_width_are_refused_before_updating():
 def test_compiled_acting_update_is_one_graph_and_matches_eager(kind):
     """The actions are part of the one compiled graph (dynamo + AOTAutograd here) and equal eager ones up to
     float32 rounding; the first-call check compares them too and keeps compiling."""
-    eager, traced = _learner(kind), _learner(kind, compile=True)
+    eager, traced = _learner(kind), _learner(kind, compile=True, native_update=False)
     compiled = traced._update_fn  # the learner's CompiledUpdate (its first-call check), tracing without inductor
     compiled._compiled = torch.compile(compiled._eager, fullgraph=True, backend="aot_eager")
     stats = torch._dynamo.utils.counters["stats"]
@@ -101,7 +101,7 @@ def test_compiled_acting_update_is_one_graph_and_matches_eager(kind):
 def test_the_first_call_check_compares_the_returned_actions(monkeypatch):
     """A compiled update whose state is right but whose actions are wrong falls back all the same."""
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
-    learner = _learner("sac", compile=True)
+    learner = _learner("sac", compile=True, native_update=False)
 
     def wrong_actions(*args):
         return learner._update_fn._eager(*args) + 1e-2

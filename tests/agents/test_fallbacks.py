@@ -53,7 +53,7 @@ def _failing_compile(message):
 
 def _compiled_beside_eager(steps):
     """A compiling SAC learner and an eager one stepped on the same batches; the fallback warnings caught."""
-    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
+    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True, native_update=False))
     reference = SACLearner(OBS, ACT, CFG)
     with fallback_warnings() as caught:
         for step in range(steps):
@@ -151,7 +151,7 @@ def test_torch_without_trace_autograd_ops_updates_eagerly_with_one_warning(monke
     monkeypatch.setattr(compilation, "trace_autograd_ops_supported", lambda: False)
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("must not try to compile"))
     with fallback_warnings() as caught:
-        learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True))
+        learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True, native_update=False))
         reference = SACLearner(OBS, ACT, CFG)
         for step in range(2):
             learner.update(_batch(seed=step))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,13 +40,30 @@ def test_products_replay_holds_the_compiled_updates_products():
 
     torch.manual_seed(0)
     batches = bench_update.make_batches(2, 256, 17, 6)
-    learner = SACLearner(17, 6, LearnerConfig(compile=True))
+    learner = SACLearner(17, 6, LearnerConfig(compile=True, native_update=False))
     learner.update(batches[0])  # compiles (and checks against eager)
     assert not learner.fallbacks
     replay, _ = bench_update.ProductsReplay.record(learner.update, batches[1])
     expected = update_flops(17, 6, (256, 256), 256)
     assert len(replay.calls) >= 16  # the sixteen 256 x 256 x 256-class products at least
     assert 0.99 * expected <= replay.flops <= expected
+    replay()
+
+
+def test_products_replay_through_the_dispatcher_holds_the_native_updates_products():
+    """The native update's products come from C++ through torch's dispatcher: a dispatcher-level recording lists
+    them (the update's matrix products less the critics' first-layer input gradient of the observations, which
+    the actor's step does not need, and the 1-output layers' outer products, which it writes as loops)."""
+    from fastsac.agents import LearnerConfig, SACLearner
+
+    torch.manual_seed(0)
+    batches = bench_update.make_batches(2, 256, 17, 6)
+    learner = SACLearner(17, 6, LearnerConfig(compile=True))
+    if learner.update_kind != "native":
+        pytest.skip(f"no native update here: {learner.native_unsupported}")
+    learner.update(batches[0])
+    replay, _ = bench_update.ProductsReplay.record(learner.update, batches[1], through="dispatcher")
+    assert 0.98 * update_flops(17, 6, (256, 256), 256) <= replay.flops <= update_flops(17, 6, (256, 256), 256)
     replay()
 
 

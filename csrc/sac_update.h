@@ -1,0 +1,44 @@
+// The native continuous-SAC update on the CPU (sac_update_cpu.cpp): what it reads and writes, by reference to the
+// learner's own tensors (fastsac/agents/native_update.py passes them). Float32, contiguous, on the CPU.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "ops.h"
+
+namespace fastsac {
+
+// The networks and the state the update writes in place.
+struct SacNets {
+  std::vector<Tensor> actor;          // trunk [W, b]..., then W_mean, b_mean, W_log_std, b_log_std (nn.Linear)
+  std::vector<Tensor> critic;         // [W, b]... stacked over members: W (C, out, in), b (C, out)
+  std::vector<Tensor> target_critic;  // as critic
+  Tensor log_alpha;                   // 0-dim
+  Tensor target_entropy;              // 0-dim
+  Tensor metric_sums;                 // (7,): Learner._metric_sums
+};
+
+// One ForeachAdam (fastsac/agents/optim.py): its state tensors and hyper-parameters; params are the network's.
+struct AdamRef {
+  std::vector<Tensor> exp_avg, exp_avg_sq;
+  Tensor step_count, beta_pows, betas, step_size, bias_correction2_sqrt;
+  double lr, beta1, beta2, eps;
+};
+
+struct SacBatch {
+  Tensor obs, action, reward, next_obs, terminated;
+  Tensor noise;  // (2, B, A): [0] the next-state action's, [1] the current action's
+};
+
+struct SacHyper {
+  double gamma, tau, log_std_lo, log_std_hi;
+  bool update_actor;
+};
+
+// One update, in place; the stochastic policy's actions for act_obs after it (with act_noise), when given.
+std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_opt, const AdamRef& critic_opt,
+                                     const std::optional<AdamRef>& alpha_opt, const SacBatch& batch,
+                                     const SacHyper& hyper, const OptTensor& act_obs, const OptTensor& act_noise);
+
+}  // namespace fastsac

@@ -1,0 +1,393 @@
+// One whole continuous-SAC update on the CPU, written out: the native update of fastsac/agents/native_update.py.
+//
+// The same arithmetic as SACLearner._update (fastsac/agents/sac.py, learner.py) for its default networks: an MLP
+// actor (ReLU trunk, mean and raw log-std heads) and C stacked MLP critics (ReLU, one output), run
+// feature-major as EnsembleQ._forward_mlp runs them. Float32, contiguous tensors; the Python side checks that
+// before it calls (NativeUpdate.supports) and compares the first call with the eager update. Why it exists:
+// the compiled update spends 22-28% of its time besides its matrix products (bench/RESULTS.md, eighth
+// session); here the products are the same ATen calls, and everything else is a few fused loops over memory
+// the update already holds: bias and ReLU in place (the ReLU mask is read from the activation itself), the
+// critic's loss, its gradient and the Adam steps in one pass per tensor, no Python between them.
+//
+// Step order, as the eager update: the target (the actor on s', the fused op, the target critics, the min);
+// the critics' loss, gradient and Adam step; then, when update_actor, the actor's loss through the *updated*
+// critics, one backward pass into the actor, the actor's and log_alpha's Adam steps; the Polyak lerp of the
+// target critics; the metric sums; the next actions (when asked) from the updated actor.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <cmath>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "ops.h"
+#include "sac_update.h"
+
+namespace fastsac {
+namespace {
+
+using Tensors = std::vector<Tensor>;
+
+
+using Vec = at::vec::Vectorized<float>;
+
+// out (rows, n) += bias[row] per row (feature-major: one bias per row), then max(., 0) when relu.
+void add_row_bias_(Tensor& out, const Tensor& bias, bool relu) {
+  const int64_t rows = bias.numel(), n = out.numel() / rows;
+  float* o = out.data_ptr<float>();
+  const float* b = bias.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = o + r * n;
+      const Vec br(b[r]), zero(0.0f);
+      int64_t j = 0;
+      for (; j + Vec::size() <= n; j += Vec::size()) {
+        const Vec x = Vec::loadu(row + j) + br;
+        (relu ? at::vec::maximum(x, zero) : x).store(row + j);
+      }
+      for (; j < n; ++j) row[j] = relu ? std::max(row[j] + b[r], 0.0f) : row[j] + b[r];
+    }
+  });
+}
+
+// out (rows, n) += bias[col] per column (batch-major), then max(., 0).
+void add_col_bias_relu_(Tensor& out, const Tensor& bias) {
+  const int64_t n = bias.numel(), rows = out.numel() / n;
+  float* o = out.data_ptr<float>();
+  const float* b = bias.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    const Vec zero(0.0f);
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = o + r * n;
+      int64_t j = 0;
+      for (; j + Vec::size() <= n; j += Vec::size()) {
+        at::vec::maximum(Vec::loadu(row + j) + Vec::loadu(b + j), zero).store(row + j);
+      }
+      for (; j < n; ++j) row[j] = std::max(row[j] + b[j], 0.0f);
+    }
+  });
+}
+
+// grad *= (activation > 0), in place: the ReLU's backward read from its output.
+void relu_mask_(Tensor& grad, const Tensor& activation) {
+  float* g = grad.data_ptr<float>();
+  const float* a = activation.data_ptr<float>();
+  at::parallel_for(0, grad.numel(), 8192, [&](int64_t i0, int64_t i1) {
+    const Vec zero(0.0f);
+    int64_t i = i0;
+    for (; i + Vec::size() <= i1; i += Vec::size()) {
+      Vec::blendv(zero, Vec::loadu(g + i), Vec::loadu(a + i) > zero).store(g + i);
+    }
+    for (; i < i1; ++i) g[i] = a[i] > 0.0f ? g[i] : 0.0f;
+  });
+}
+
+// The gradient below a one-output layer, masked by the ReLU under it: out[c, i, b] = w[c, 0, i] * d[c, 0, b] where
+// act[c, i, b] > 0 (an outer product: a matrix product with an inner size of 1 is slow in BLAS).
+Tensor outer_relu_backward(const Tensor& w, const Tensor& d, const Tensor& act) {
+  const int64_t C = act.size(0), I = act.size(1), B = act.size(2);
+  Tensor out = at::empty_like(act);
+  const float* wp = w.data_ptr<float>();
+  const float* dp = d.data_ptr<float>();
+  const float* ap = act.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, C * I, 16, [&](int64_t r0, int64_t r1) {
+    const Vec zero(0.0f);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / I;
+      const Vec wi(wp[r]);  // w is (C, 1, I): w[c, 0, i] is at r = c * I + i
+      const float* drow = dp + c * B;
+      const float* arow = ap + r * B;
+      float* orow = op + r * B;
+      int64_t b = 0;
+      for (; b + Vec::size() <= B; b += Vec::size()) {
+        Vec::blendv(zero, wi * Vec::loadu(drow + b), Vec::loadu(arow + b) > zero).store(orow + b);
+      }
+      for (; b < B; ++b) orow[b] = arow[b] > 0.0f ? wp[r] * drow[b] : 0.0f;
+    }
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------- critics
+// C stacked MLPs, feature-major: activations (C, features, batch); params [W0, b0, W1, b1, ...], W (C, out, in).
+struct CriticPass {
+  Tensors acts;  // acts[l]: the output of hidden layer l after its ReLU; the last entry is (C, 1, B): the values
+};
+
+CriticPass critic_forward(const Tensors& p, const Tensor& xt) {  // xt: (in, B), shared by the members
+  const int64_t C = p[0].size(0), layers = static_cast<int64_t>(p.size()) / 2;
+  CriticPass pass;
+  Tensor h = xt.unsqueeze(0).expand({C, xt.size(0), xt.size(1)});
+  for (int64_t l = 0; l < layers; ++l) {
+    Tensor out = at::bmm(p[2 * l], h);
+    add_row_bias_(out, p[2 * l + 1], l + 1 < layers);
+    pass.acts.push_back(out);
+    h = out;
+  }
+  return pass;
+}
+
+// Backward from d_values (C, 1, B) to the hidden layers: fills grads (same layout as p) when want_weights, and
+// returns d_hidden of the first layer (C, h1, B) (masked by its ReLU).
+Tensor critic_backward(const Tensors& p, const CriticPass& pass, const Tensor& xt, Tensor d, bool want_weights,
+                       Tensors* grads) {
+  const int64_t layers = static_cast<int64_t>(p.size()) / 2;
+  const int64_t C = p[0].size(0);
+  for (int64_t l = layers - 1; l >= 0; --l) {
+    const Tensor input = l > 0 ? pass.acts[l - 1] : xt.unsqueeze(0).expand({C, xt.size(0), xt.size(1)});
+    if (want_weights) {
+      (*grads)[2 * l] = at::bmm(d, input.transpose(1, 2));
+      (*grads)[2 * l + 1] = d.sum(2);
+    }
+    if (l == 0) break;
+    if (d.size(1) == 1) {
+      d = outer_relu_backward(p[2 * l], d, pass.acts[l - 1]);
+    } else {
+      d = at::bmm(p[2 * l].transpose(1, 2), d);
+      relu_mask_(d, pass.acts[l - 1]);
+    }
+  }
+  return d;
+}
+
+// min over the members of values (C, B), and the members' share of the min's gradient: 1 / (number of members
+// equal to the min) where a member is the min, else 0 (torch.amin's backward).
+std::tuple<Tensor, Tensor> min_over_members(const Tensor& values) {
+  const int64_t C = values.size(0), B = values.size(1);
+  Tensor vmin = at::empty({B}, values.options()), share = at::empty_like(values);
+  const float* v = values.data_ptr<float>();
+  float* m = vmin.data_ptr<float>();
+  float* s = share.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    float best = v[b];
+    for (int64_t c = 1; c < C; ++c) best = std::min(best, v[c * B + b]);
+    int64_t ties = 0;
+    for (int64_t c = 0; c < C; ++c) ties += v[c * B + b] == best;
+    for (int64_t c = 0; c < C; ++c) s[c * B + b] = v[c * B + b] == best ? 1.0f / static_cast<float>(ties) : 0.0f;
+    m[b] = best;
+  }
+  return {vmin, share};
+}
+
+// ------------------------------------------------------------------------------------------------------ actor
+// params [W0, b0, ..., W_{L-1}, b_{L-1}, W_mean, b_mean, W_logstd, b_logstd] (nn.Linear layout, W (out, in)).
+// The two heads run as one product: their weights stacked (2A, width), a 12-wide product instead of two 6-wide
+// ones (each costs about as much as the pair).
+struct ActorPass {
+  Tensors acts;  // the trunk's outputs after their ReLU, (B, width)
+  Tensor heads;  // (2A, width): [W_mean; W_log_std]
+  Tensor mean, log_std;  // (B, A) each, contiguous
+};
+
+ActorPass actor_forward(const Tensors& p, const Tensor& obs) {
+  const int64_t trunk = static_cast<int64_t>(p.size()) / 2 - 2;
+  const int64_t A = p[2 * trunk].size(0);
+  ActorPass pass;
+  Tensor h = obs;
+  for (int64_t l = 0; l < trunk; ++l) {
+    Tensor out = at::mm(h, p[2 * l].t());
+    add_col_bias_relu_(out, p[2 * l + 1]);
+    pass.acts.push_back(out);
+    h = out;
+  }
+  pass.heads = at::cat({p[2 * trunk], p[2 * trunk + 2]}, 0);
+  const Tensor out = at::addmm(at::cat({p[2 * trunk + 1], p[2 * trunk + 3]}, 0), h, pass.heads.t());
+  pass.mean = out.narrow(1, 0, A).contiguous();
+  pass.log_std = out.narrow(1, A, A).contiguous();
+  return pass;
+}
+
+Tensors actor_backward(const Tensors& p, const ActorPass& pass, const Tensor& obs, const Tensor& d_mean,
+                       const Tensor& d_log_std) {
+  const int64_t trunk = static_cast<int64_t>(p.size()) / 2 - 2;
+  const int64_t A = d_mean.size(1);
+  Tensors g(p.size());
+  const Tensor& h = pass.acts.back();
+  const Tensor d_heads = at::cat({d_mean, d_log_std}, 1);  // (B, 2A)
+  const Tensor g_heads = at::mm(d_heads.t(), h);            // (2A, width)
+  const Tensor g_bias = d_heads.sum(0);
+  g[2 * trunk] = g_heads.narrow(0, 0, A);
+  g[2 * trunk + 1] = g_bias.narrow(0, 0, A);
+  g[2 * trunk + 2] = g_heads.narrow(0, A, A);
+  g[2 * trunk + 3] = g_bias.narrow(0, A, A);
+  Tensor d = at::mm(d_heads, pass.heads);
+  for (int64_t l = trunk - 1; l >= 0; --l) {
+    relu_mask_(d, pass.acts[l]);
+    const Tensor& input = l > 0 ? pass.acts[l - 1] : obs;
+    g[2 * l] = at::mm(d.t(), input);
+    g[2 * l + 1] = d.sum(0);
+    if (l > 0) d = at::mm(d, p[2 * l]);
+  }
+  return g;
+}
+
+// ------------------------------------------------------------------------------------------------------- Adam
+// ForeachAdam.step (fastsac/agents/optim.py) on float32 tensors, one pass per tensor, the same operations in
+// the same order: m = lerp(m, g, 1 - beta1); v = v * beta2 + (1 - beta2) * g * g;
+// p += (m / (sqrt(v) / bc2 + eps)) * step_size; then the step count, beta powers and next step's factors.
+void adam_step(const AdamRef& opt, const Tensors& params, const Tensors& grads) {
+  const float w = static_cast<float>(1.0 - opt.beta1), beta2 = static_cast<float>(opt.beta2);
+  const float one_minus_beta2 = static_cast<float>(1.0 - opt.beta2), eps = static_cast<float>(opt.eps);
+  const float step_size = opt.step_size.item<float>(), bc2 = opt.bias_correction2_sqrt.item<float>();
+  for (size_t k = 0; k < params.size(); ++k) {
+    float* p = params[k].data_ptr<float>();
+    float* m = opt.exp_avg[k].data_ptr<float>();
+    float* v = opt.exp_avg_sq[k].data_ptr<float>();
+    const Tensor g_c = grads[k].contiguous();
+    const float* g = g_c.data_ptr<float>();
+    at::parallel_for(0, params[k].numel(), 8192, [&](int64_t i0, int64_t i1) {
+      const Vec vw(w), vbeta2(beta2), vone_minus_beta2(one_minus_beta2), veps(eps), vbc2(bc2), vstep(step_size);
+      int64_t i = i0;
+      for (; i + Vec::size() <= i1; i += Vec::size()) {
+        const Vec gi = Vec::loadu(g + i), m0 = Vec::loadu(m + i);
+        const Vec mi = m0 + vw * (gi - m0);  // torch.lerp for a weight below 0.5
+        const Vec vi = Vec::loadu(v + i) * vbeta2 + vone_minus_beta2 * gi * gi;
+        mi.store(m + i);
+        vi.store(v + i);
+        (Vec::loadu(p + i) + (mi / (vi.sqrt() / vbc2 + veps)) * vstep).store(p + i);
+      }
+      for (; i < i1; ++i) {
+        const float gi = g[i];
+        const float mi = m[i] + w * (gi - m[i]);
+        const float vi = v[i] * beta2 + one_minus_beta2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] += (mi / (std::sqrt(vi) / bc2 + eps)) * step_size;
+      }
+    });
+  }
+  opt.step_count.add_(1.0);
+  opt.beta_pows.mul_(opt.betas);
+  // The next step's factors, as ForeachAdam._prepare_next_step forms them in float64 (Python's lr / t is
+  // reciprocal(t) * lr), rounded to float32.
+  const double* pows = opt.beta_pows.data_ptr<double>();
+  const double* betas = opt.betas.data_ptr<double>();
+  const double next0 = pows[0] * betas[0], next1 = pows[1] * betas[1];
+  opt.step_size.fill_(static_cast<float>((1.0 / (1.0 - next0)) * -opt.lr));
+  opt.bias_correction2_sqrt.fill_(static_cast<float>(std::sqrt(1.0 - next1)));
+}
+
+// target <- target + tau * (source - target) (torch.lerp for tau below 0.5), per tensor.
+void lerp_(const Tensors& target, const Tensors& source, double tau) {
+  const float w = static_cast<float>(tau);
+  for (size_t k = 0; k < target.size(); ++k) {
+    float* t = target[k].data_ptr<float>();
+    const float* s = source[k].data_ptr<float>();
+    at::parallel_for(0, target[k].numel(), 8192, [&](int64_t i0, int64_t i1) {
+      const Vec vw(w);
+      int64_t i = i0;
+      for (; i + Vec::size() <= i1; i += Vec::size()) {
+        const Vec ti = Vec::loadu(t + i);
+        (ti + vw * (Vec::loadu(s + i) - ti)).store(t + i);
+      }
+      for (; i < i1; ++i) t[i] += w * (s[i] - t[i]);
+    });
+  }
+}
+
+Tensor policy_actions(const Tensors& actor, const Tensor& obs, const Tensor& noise, BoundsArg bounds) {
+  const ActorPass pass = actor_forward(actor, obs);
+  return std::get<0>(squashed_gaussian_fwd_cpu(pass.mean, pass.log_std, noise, std::nullopt, std::nullopt, bounds,
+                                               false));
+}
+
+}  // namespace
+
+std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_opt, const AdamRef& critic_opt,
+                                     const std::optional<AdamRef>& alpha_opt, const SacBatch& batch,
+                                     const SacHyper& hyper, const OptTensor& act_obs, const OptTensor& act_noise) {
+  at::AutoGradMode no_grad(false);
+  const int64_t B = batch.obs.size(0), obs_dim = batch.obs.size(1), A = batch.action.size(1);
+  const BoundsArg bounds{true, hyper.log_std_lo, 0.5 * (hyper.log_std_hi - hyper.log_std_lo)};
+  const float alpha = std::exp(nets.log_alpha.item<float>());  // detached, before this step's alpha update
+
+  // Target: r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha * log pi(a'|s')).
+  Tensor y;
+  {
+    const ActorPass next = actor_forward(nets.actor, batch.next_obs);
+    auto [next_action, next_log_prob, unused] = squashed_gaussian_fwd_cpu(
+        next.mean, next.log_std, batch.noise.select(0, 0), std::nullopt, std::nullopt, bounds, false);
+    const Tensor xt = at::cat({batch.next_obs, next_action}, 1).t().contiguous();
+    const CriticPass target = critic_forward(nets.target_critic, xt);
+    const Tensor next_q = std::get<0>(min_over_members(target.acts.back().view({-1, B})));
+    const Tensor not_done = 1.0 - batch.terminated.reshape({-1}).to(at::kFloat);
+    y = batch.reward.reshape({-1}).to(at::kFloat) + hyper.gamma * not_done * (next_q - alpha * next_log_prob);
+  }
+
+  // Critics: sum over members of mean((q - y)^2), its gradient, Adam.
+  const Tensor xt = at::cat({batch.obs, batch.action}, 1).t().contiguous();
+  float critic_loss = 0.0f, q_mean = 0.0f;
+  {
+    const CriticPass pass = critic_forward(nets.critic, xt);
+    const Tensor q = pass.acts.back();  // (C, 1, B)
+    const int64_t C = q.size(0);
+    Tensor d = at::empty_like(q);
+    const float* qp = q.data_ptr<float>();
+    const float* yp = y.data_ptr<float>();
+    float* dp = d.data_ptr<float>();
+    double loss = 0.0, qsum = 0.0;  // summed as torch does per member: mean over the batch, then over members
+    for (int64_t c = 0; c < C; ++c) {
+      float member = 0.0f;
+      for (int64_t b = 0; b < B; ++b) {
+        const float diff = qp[c * B + b] - yp[b];
+        member += diff * diff;
+        dp[c * B + b] = 2.0f * diff / static_cast<float>(B);
+        qsum += qp[c * B + b];
+      }
+      loss += member / static_cast<float>(B);
+    }
+    critic_loss = static_cast<float>(loss);
+    q_mean = static_cast<float>(qsum / static_cast<double>(C * B));
+    Tensors grads(nets.critic.size());
+    critic_backward(nets.critic, pass, xt, d, true, &grads);
+    adam_step(critic_opt, nets.critic, grads);
+  }
+
+  float actor_loss = 0.0f, entropy = 0.0f, alpha_loss = 0.0f;
+  if (hyper.update_actor) {
+    const ActorPass pass = actor_forward(nets.actor, batch.obs);
+    const Tensor noise = batch.noise.select(0, 1);
+    auto [action, log_prob, lp_sum] =
+        squashed_gaussian_fwd_cpu(pass.mean, pass.log_std, noise, std::nullopt, std::nullopt, bounds, true);
+    const float gap = lp_sum->item<float>() / static_cast<float>(B) + nets.target_entropy.item<float>();
+    const Tensor xa = at::cat({batch.obs, action}, 1).t().contiguous();
+    const CriticPass critic = critic_forward(nets.critic, xa);  // the updated critics
+    const Tensor values = critic.acts.back().view({-1, B});
+    auto [q_min, share] = min_over_members(values);
+    actor_loss = (alpha * log_prob - q_min).mean().item<float>();
+    entropy = -log_prob.mean().item<float>();
+    alpha_loss = nets.log_alpha.item<float>() * -gap;
+    // d actor_loss / d q_j = -share_j / B; through the critics to the action inputs.
+    Tensor d = (share * (-1.0f / static_cast<float>(B))).view({-1, 1, B});
+    const Tensor d_hidden = critic_backward(nets.critic, critic, xa, d, false, nullptr);
+    const Tensor w_action = nets.critic[0].narrow(2, obs_dim, A);  // (C, h1, A)
+    const Tensor d_action = at::bmm(w_action.transpose(1, 2), d_hidden).sum(0).t().contiguous();  // (B, A)
+    const Tensor d_log_prob = at::full({B}, alpha / static_cast<float>(B), log_prob.options());
+    auto [d_mean, d_log_std] =
+        squashed_gaussian_bwd_cpu(d_action, d_log_prob, pass.mean, pass.log_std, noise, std::nullopt, bounds);
+    adam_step(actor_opt, nets.actor, actor_backward(nets.actor, pass, batch.obs, d_mean, d_log_std));
+    if (alpha_opt.has_value()) {
+      adam_step(*alpha_opt, {nets.log_alpha}, {at::full({}, -gap, nets.log_alpha.options())});
+    }
+  }
+  lerp_(nets.target_critic, nets.critic, hyper.tau);
+
+  float* sums = nets.metric_sums.data_ptr<float>();
+  sums[0] += critic_loss;
+  sums[1] += q_mean;
+  sums[2] += 1.0f;
+  if (hyper.update_actor) {
+    sums[3] += actor_loss;
+    sums[4] += entropy;
+    sums[5] += alpha_loss;
+    sums[6] += 1.0f;
+  }
+  if (!act_obs.has_value()) return std::nullopt;
+  return policy_actions(nets.actor, *act_obs, *act_noise, bounds);
+}
+
+}  // namespace fastsac

@@ -1,0 +1,121 @@
+"""The continuous SAC update as one C++ call on a CPU (``csrc/sac_update_cpu.cpp``): the native update.
+
+On a CPU, torch.compile's update spends 22-28% of its time outside its matrix products (at two threads; 14-17%
+at one): the wrapper's Python, the dispatcher, guards, the bias copies of ``baddbmm``, Inductor's ReLU and Adam
+kernels (bench/RESULTS.md, eighth session). The native update makes the same matrix products (ATen's, in the
+layouts of ``EnsembleQ._forward_mlp``). Everything else is a few vectorized loops over the learner's own tensors,
+with no Python in between and nothing to compile:
+
+- bias and ReLU in place, the ReLU's backward read from its output;
+- the 1-output layer's backward as an outer product;
+- ForeachAdam's arithmetic in one pass per tensor;
+- the Polyak lerp.
+
+It is ``SACLearner._update`` written out for the default networks, in the same step order. It writes the same
+tensors in place: parameters, optimizer moments and step factors, the metric sums. It draws no random numbers:
+the learner passes the noise it drew. Checkpoints, metrics and the trainer's loop do not change.
+
+It runs where :func:`unsupported` returns None:
+
+- an exact ``SACLearner`` on a CPU, with the fused ops on the C++ extension;
+- the default networks (an MLP actor with mean and log-std heads, MLP critic members);
+- float32;
+- no observation normalization, no weight decay, no data-parallel ``grad_reducer``.
+
+A learner with ``cfg.compile`` and ``cfg.native_update`` uses it instead of torch.compile. Its first call of each
+kind is compared with the eager update (``CompiledUpdate``), and any failure falls back to torch.compile, loudly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from fastsac.agents.networks import Actor, ContinuousTwinQ
+
+if TYPE_CHECKING:
+    from fastsac.agents.optim import ForeachAdam
+    from fastsac.agents.sac import SACLearner
+
+__all__ = ["NativeUpdate", "unsupported"]
+
+
+def _extension():
+    """The loaded C++ extension module with the native update, or None."""
+    from fastsac.ops import extension
+
+    module = extension.module_for("cpu")
+    return module if module is not None and hasattr(module, "sac_update_cpu") else None
+
+
+def unsupported(learner: SACLearner) -> str | None:
+    """Why ``learner`` cannot run the native update (a sentence), or None when it can."""
+    from fastsac.agents.sac import SACLearner
+
+    if type(learner) is not SACLearner:
+        return f"it is written for SACLearner, not {type(learner).__name__}"
+    if learner.device.type != "cpu":
+        return f"it runs on a CPU, the learner is on {learner.device}"
+    if learner.backend != "cuda":  # the C++ extension's backend name (its CPU kernels run CPU tensors)
+        return f"the fused ops run on the {learner.backend!r} backend, not the C++ extension"
+    if _extension() is None:
+        return "the C++ extension with sac_update_cpu is not built"
+    if learner.obs_norm is not None:
+        return "observation normalization is on"
+    if type(learner.actor) is not Actor or type(learner.critic) is not ContinuousTwinQ:
+        return "the networks are not the default actor and twin critics"
+    if learner.critic._layers is None or learner.critic._buffer_names:
+        return f"the critic members are not plain MLPs (critic_network={learner.cfg.critic_network!r})"
+    tensors = [*learner.actor_params, *learner.critic_params, *learner.target_params, learner.entropy.log_alpha]
+    if any(t.dtype != torch.float32 or not t.is_contiguous() for t in tensors):
+        return "a network parameter is not a contiguous float32 tensor"
+    optimizers = [o for o in (learner.actor_optim, learner.critic_optim, learner.alpha_optim) if o is not None]
+    if any(o.weight_decay != 0.0 for o in optimizers):
+        return "an optimizer has weight decay"
+    return None
+
+
+def _adam(opt: ForeachAdam):
+    return (opt.exp_avg, opt.exp_avg_sq,
+            [opt.step_count, opt.beta_pows, opt._betas, opt.step_size, opt.bias_correction2_sqrt],
+            [opt.lr, opt.betas[0], opt.betas[1], opt.eps])
+
+
+def _float_rows(name: str, t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``t`` as a contiguous float32 CPU tensor of ``shape``, or a ValueError that says what it is."""
+    if t.device.type != "cpu" or tuple(t.shape) != shape:
+        raise ValueError(f"native SAC update: {name} must be a CPU tensor of shape {shape}, got {tuple(t.shape)} on "
+                         f"{t.device}")
+    return t.to(torch.float32).contiguous()
+
+
+class NativeUpdate:
+    """``SACLearner._update``'s signature and effect, as one call of the C++ extension's ``sac_update_cpu``."""
+
+    def __init__(self, learner: SACLearner):
+        reason = unsupported(learner)
+        if reason is not None:
+            raise ValueError(f"native SAC update: not for this learner: {reason}")
+        self._learner = learner
+        self._fn = _extension().sac_update_cpu
+
+    def __call__(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
+                 act_obs=None, act_noise=None):
+        lr = self._learner
+        if lr.grad_reducer is not None:
+            raise RuntimeError("native SAC update: the learner has a data-parallel grad_reducer, which this update "
+                               "has no hook for")
+        n, a = obs.shape[0], lr.action_dim
+        batch = [_float_rows("obs", obs, (n, lr.obs_dim)), _float_rows("action", action, (n, a)),
+                 _float_rows("reward", reward.reshape(-1), (n,)), _float_rows("next_obs", next_obs, (n, lr.obs_dim)),
+                 _float_rows("terminated", terminated.reshape(-1), (n,)), _float_rows("noise", noise, (2, n, a))]
+        if act_obs is not None:
+            act_obs = _float_rows("act_obs", act_obs, (act_obs.shape[0], lr.obs_dim))
+            act_noise = _float_rows("act_noise", act_noise, (act_obs.shape[0], a))
+        entropy = lr.entropy
+        return self._fn(lr.actor_params, lr.critic_params, lr.target_params, entropy.log_alpha,
+                        entropy.target_tensor, lr._metric_sums, _adam(lr.actor_optim), _adam(lr.critic_optim),
+                        None if lr.alpha_optim is None else _adam(lr.alpha_optim), batch, bool(update_actor),
+                        float(lr.cfg.gamma), float(lr.cfg.tau), float(lr.log_std_bounds[0]),
+                        float(lr.log_std_bounds[1]), act_obs, act_noise)

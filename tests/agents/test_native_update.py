@@ -1,0 +1,200 @@
+"""The native CPU update (csrc/sac_update_cpu.cpp via fastsac.agents.native_update): the eager update's numbers,
+its gradients against float64 autograd, where it applies, and its loud fallback to torch.compile."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from fastsac import ops
+from fastsac.agents import ActionSpec, LearnerConfig, SACLearner, compilation, make_learner, native_update
+from fastsac.agents.optim import ForeachAdam
+from fastsac.fallbacks import FallbackWarning
+
+from .test_learner import ACT, OBS, _all_state, _assert_same_state, _batch
+
+pytestmark = pytest.mark.skipif(native_update._extension() is None,
+                                reason="the C++ extension (with sac_update_cpu) is not built")
+
+BASE = LearnerConfig(hidden_sizes=(32, 32), seed=7)
+
+
+def _pair(**changes):
+    """An eager SAC learner and a native one, from the same seed (the same networks and noise)."""
+    cfg = dataclasses.replace(BASE, **changes)
+    native = SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=True))
+    assert native.update_kind == "native", native.native_unsupported
+    return SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=False)), native
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"hidden_sizes": (24, 16, 8), "critic_hidden_sizes": (40, 20)},  # three actor layers, other critic widths
+    {"policy_delay": 2},  # both variants: with and without the actor's step
+    {"fixed_alpha": True, "initial_alpha": 0.3},
+    {"gamma": 0.9, "tau": 0.05, "log_std_min": -3.0, "log_std_max": 1.0},
+], ids=["default", "widths", "policy_delay", "fixed_alpha", "hyper"])
+def test_native_update_matches_the_eager_update(changes):
+    eager, native = _pair(**changes)
+    for step in range(6):
+        batch = _batch(32, seed=step, terminated=torch.arange(32) % 5 == 0)
+        act_obs = torch.randn(3, OBS, generator=torch.Generator().manual_seed(50 + step)) if step % 2 else None
+        expected, actions = eager.update(batch, act_obs=act_obs), native.update(batch, act_obs=act_obs)
+        if act_obs is not None:
+            torch.testing.assert_close(actions, expected, rtol=1e-5, atol=1e-6)
+    assert native.fallbacks == [] and native.update_kind == "native"
+    assert all(d < compilation.VERIFY_RTOL / 10 for d in native._update_fn.first_call_differences.values())
+    # The same math in float32 with other summation orders: ~1e-6 relative after six Adam steps (measured).
+    _assert_same_state(eager, native, rtol=1e-4, atol=1e-5)
+    em, nm = eager.metrics(), native.metrics()
+    assert em.keys() == nm.keys()
+    for key in em:
+        assert nm[key] == pytest.approx(em[key], rel=1e-4, abs=1e-6), key
+
+
+def _float64_gradients(learner: SACLearner, batch, noise):
+    """The critic's gradient, then (after the critic's Adam step, in float64 too) the actor's and log_alpha's, by
+    autograd on float64 copies of the learner's networks and the reference op."""
+    actor, critic, target = (copy.deepcopy(m).double() for m in (learner.actor, learner.critic, learner.target_critic))
+    obs, action, reward, next_obs, terminated = (t.double() for t in batch)
+    noise = noise.double()
+    lo, hi = learner.log_std_bounds
+    log_alpha = learner.entropy.log_alpha.detach().double().requires_grad_(True)
+    alpha = log_alpha.detach().exp()
+    with torch.no_grad():
+        mean, log_std = actor(next_obs)
+        next_action, next_log_prob = ops.squashed_gaussian(mean, log_std, noise[0], log_std_bounds=(lo, hi),
+                                                           backend="torch")
+        y = reward + learner.cfg.gamma * (1 - terminated) * (target(next_obs, next_action).amin(0) - alpha * next_log_prob)
+    critic_params = list(critic.parameters())
+    critic_loss = (critic(obs, action) - y).square().mean(dim=1).sum()
+    critic_grads = torch.autograd.grad(critic_loss, critic_params)
+    opt = ForeachAdam(critic_params, lr=learner.critic_optim.lr, betas=learner.critic_optim.betas)
+    opt.step(critic_grads)
+    mean, log_std = actor(obs)
+    new_action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
+        mean, log_std, noise[1], log_alpha, learner.entropy.target, log_std_bounds=(lo, hi), backend="torch")
+    actor_loss = (alpha * log_prob - critic(obs, new_action).amin(0)).mean()
+    actor_grads = torch.autograd.grad(actor_loss, list(actor.parameters()))
+    (alpha_grad,) = torch.autograd.grad(alpha_loss, [log_alpha])
+    return critic_grads, actor_grads, alpha_grad
+
+
+def test_native_gradients_match_float64_autograd():
+    """One update from fresh moments leaves exp_avg = (1 - beta1) * grad: the native update's gradients, compared
+    with float64 autograd of the same losses (the noise drawn as the learner draws it)."""
+    _, native = _pair()
+    batch = _batch(64, seed=3, terminated=torch.arange(64) % 7 == 0)
+    noise = native._noise_shape(64)
+    generator = copy.deepcopy(native.generator)
+    noise = torch.empty(noise).normal_(generator=generator)  # the draw the update makes
+    critic_grads, actor_grads, alpha_grad = _float64_gradients(native, batch, noise)
+    native.update(batch)
+    for opt, grads in ((native.critic_optim, critic_grads), (native.actor_optim, actor_grads),
+                       (native.alpha_optim, [alpha_grad])):
+        beta1 = opt.betas[0]
+        for got, want in zip(opt.exp_avg, grads):
+            torch.testing.assert_close(got.double() / (1 - beta1), want.reshape(got.shape), rtol=2e-4, atol=1e-6)
+
+
+def test_native_update_is_bit_reproducible():
+    a, b = _pair()[1], _pair()[1]
+    for step in range(4):
+        batch = _batch(32, seed=step)
+        a.update(batch)
+        b.update(batch)
+    _assert_same_state(a, b)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"native_update": False}, "cfg.native_update is off"),
+    ({"obs_norm": True}, "observation normalization"),
+    ({"critic_network": "layernorm"}, "not plain MLPs"),
+    ({"agent": "crossq"}, "not CrossQLearner"),
+])
+def test_learners_it_does_not_apply_to_compile_with_torch(changes, reason):
+    learner = make_learner(OBS, ActionSpec(False, ACT), dataclasses.replace(BASE, compile=True, **changes))
+    assert learner.update_kind == "compiled"
+    assert reason in learner.native_unsupported
+    assert learner.fallbacks == []  # not a failure: the native update is not a path for these learners
+
+
+def test_discrete_sac_compiles_with_torch():
+    learner = make_learner(OBS, ActionSpec(True, 3), dataclasses.replace(BASE, compile=True))
+    assert learner.update_kind == "compiled" and "DiscreteSACLearner" in learner.native_unsupported
+
+
+def _stub_compile(monkeypatch):
+    """torch.compile replaced by the eager function (the fallback target, without the compile's cost)."""
+    monkeypatch.setattr(compilation, "compile_update", lambda fn: fn)
+
+
+def test_a_failing_native_update_restores_the_state_and_falls_back_to_torch_compile(monkeypatch):
+    monkeypatch.delenv("FASTSAC_STRICT", raising=False)
+    _stub_compile(monkeypatch)
+    eager, native = _pair()
+    fast = native._update_fn._compiled
+
+    def damaging(*args):
+        with torch.no_grad():
+            native.actor_params[0].add_(1.0)
+        fast(*args)
+        raise RuntimeError("boom")
+
+    native._update_fn._compiled = damaging
+    with pytest.warns(FallbackWarning, match="native C\\+\\+ SACLearner update.*boom"):
+        native.update(_batch(16))
+    eager.update(_batch(16))
+    assert [f.kind for f in native.fallbacks] == ["native"] and native.update_kind == "compiled"
+    _assert_same_state(eager, native, rtol=1e-5, atol=1e-6)
+
+
+def test_a_native_update_with_other_numbers_falls_back_and_keeps_the_eager_result(monkeypatch):
+    monkeypatch.delenv("FASTSAC_STRICT", raising=False)
+    _stub_compile(monkeypatch)
+    eager, native = _pair()
+    fast = native._update_fn._compiled
+
+    def off(*args):
+        out = fast(*args)
+        with torch.no_grad():
+            native.critic_optim.exp_avg[2].mul_(1.01)
+        return out
+
+    native._update_fn._compiled = off
+    with pytest.warns(FallbackWarning, match="other numbers than the eager update.*critic_optim.exp_avg\\[2\\]"):
+        native.update(_batch(16))
+    eager.update(_batch(16))
+    assert [f.kind for f in native.fallbacks] == ["native"] and native.update_kind == "compiled"
+    _assert_same_state(eager, native)  # the eager result was kept: bit for bit
+
+
+def test_a_data_parallel_reducer_falls_back_to_torch_compile(monkeypatch):
+    monkeypatch.delenv("FASTSAC_STRICT", raising=False)
+    _stub_compile(monkeypatch)
+    _, native = _pair()
+    native.grad_reducer = lambda grads: grads
+    with pytest.warns(FallbackWarning, match="grad_reducer"):
+        native.update(_batch(16))
+    assert native.update_kind == "compiled"
+
+
+@pytest.mark.parametrize("where", ["action", "reward", "obs"])
+def test_batches_of_the_wrong_shape_are_refused_before_anything_runs(where):
+    """A clear error, and no fallback: a wrong batch is the caller's mistake, not the fast path's failure."""
+    _, native = _pair()
+    obs, action, reward, next_obs, terminated = _batch(16)
+    bad = {"action": (obs, torch.zeros(16, ACT + 1), reward, next_obs, terminated),
+           "reward": (obs, action, reward[:15], next_obs, terminated),
+           "obs": (obs[:, :-1], action, reward, next_obs, terminated)}[where]
+    message = {"action": r"action must be \(16, 2\), got shape \(16, 3\)",
+               "reward": r"16 observations but 15 values in reward", "obs": r"obs must be \(16, 5\), got shape \(16, 4\)"}
+    before = _all_state(native)
+    with pytest.raises(ValueError, match=message[where]):
+        native.update(bad)
+    after = _all_state(native)
+    assert all(torch.equal(before[key], after[key]) for key in before) and native.fallbacks == []
+    assert native.update_kind == "native"
