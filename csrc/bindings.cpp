@@ -164,7 +164,9 @@ namespace {
 
 // A ForeachAdam's state from Python: (exp_avg, exp_avg_sq, [step_count, beta_pows, betas, step_size,
 // bias_correction2_sqrt], [lr, beta1, beta2, eps]) (fastsac/agents/native_update.py builds it).
-AdamRef adam_ref(const std::tuple<std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>, std::vector<double>>& t) {
+using AdamTuple = std::tuple<std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>, std::vector<double>>;
+
+AdamRef adam_ref(const AdamTuple& t) {
   const auto& [m, v, state, hyper] = t;
   TORCH_CHECK(state.size() == 5 && hyper.size() == 4, "sac_update_cpu: an optimizer is (exp_avg, exp_avg_sq, 5 state "
               "tensors, [lr, beta1, beta2, eps])");
@@ -199,8 +201,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("noise"), py::arg("scale"), py::arg("bias"), py::arg("lo"), py::arg("hi"), py::arg("target"),
         py::arg("grad"), py::call_guard<py::gil_scoped_release>(),
         "(action, log_prob, gap or None): the forward, an autograd node with the closed-form backward when grad");
-  using AdamTuple = std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>,
-                               std::vector<double>>;
+  using fastsac::AdamTuple;
   m.def(
       "sac_update_cpu",
       [](std::vector<at::Tensor> actor, std::vector<at::Tensor> critic, std::vector<at::Tensor> target_critic,

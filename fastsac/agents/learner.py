@@ -289,8 +289,8 @@ class Learner:
         batch size N: obs and next_obs (N, obs_dim), N rewards and N termination flags, and (continuous) actions
         (N, action_dim) or (discrete) N actions. Checked before anything is drawn or written."""
         if len(batch) != 5:
-            raise ValueError(f"{type(self).__name__}.update: batch must be (obs, action, reward, next_obs, terminated), "
-                             f"got {len(batch)} items")
+            raise ValueError(f"{type(self).__name__}.update: batch must be (obs, action, reward, next_obs, "
+                             f"terminated), got {len(batch)} items")
         obs, action, reward, next_obs, terminated = batch
         n = obs.shape[0] if obs.dim() == 2 else -1
         rows = [("obs", obs, self.obs_dim), ("next_obs", next_obs, self.obs_dim)]
