@@ -82,11 +82,11 @@ def _adam(opt: ForeachAdam):
             [opt.lr, opt.betas[0], opt.betas[1], opt.eps])
 
 
-def _float_rows(name: str, t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """``t`` as a contiguous float32 CPU tensor of ``shape``, or a ValueError that says what it is."""
-    if t.device.type != "cpu" or tuple(t.shape) != shape:
-        raise ValueError(f"native SAC update: {name} must be a CPU tensor of shape {shape}, got {tuple(t.shape)} on "
-                         f"{t.device}")
+def _cpu_float(name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a contiguous float32 tensor, or a ValueError when it is not on the CPU. (Its shape is checked by
+    ``Learner.update`` before the update runs: ``_check_batch``, ``_check_act_obs``.)"""
+    if t.device.type != "cpu":
+        raise ValueError(f"native SAC update: {name} must be on the CPU, with the learner, got {t.device}")
     return t.to(torch.float32).contiguous()
 
 
@@ -106,13 +106,11 @@ class NativeUpdate:
         if lr.grad_reducer is not None:
             raise RuntimeError("native SAC update: the learner has a data-parallel grad_reducer, which this update "
                                "has no hook for")
-        n, a = obs.shape[0], lr.action_dim
-        batch = [_float_rows("obs", obs, (n, lr.obs_dim)), _float_rows("action", action, (n, a)),
-                 _float_rows("reward", reward.reshape(-1), (n,)), _float_rows("next_obs", next_obs, (n, lr.obs_dim)),
-                 _float_rows("terminated", terminated.reshape(-1), (n,)), _float_rows("noise", noise, (2, n, a))]
+        named = (("obs", obs), ("action", action), ("reward", reward.reshape(-1)), ("next_obs", next_obs),
+                 ("terminated", terminated.reshape(-1)), ("noise", noise))
+        batch = [_cpu_float(name, t) for name, t in named]
         if act_obs is not None:
-            act_obs = _float_rows("act_obs", act_obs, (act_obs.shape[0], lr.obs_dim))
-            act_noise = _float_rows("act_noise", act_noise, (act_obs.shape[0], a))
+            act_obs, act_noise = _cpu_float("act_obs", act_obs), _cpu_float("act_noise", act_noise)
         entropy = lr.entropy
         return self._fn(lr.actor_params, lr.critic_params, lr.target_params, entropy.log_alpha,
                         entropy.target_tensor, lr._metric_sums, _adam(lr.actor_optim), _adam(lr.critic_optim),
