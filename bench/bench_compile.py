@@ -1,13 +1,18 @@
 """What compiling the update costs and saves on this machine: the numbers behind ``fastsac train``'s compile rule.
 
-For each network width: fastsac's eager and compiled update (ms per update, interleaved rounds, fixed threads) and
-the saving per update; then the first compile of the update in fresh processes, once with torch's on-disk caches
-cold (a private, empty ``TORCHINDUCTOR_CACHE_DIR``) and once warm (the same directory again). The break-even
-number of updates is ``compile seconds / saving per update``. The rule in ``fastsac.training.resolve`` uses the
-cold compile time (a run must decide the same way whatever the cache holds: compiled and eager updates differ
-in their last bits, so a seeded run's results must not depend on the cache).
+``compile=True`` on a CPU runs one of two things: the native update (``fastsac.agents.native_update``: one C++
+call, nothing to compile) where it applies, else torch.compile. So, for each network width, three updates in
+interleaved rounds at a fixed thread count: eager (``compile=False``), torch.compile (``compile=True,
+native_update=False``) and native (``compile=True``, where the C++ extension has it), in ms per update, and
+each one's saving over eager. Then each one's first call in a fresh process: torch.compile's with torch's
+on-disk caches cold (a private, empty ``TORCHINDUCTOR_CACHE_DIR``) and warm (the same directory again), and the
+native update's (it compiles nothing, so it has no cache to be warm). The break-even number of updates is
+``first-call seconds / saving per update``. The rule in ``fastsac.training.resolve`` uses the cold compile time
+(a run must decide the same way whatever the cache holds: compiled and eager updates differ in their last
+bits, so a seeded run's results must not depend on the cache).
 
-    python bench/bench_compile.py                     # widths 64 128 256, 1 thread
+    python bench/bench_compile.py                               # HalfCheetah sizes, widths 64 128 256, 1 thread
+    python bench/bench_compile.py --obs-dim 3 --act-dim 1 --widths 64   # the Pendulum quick start's update
     python bench/bench_compile.py --widths 64 256 --threads 2
 """
 
@@ -33,20 +38,31 @@ from bench_update import make_batches, time_updates  # noqa: E402
 
 from fastsac.agents import LearnerConfig, SACLearner  # noqa: E402
 
-OBS, ACT, BATCH = 17, 6, 256
+BATCH = 256
+KINDS = ("eager", "compiled", "native")
+KIND_CONFIG = {"eager": dict(compile=False), "compiled": dict(compile=True, native_update=False),
+               "native": dict(compile=True)}
 
 
-def first_compile_seconds(width: int, threads: int, cache_dir: str) -> float:
-    """Seconds of the first compiled update in a fresh process with ``cache_dir`` as torch's compile cache."""
+def _learner(kind: str, obs: int, act: int, width: int) -> SACLearner | None:
+    """A learner whose update is ``kind``, or None where that kind does not run here (native without the
+    extension's native update)."""
+    learner = SACLearner(obs, act, LearnerConfig(hidden_sizes=(width, width), **KIND_CONFIG[kind]))
+    return learner if kind != "native" or learner.native_unsupported is None else None
+
+
+def first_call_seconds(kind: str, obs: int, act: int, width: int, threads: int, cache_dir: str) -> float:
+    """Seconds of the first update of ``kind`` in a fresh process with ``cache_dir`` as torch's compile cache."""
     code = (
         "import sys, time, torch; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
         "torch.set_num_threads(%d)\n"
         "from bench_update import make_batches\n"
-        "from fastsac.agents import LearnerConfig, SACLearner\n"
-        "L = SACLearner(%d, %d, LearnerConfig(hidden_sizes=(%d, %d), compile=True))\n"
+        "from bench_compile import _learner\n"
+        "L = _learner(%r, %d, %d, %d)\n"
         "b = make_batches(1, %d, %d, %d)[0]\n"
         "t = time.perf_counter(); L.update(b); print(time.perf_counter() - t)\n"
-    ) % (str(ROOT), str(ROOT / "bench"), threads, OBS, ACT, width, width, BATCH, OBS, ACT)
+        "assert L.update_kind == %r, L.update_kind\n"
+    ) % (str(ROOT), str(ROOT / "bench"), threads, kind, obs, act, width, BATCH, obs, act, kind)
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -55,44 +71,59 @@ def first_compile_seconds(width: int, threads: int, cache_dir: str) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--act-dim", type=int, default=6)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--compile-width", type=int, default=256, help="width whose first compile is timed cold/warm")
+    p.add_argument("--compile-width", type=int, default=None,
+                   help="width whose first calls are timed (default: the last of --widths)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    batches = make_batches(8, BATCH, OBS, ACT)
+    obs, act = args.obs_dim, args.act_dim
+    args.compile_width = args.compile_width or args.widths[-1]
+    batches = make_batches(8, BATCH, obs, act)
     rows = []
     for width in args.widths:
-        cfg = dict(hidden_sizes=(width, width))
-        eager = SACLearner(OBS, ACT, LearnerConfig(**cfg, compile=False)).update
-        compiled = SACLearner(OBS, ACT, LearnerConfig(**cfg, compile=True)).update
-        for f in (eager, compiled):
-            time_updates(f, batches, 10)
-        e, c = [], []
+        updates = {k: lr.update for k in KINDS if (lr := _learner(k, obs, act, width)) is not None}
+        for f in updates.values():
+            time_updates(f, batches, 10)  # compiles (and checks against eager)
+        times = {k: [] for k in updates}
         for _ in range(args.repeats):
-            e.append(time_updates(eager, batches, args.iters))
-            c.append(time_updates(compiled, batches, args.iters))
-        row = {"width": width, "eager_ms": statistics.median(e), "compiled_ms": statistics.median(c)}
-        row["saving_ms"] = row["eager_ms"] - row["compiled_ms"]
+            for k, f in updates.items():
+                times[k].append(time_updates(f, batches, args.iters))
+        row = {"width": width, **{f"{k}_ms": statistics.median(t) for k, t in times.items()}}
+        for k in updates:
+            if k != "eager":
+                row[f"{k}_saving_ms"] = row["eager_ms"] - row[f"{k}_ms"]
         rows.append(row)
+    first = {}
     with tempfile.TemporaryDirectory() as cache:
-        cold = first_compile_seconds(args.compile_width, args.threads, cache)
-        warm = first_compile_seconds(args.compile_width, args.threads, cache)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH}, obs {OBS}, act {ACT}; "
+        first["compiled_cold_s"] = first_call_seconds("compiled", obs, act, args.compile_width, args.threads, cache)
+        first["compiled_warm_s"] = first_call_seconds("compiled", obs, act, args.compile_width, args.threads, cache)
+        if "native_ms" in rows[0]:
+            first["native_s"] = first_call_seconds("native", obs, act, args.compile_width, args.threads, cache)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH}, obs {obs}, act {act}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"first compile of the 2x{args.compile_width} update: cold cache {cold:.1f} s, warm cache {warm:.1f} s")
-    print(f"{'width':>6}{'eager ms':>10}{'compiled ms':>13}{'saving ms':>11}{'break-even (cold)':>19}"
-          f"{'break-even (warm)':>19}")
+    print(f"first call of the 2x{args.compile_width} update: torch.compile {first['compiled_cold_s']:.1f} s with a "
+          f"cold cache, {first['compiled_warm_s']:.1f} s warm"
+          + (f"; native {first['native_s']:.3f} s" if "native_s" in first else "; native: does not run here"))
+    cost = {"compiled": first["compiled_cold_s"], "native": first.get("native_s")}
+    header = f"{'width':>6}{'eager ms':>10}{'compiled ms':>13}{'saving':>8}{'break-even':>12}"
+    header += f"{'native ms':>11}{'saving':>8}{'break-even':>12}" if "native_s" in first else ""
+    print(header + "   (break-even: updates to repay the first call; torch.compile's with a cold cache)")
     for r in rows:
-        s = r["saving_ms"] / 1e3
-        be_cold = f"{cold / s:,.0f}" if s > 0 else "never"
-        be_warm = f"{warm / s:,.0f}" if s > 0 else "never"
-        print(f"{r['width']:>6}{r['eager_ms']:>10.2f}{r['compiled_ms']:>13.2f}{r['saving_ms']:>11.2f}"
-              f"{be_cold:>19}{be_warm:>19}")
+        line = f"{r['width']:>6}{r['eager_ms']:>10.2f}"
+        for k in ("compiled", "native"):
+            if f"{k}_ms" not in r:
+                continue
+            s = r[f"{k}_saving_ms"] / 1e3
+            line += f"{r[f'{k}_ms']:>{13 if k == 'compiled' else 11}.2f}{r[f'{k}_saving_ms']:>8.2f}"
+            line += f"{cost[k] / s:>12,.0f}" if s > 0 else f"{'never':>12}"
+        print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps({"cold_s": cold, "warm_s": warm, "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({**first, "rows": rows}, indent=2))
     return 0
 
 

@@ -190,6 +190,12 @@ class CompiledUpdate:
                                              f"the eager {self._what}", exc))
             self._compiled, self.kind = None, "eager"
 
+    def drop_native(self) -> None:
+        """Calls run torch.compile instead of the native update from now on (the learner's setup changed to one
+        the native update does not cover: not a failure, so no fallback is recorded)."""
+        if self.kind == "native":
+            self._compile()
+
     @property
     def compiled(self) -> bool:
         """Whether calls run a fast path (the native update or the compiled graph; False after the fallbacks)."""

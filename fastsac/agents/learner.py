@@ -110,10 +110,7 @@ class Learner:
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
         self.num_updates = 0
         self.compile_seconds: float | None = None  # the first compiled update's seconds, once it has run
-        #: Data-parallel hook: maps each backward pass's gradients to what the optimizers apply (the average over
-        #: ranks, ``fastsac.training.distributed``). None (single process): the gradients as computed, at no cost.
-        #: Set it before the first update; it is traced into the compiled update.
-        self.grad_reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
+        self._grad_reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
         # Without observation normalization the update is _update itself (compiled as before: dynamo caches compiled
         # code per code object, up to 8 entries, and _update's is each learner class's own).
         step = self._normalized_update if self.obs_norm is not None else self._update
@@ -129,13 +126,28 @@ class Learner:
     def _native_update(self):
         """The native CPU update (``fastsac.agents.native_update``) where ``cfg.native_update`` asks for it and it
         applies to this learner, else None (and ``native_unsupported`` says why)."""
-        if not self.cfg.native_update:
-            self.native_unsupported = "cfg.native_update is off"
-            return None
         from fastsac.agents import native_update
 
         self.native_unsupported = native_update.unsupported(self)
         return native_update.NativeUpdate(self) if self.native_unsupported is None else None
+
+    @property
+    def grad_reducer(self) -> Callable[[list[torch.Tensor]], list[torch.Tensor]] | None:
+        """Data-parallel hook: maps each backward pass's gradients to what the optimizers apply (the average over
+        ranks, ``fastsac.training.distributed``). None (single process): the gradients as computed, at no cost.
+        Set it before the first update; it is traced into the compiled update. The native update has no place for
+        it: setting one on a learner that runs it switches the update to torch.compile (``native_unsupported``
+        says so; not a fallback, since nothing failed)."""
+        return self._grad_reducer
+
+    @grad_reducer.setter
+    def grad_reducer(self, reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None) -> None:
+        self._grad_reducer = reducer
+        if reducer is not None and self.update_kind == "native":
+            from fastsac.agents import native_update
+
+            self.native_unsupported = native_update.unsupported(self)
+            self._update_fn.drop_native()
 
     def describe_update(self) -> str:
         """What runs the update, and why not the native one where that does not apply (a sentence)."""

@@ -35,10 +35,11 @@ import torch
 from fastsac.agents.networks import Actor, ContinuousTwinQ
 
 if TYPE_CHECKING:
+    from fastsac.agents.config import LearnerConfig
     from fastsac.agents.optim import ForeachAdam
     from fastsac.agents.sac import SACLearner
 
-__all__ = ["NativeUpdate", "unsupported"]
+__all__ = ["NativeUpdate", "config_unsupported", "unsupported"]
 
 
 def _extension():
@@ -49,24 +50,48 @@ def _extension():
     return module if module is not None and hasattr(module, "sac_update_cpu") else None
 
 
+def config_unsupported(cfg: LearnerConfig, device: torch.device, *, discrete: bool,
+                       data_parallel: bool = False) -> str | None:
+    """Why a learner built from ``cfg`` on ``device`` would not run the native update (a sentence), or None when
+    it would, as far as the config tells (``unsupported`` checks the built learner; the compile rule,
+    ``fastsac.training.resolve.decide_compile``, asks this before the learner exists). ``data_parallel``: the
+    learner will get a ``grad_reducer``."""
+    from fastsac import ops
+
+    if not cfg.native_update:
+        return "cfg.native_update is off"
+    if discrete or cfg.agent != "sac":
+        return f"it is written for continuous SAC, not {'discrete SAC' if discrete else cfg.agent}"
+    if device.type != "cpu":
+        return f"it runs on a CPU, the learner is on {device}"
+    backend = ops.resolve_backend(torch.empty(1, device=device), backend=cfg.backend)
+    if backend != "cuda":  # the C++ extension's backend name (its CPU kernels run CPU tensors)
+        return f"the fused ops run on the {backend!r} backend, not the C++ extension"
+    if _extension() is None:
+        return "the C++ extension with sac_update_cpu is not built"
+    if cfg.uses_obs_norm:
+        return "observation normalization is on"
+    if cfg.critic_network != "mlp":
+        return f"the critic members are not plain MLPs (critic_network={cfg.critic_network!r})"
+    if data_parallel:
+        return "data-parallel training averages the gradients in a grad_reducer hook, which it has no place for"
+    return None
+
+
 def unsupported(learner: SACLearner) -> str | None:
     """Why ``learner`` cannot run the native update (a sentence), or None when it can."""
     from fastsac.agents.sac import SACLearner
 
     if type(learner) is not SACLearner:
         return f"it is written for SACLearner, not {type(learner).__name__}"
-    if learner.device.type != "cpu":
-        return f"it runs on a CPU, the learner is on {learner.device}"
-    if learner.backend != "cuda":  # the C++ extension's backend name (its CPU kernels run CPU tensors)
-        return f"the fused ops run on the {learner.backend!r} backend, not the C++ extension"
-    if _extension() is None:
-        return "the C++ extension with sac_update_cpu is not built"
-    if learner.obs_norm is not None:
-        return "observation normalization is on"
+    reason = config_unsupported(learner.cfg, learner.device, discrete=learner.discrete,
+                                data_parallel=learner.grad_reducer is not None)
+    if reason is not None:
+        return reason
     if type(learner.actor) is not Actor or type(learner.critic) is not ContinuousTwinQ:
         return "the networks are not the default actor and twin critics"
     if learner.critic._layers is None or learner.critic._buffer_names:
-        return f"the critic members are not plain MLPs (critic_network={learner.cfg.critic_network!r})"
+        return "the critic members are not plain MLPs"
     tensors = [*learner.actor_params, *learner.critic_params, *learner.target_params, learner.entropy.log_alpha]
     if any(t.dtype != torch.float32 or not t.is_contiguous() for t in tensors):
         return "a network parameter is not a contiguous float32 tensor"

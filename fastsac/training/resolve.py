@@ -2,18 +2,27 @@
 count, whether the update is compiled, the learner's own config, and the global seeds.
 
 Whether to compile (``--compile``/``--no-compile`` decide when given). On CUDA always (the compiled update is
-also captured in a CUDA graph). On a CPU when it pays: compiling costs tens of seconds once (the first update)
-and saves a few milliseconds on every update after it, more for bigger networks. Measured with
-``bench/bench_compile.py`` (2-core x86-64 CI-class machine, torch 2.13, 1 thread, batch 256; bench/RESULTS.md
-has the runs): the first compile of the 2x256 update took 23 s with torch's on-disk cache cold and 3.6 s warm,
-and compiling saved 1.7 ms per update at 2x64 (45 MFLOP of products per update) and 7.1 ms at 2x256 (582 MFLOP).
-The rule: estimated saving per update ``COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * GFLOP`` (the products
-counted by ``fastsac.agents.cost.update_flops``), times the run's updates, against ``CPU_COMPILE_SECONDS``, a
-cold-cache cost with margin for a busy machine. The cold cost always, so that a seeded run decides the same way
-whatever the cache holds (compiled and eager updates differ in their last bits). So the default Pendulum run
-(9,000 updates of 2x64 networks: ~15 s saved against 45 s) stays eager, and a HalfCheetah run of its preset
-(995,000 updates of 2x256: ~2 h saved) compiles. A resumed run keeps the decision it started with, since switching
-would change its numbers.
+also captured in a CUDA graph). On a CPU when it pays, which depends on what ``compile=True`` runs there:
+
+- The native update (``fastsac.agents.native_update``: SAC's update as one C++ call) wherever it applies (the
+  default continuous SAC learner with the C++ extension built). It compiles nothing: its first call took 0.01 s
+  (Pendulum's 2x64) to 0.04 s (HalfCheetah's 2x256), and it saved 1.1 ms per update at Pendulum's 2x64
+  networks and 3.9 ms at HalfCheetah's 2x256 (``bench/bench_compile.py``, 2-core x86-64 CI-class machine, torch
+  2.13, 1 thread, batch 256; bench/RESULTS.md, ninth session). The rule prices it at ``NATIVE_FIRST_CALL_SECONDS``
+  (the first call is also run eagerly to check it, and a busy machine is slower) against ``NATIVE_SAVING_MS +
+  NATIVE_SAVING_MS_PER_GFLOP * GFLOP`` saved per update: it pays from a few hundred updates on, so the default
+  Pendulum run (9,000 updates) runs it.
+- torch.compile elsewhere (CrossQ, discrete SAC, normalized critics, data parallel): compiling costs tens of
+  seconds once and saves a few milliseconds on every update after it. Measured with the same benchmark: the first
+  compile of the 2x256 update took 23 s with torch's on-disk cache cold and 3.6 s warm, and compiling saved 1.7 ms
+  per update at 2x64 (45 MFLOP of products per update) and 7.1 ms at 2x256 (582 MFLOP). Estimated saving per
+  update ``COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * GFLOP`` against ``CPU_COMPILE_SECONDS``, a cold-cache
+  cost with margin for a busy machine. The cold cost always, so that a seeded run decides the same way whatever
+  the cache holds (compiled and eager updates differ in their last bits). A 2x64 run compiles from ~30,000
+  updates on; a HalfCheetah run of its preset (995,000 updates of 2x256: ~2 h saved) compiles.
+
+The products counted are ``fastsac.agents.cost.update_flops``'s. A resumed run keeps the decision it started
+with, since switching would change its numbers.
 
 How many CPU threads torch uses (``--threads N`` decides when given; 0, the default, is this rule). One thread for
 small networks: a 2x64 update gains nothing from a second thread and two threads stall badly when another process
@@ -37,6 +46,7 @@ import torch
 
 from fastsac.agents import LearnerConfig
 from fastsac.agents.cost import update_flops
+from fastsac.agents.native_update import config_unsupported
 from fastsac.training.config import ConfigError, TrainConfig
 
 __all__ = [
@@ -54,6 +64,9 @@ __all__ = [
 CPU_COMPILE_SECONDS = 45.0
 COMPILE_SAVING_MS = 1.2
 COMPILE_SAVING_MS_PER_GFLOP = 10.1
+NATIVE_FIRST_CALL_SECONDS = 0.5
+NATIVE_SAVING_MS = 1.0
+NATIVE_SAVING_MS_PER_GFLOP = 5.0
 AUTO_THREADS_MIN_GFLOP = 0.1  # 2x64 updates are ~0.05 GFLOP, 2x256 ones ~0.6
 
 
@@ -78,8 +91,9 @@ def expected_updates(config: TrainConfig) -> int:
 
 
 def decide_compile(config: TrainConfig, device: torch.device, obs_dim: int, action_size: int, discrete: bool, *,
-                   previous: dict | None = None) -> CompileDecision:
-    """The run's compile decision (see the module docstring). ``previous``: the decision a resumed run made."""
+                   previous: dict | None = None, data_parallel: bool = False) -> CompileDecision:
+    """The run's compile decision (see the module docstring). ``previous``: the decision a resumed run made;
+    ``data_parallel``: the run trains data parallel (torchrun)."""
     if config.compile is not None:
         return CompileDecision(config.compile, f"{'--compile' if config.compile else '--no-compile'} given")
     if previous is not None:
@@ -90,12 +104,21 @@ def decide_compile(config: TrainConfig, device: torch.device, obs_dim: int, acti
         return CompileDecision(True, "CUDA: the update is compiled and captured in a CUDA graph")
     updates = expected_updates(config)
     gflop = update_flops(obs_dim, action_size, config.learner.hidden_sizes, config.batch_size, discrete=discrete) / 1e9
-    saving_ms = COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * gflop
+    no_native = config_unsupported(learner_config(config, compile_=True), device, discrete=discrete,
+                                   data_parallel=data_parallel)
+    if no_native is None:
+        fast, cost_s = "native", NATIVE_FIRST_CALL_SECONDS
+        saving_ms = NATIVE_SAVING_MS + NATIVE_SAVING_MS_PER_GFLOP * gflop
+        what = f"~{cost_s:g} s for the native C++ update's first call"
+    else:
+        fast, cost_s = "compiled", CPU_COMPILE_SECONDS
+        saving_ms = COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * gflop
+        what = f"~{cost_s:.0f} s to compile (the native C++ update does not apply: {no_native})"
     saved_s = updates * saving_ms / 1e3
-    pays = saved_s > CPU_COMPILE_SECONDS
+    pays = saved_s > cost_s
     return CompileDecision(pays, (
-        f"{updates:,} updates x ~{saving_ms:.1f} ms saved each = ~{saved_s:,.0f} s against ~{CPU_COMPILE_SECONDS:.0f} s "
-        f"to compile: {'compiled' if pays else 'eager'} (--compile/--no-compile to choose)"))
+        f"{updates:,} updates x ~{saving_ms:.1f} ms saved each = ~{saved_s:,.0f} s against {what}: "
+        f"{fast if pays else 'eager'} (--compile/--no-compile to choose)"))
 
 
 @dataclass(frozen=True)

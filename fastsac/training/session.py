@@ -121,14 +121,13 @@ class Session:
             torch.set_num_threads(self.threads_decision.threads)
             self._notes.append(f"threads: {self.threads_decision.reason}")
             self.compile_decision = decide_compile(config, self.device, env.obs_dim, action_size, env.is_discrete,
-                                                   previous=compile_decision)
+                                                   previous=compile_decision, data_parallel=dist is not None)
             self.compile = self.compile_decision.compile
             self._notes.append(f"update: {self.compile_decision.reason}")
             lcfg = learner_config(config, compile_=self.compile)
             if dist is not None:  # data parallel: this rank's noise generator; its networks come from rank 0
                 lcfg = dataclasses.replace(lcfg, seed=dist.rank_seed(lcfg.seed))
             self.learner = make_learner(env.obs_dim, env, lcfg, self.device)
-            self._notes += [f"update: {self.learner.describe_update()}"] if self.compile else []
             self.buffer = ReplayBuffer(
                 config.buffer_size,
                 env.obs_dim,
@@ -332,6 +331,8 @@ class Session:
         self.progress = Progress(cfg.total_steps, self.step, cfg.progress and self.is_main, desc=cfg.env_id)
         for note in self._notes:
             self.progress.write(note)
+        if self.compile:  # said here, not when the learner is built: data parallel changes it (grad_reducer)
+            self.progress.write(f"update: {self.learner.describe_update()}")
         for fallback in self.learner.fallbacks:  # also warned when they happened; said again where a run starts
             self.progress.write(fallback.message())
         try:
@@ -468,8 +469,11 @@ class Session:
             return
         if self.learner.compile_seconds is not None and not self._compile_reported:
             self._compile_reported = True
-            self.progress.write(f"update: first call {self.learner.compile_seconds:.2f} s, {self.learner.update_kind} "
-                                "(a compile: seconds with torch's on-disk cache warm, tens of seconds cold)")
+            kind = self.learner.update_kind
+            what = {"native": "nothing to compile; checked against the eager update",
+                    "compiled": "a compile: seconds with torch's on-disk cache warm, tens of seconds cold"}.get(kind)
+            self.progress.write(f"update: first call {self.learner.compile_seconds:.2f} s, {kind}"
+                                + (f" ({what})" if what else ""))
         steps = self.step - w["last_step"]
         seconds = self.train_time - w["last_train_time"]
         row: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -170,13 +171,29 @@ def test_a_broken_native_update_falls_back_to_torch_compile_with_the_state_resto
     _assert_same_state(eager, native)  # bit for bit: the stand-in for torch.compile runs the eager update
 
 
-def test_a_data_parallel_reducer_falls_back_to_torch_compile(monkeypatch):
+def test_a_data_parallel_reducer_switches_the_update_to_torch_compile(monkeypatch):
+    """The native update has no place for the reducer: setting one switches the learner to torch.compile, with
+    the reason kept and no fallback (nothing failed); the reducer then sees every backward pass's gradients."""
     _stub_compile(monkeypatch)
     _, native = _pair()
-    native.grad_reducer = lambda grads: grads
-    with pytest.warns(FallbackWarning, match="grad_reducer"):
+    seen = []
+    native.grad_reducer = lambda grads: seen.append(len(grads)) or grads
+    assert native.update_kind == "compiled" and "grad_reducer" in native.native_unsupported
+    assert "native C++ update does not apply" in native.describe_update()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FallbackWarning)
         native.update(_batch(16))
-    assert native.update_kind == "compiled"
+    assert native.fallbacks == [] and seen  # the critics' and the actor's backward passes went through it
+
+
+def test_the_native_update_refuses_a_reducer_it_was_not_switched_off_for():
+    """Called directly (not through a learner, which switches it off), the native update raises rather than skip
+    the hook."""
+    _, learner = _pair()
+    call = native_update.NativeUpdate(learner)
+    learner._grad_reducer = lambda grads: grads
+    with pytest.raises(RuntimeError, match="grad_reducer"):
+        call(*_batch(16), torch.zeros(learner._noise_shape(16)), True)
 
 
 @pytest.mark.parametrize("where", ["action", "reward", "obs"])

@@ -62,7 +62,9 @@ def main(out: Path, updates: int, compile_: bool, device: str) -> None:
             if device == "cuda":
                 ctx.check_replicas(learner, f"update {k + 1}")
         torch.save(_cpu({"initial": initial, "batches": batches, "noises": noises, "digests": digests,
-                         "final": learner.state_dict(), "world_size": ctx.world_size}), out / f"rank{ctx.rank}.pt")
+                         "final": learner.state_dict(), "world_size": ctx.world_size,
+                         "update_kind": learner.update_kind, "fallbacks": [f.kind for f in learner.fallbacks]}),
+                   out / f"rank{ctx.rank}.pt")
 
 
 if __name__ == "__main__":

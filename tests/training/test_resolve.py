@@ -3,31 +3,69 @@ explicit flags win, resumes keep their decision."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 
-from fastsac.agents import LearnerConfig
+from fastsac.agents import LearnerConfig, native_update
 from fastsac.training.config import TrainConfig
 from fastsac.training.presets import resolve_config
 from fastsac.agents.cost import update_flops
 from fastsac.training import resolve
-from fastsac.training.resolve import CPU_COMPILE_SECONDS, decide_compile, decide_threads, expected_updates
+from fastsac.training.resolve import (CPU_COMPILE_SECONDS, NATIVE_FIRST_CALL_SECONDS, decide_compile, decide_threads,
+                                      expected_updates)
 
 CPU = torch.device("cpu")
 
 
-def test_the_pendulum_quick_start_stays_eager_and_a_halfcheetah_run_compiles():
+needs_native = pytest.mark.skipif(native_update._extension() is None,
+                                  reason="the C++ extension (with sac_update_cpu) is not built")
+
+
+@needs_native
+def test_the_pendulum_quick_start_and_a_halfcheetah_run_run_the_native_update():
+    """The native update costs a few hundredths of a second to start, so both default runs pay for it."""
     pendulum = TrainConfig()
     decision = decide_compile(pendulum, CPU, 3, 1, False)
-    assert not decision.compile and "eager" in decision.reason and f"{expected_updates(pendulum):,} updates" in decision.reason
+    assert decision.compile and decision.reason.endswith("native (--compile/--no-compile to choose)")
+    assert f"{expected_updates(pendulum):,} updates" in decision.reason
     cheetah, _ = resolve_config("auto", {"env_id": "HalfCheetah-v5"})
-    decision = decide_compile(cheetah, CPU, 17, 6, False)
-    assert decision.compile and "compiled" in decision.reason
+    assert "native (" in decide_compile(cheetah, CPU, 17, 6, False).reason
+
+
+@needs_native
+def test_the_native_update_pays_from_a_few_hundred_updates():
+    def compiles(steps, hidden):
+        cfg = TrainConfig(total_steps=steps, learning_starts=0, learner=LearnerConfig(hidden_sizes=hidden))
+        return decide_compile(cfg, CPU, 17, 6, False).compile
+
+    assert not compiles(100, (64, 64)) and compiles(1_000, (64, 64)) and compiles(200, (256, 256))
+    assert NATIVE_FIRST_CALL_SECONDS < 1.0
+
+
+@pytest.mark.parametrize("where", ["native_update off", "discrete", "crossq", "data parallel"])
+def test_where_the_native_update_does_not_apply_torch_compiles_cost_decides(where):
+    """Pendulum's 9,000 updates of 2x64 networks do not repay a torch.compile (CrossQ's wider networks do), and
+    the reason says why the native update was not the choice."""
+    quick = TrainConfig().learner
+    learner = {"native_update off": dataclasses.replace(quick, native_update=False),
+               "crossq": quick.with_agent("crossq")}.get(where, quick)
+    decision = decide_compile(TrainConfig(learner=learner), CPU, 3, 1, where == "discrete",
+                              data_parallel=where == "data parallel")
+    assert decision.compile == (where == "crossq")
+    assert decision.reason.endswith(f"{'compiled' if where == 'crossq' else 'eager'} (--compile/--no-compile to choose)")
+    assert "s to compile (the native C++ update does not apply: " in decision.reason
+    assert {"native_update off": "cfg.native_update is off", "discrete": "not discrete SAC",
+            "crossq": "not crossq", "data parallel": "grad_reducer"}[where] in decision.reason
 
 
 def test_the_break_even_grows_with_the_compile_cost_and_shrinks_with_the_network():
-    """A 2x256 run compiles from a few thousand updates on, a 2x64 one only from ten thousand and more."""
+    """torch.compile (where the native update does not apply): a 2x256 run compiles from a few thousand updates
+    on, a 2x64 one only from ten thousand and more."""
     def compiles(steps, hidden):
-        cfg = TrainConfig(total_steps=steps, learning_starts=0, learner=LearnerConfig(hidden_sizes=hidden))
+        cfg = TrainConfig(total_steps=steps, learning_starts=0,
+                          learner=LearnerConfig(hidden_sizes=hidden, native_update=False))
         return decide_compile(cfg, CPU, 17, 6, False).compile
 
     assert not compiles(2_000, (256, 256)) and compiles(20_000, (256, 256))
@@ -42,9 +80,10 @@ def test_flags_win_and_cuda_compiles():
 
 
 def test_a_resume_keeps_the_decision_it_started_with():
-    first = decide_compile(TrainConfig(), CPU, 3, 1, False)
+    first = decide_compile(TrainConfig(total_steps=1_100), CPU, 3, 1, False)  # 100 updates: eager
     longer = TrainConfig(total_steps=10**7)  # would compile if decided afresh
     kept = decide_compile(longer, CPU, 3, 1, False, previous={"compile": first.compile, "reason": first.reason})
+    assert not first.compile and decide_compile(longer, CPU, 3, 1, False).compile
     assert kept.compile == first.compile and kept.reason.startswith("kept from the run's start")
     again = decide_compile(longer, CPU, 3, 1, False, previous={"compile": kept.compile, "reason": kept.reason})
     assert again.reason == kept.reason
