@@ -11,8 +11,10 @@ the same snapshot and the two are compared on the tensors that change smoothly w
 moments, running statistics, metric sums, the actions the update returns; not the parameters, whose first Adam
 step is about ``lr * sign(grad)`` and flips with rounding): a compiler that miscomputes the update (torch 2.11
 does for CrossQ: the critics' batch-renorm statistics read stale in the actor's loss, 2.5e-3 relative in its
-gradients) then falls back instead of training on wrong numbers. The learner keeps the eager result of that first
-call. :func:`snapshot` and :func:`restore` are also what a CUDA-graph capture uses (``fastsac.agents.cuda_graph``).
+gradients) then falls back instead of training on wrong numbers, keeping the eager result of that call. A call
+that passes keeps its own result (the snapshot taken after it is restored): a run's numbers then do not depend on
+which of its updates was a process's first, as they must for an exact resume. :func:`snapshot` and
+:func:`restore` are also what a CUDA-graph capture uses (``fastsac.agents.cuda_graph``).
 
 Given a ``native`` implementation of the update (``fastsac.agents.native_update``: SAC's update as one C++ call
 on a CPU), :class:`CompiledUpdate` runs that instead of compiling, under the same first-call check; where it raises
@@ -219,17 +221,23 @@ class CompiledUpdate:
         self._compiled_for.add(key)
         if self._compared is not None:
             names, tensors = map(list, zip(*self._compared()))
+            fast_state = snapshot(self._mutable())
             compiled_values = snapshot(tensors)
             compiled_out = out.detach().clone() if isinstance(out, torch.Tensor) else None
             restore(self._mutable(), saved)
-            out = self._eager(*args)  # the result the learner keeps
+            eager_out = self._eager(*args)
             if compiled_out is not None:  # what the update returns (the actions it computes) is compared too
                 names.append("returned actions")
                 compiled_values.append(compiled_out)
-                tensors.append(out)
+                tensors.append(eager_out)
             worst, where = worst_difference(names, compiled_values, tensors)
             self.first_call_differences[key] = worst
             if not worst <= VERIFY_RTOL:
                 self._fail(f"its first call gave other numbers than the eager update (torch {torch.__version__}): "
                            f"{where}, {worst:.2g} of it (allowed {VERIFY_RTOL:g})")
+                return eager_out  # the learner keeps the eager result
+            # Within rounding: the fast path's result is kept, so that no update's numbers depend on whether it was
+            # a process's first (a resumed run's first update is one: exact resume).
+            restore(self._mutable(), fast_state)
+            out = compiled_out
         return out

@@ -157,6 +157,12 @@ class Learner:
             return f"torch.compile (the native C++ update does not apply: {self.native_unsupported})"
         return {"compiled": "torch.compile", "eager": "eager"}[self.update_kind]
 
+    def describe_first_call(self) -> str:
+        """What the first fast-path update took (``compile_seconds``, once it has run) and what that is (a sentence)."""
+        what = {"native": " (nothing to compile; checked against the eager update)",
+                "compiled": " (a compile: seconds with torch's on-disk cache warm, tens of seconds cold)"}
+        return f"first call {self.compile_seconds:.2f} s, {self.update_kind}{what.get(self.update_kind, '')}"
+
     @property
     def update_kind(self) -> str:
         """What runs the update: "native" (one C++ call), "compiled" (torch.compile) or "eager"."""

@@ -469,11 +469,7 @@ class Session:
             return
         if self.learner.compile_seconds is not None and not self._compile_reported:
             self._compile_reported = True
-            kind = self.learner.update_kind
-            what = {"native": "nothing to compile; checked against the eager update",
-                    "compiled": "a compile: seconds with torch's on-disk cache warm, tens of seconds cold"}.get(kind)
-            self.progress.write(f"update: first call {self.learner.compile_seconds:.2f} s, {kind}"
-                                + (f" ({what})" if what else ""))
+            self.progress.write(f"update: {self.learner.describe_first_call()}")
         steps = self.step - w["last_step"]
         seconds = self.train_time - w["last_train_time"]
         row: dict[str, Any] = {
