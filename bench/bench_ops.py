@@ -11,8 +11,8 @@ Providers (each op, with and without its alpha loss):
                         kernels called directly where it is built, else the eager path on the torch backend; on
                         CUDA: the Triton kernels);
 - ``fastsac_compiled``: ``torch.compile`` of a function calling ``fastsac.ops`` (one custom-op node);
-- ``torch`` / ``triton`` / ``cuda``: fastsac with that backend named (on CUDA; on a CPU ``torch`` always and ``cuda``
-                        where the extension is built, or JIT-built with ``--cpp-cpu``).
+- ``torch`` / ``triton`` / ``cpp``: fastsac with that backend named (on CUDA; on a CPU ``torch`` always and ``cpp``
+                        (the C++ extension) where it is built, or JIT-built with ``--cpp-cpu``).
 
 Modes: ``fwd`` (forward under ``no_grad``) and ``fwdbwd`` (forward and backward of a loss using every output).
 Method: fixed thread count; each case is timed in ``--rounds`` interleaved rounds (every provider once per round,
@@ -110,7 +110,7 @@ def providers(op, device, variant, mode, *, explicit_backends=True):
     out["fastsac"] = fastsac_provider(op, "auto")
     out["fastsac_compiled"] = torch.compile(fastsac_provider(op, "auto"), dynamic=True)
     if explicit_backends:
-        for backend in ("torch", "triton", "cuda"):
+        for backend in ops.BACKENDS:
             try:
                 ops.resolve_backend(torch.empty(1, device=device), backend=backend)
             except ops.BackendUnavailableError:

@@ -4,10 +4,10 @@
 #   1. a venv with a CUDA build of torch (kept for the next run; --fresh recreates it, --remove-venv deletes it);
 #   2. `pip install --no-build-isolation -e .` of a copy of this checkout, with no CUDA_HOME set: setup.py must find
 #      the toolkit itself (behind a wrapper nvcc on PATH too), compile for every default arch, link, and install;
-#   3. `import fastsac._C` (built with CUDA) and `available_backends()` naming 'cuda';
+#   3. `import fastsac._C` (built with CUDA) and `available_backends()` naming 'cpp';
 #   4. pytest in that venv: the setup tests (a deliberately wrong toolkit: the install succeeds with the one-line
 #      note, FASTSAC_FORCE_CUDA=1 turns it into a failure), torch.library.opcheck on meta tensors and the fake
-#      CUDA registrations, the C++ tests and every op test of the 'cuda' backend (the nvcc-built module's CPU code,
+#      CUDA registrations, the C++ tests and every op test of the 'cpp' backend (the nvcc-built module's CPU code,
 #      through the custom ops).
 #
 #   bash scripts/check_cuda_build.sh [--fresh] [--remove-venv]
@@ -59,14 +59,14 @@ assert extension.load() is C
 backends = ops.available_backends()
 print("fastsac._C:", C.__file__, "| with_cuda:", C.with_cuda, "| available_backends():", backends,
       "| for cuda tensors:", ops.available_backends("cuda"))
-assert "cuda" in backends, backends  # no GPU here: the compiled module's CPU code serves the 'cuda' backend
+assert "cpp" in backends, backends  # no GPU here: the compiled module's CPU code serves the 'cpp' backend
 assert extension.build_note() is None, extension.build_note()
 EOF
 )
 
-step "pytest: setup (wrong toolkit, FORCE), meta/fake CUDA registrations, the C++ tests, every 'cuda'-backend op test"
+step "pytest: setup (wrong toolkit, FORCE), meta/fake CUDA registrations, the C++ tests, every 'cpp'-backend op test"
 run_tests() { (cd "$WORK/src" && "$VPY" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tail -4; exit "${PIPESTATUS[0]}"); }
 run_tests tests/test_setup.py tests/ops/test_fake_cuda.py tests/csrc/test_cpp_cpu.py
-run_tests tests/ops -k cuda
+run_tests tests/ops -k cpp
 
 step "done in $((SECONDS - t0)) s"

@@ -1,4 +1,4 @@
-"""Fused SAC ops on three backends (PyTorch reference, Triton, C++/CUDA) behind one API.
+"""Fused SAC ops behind one API on three backends: ``torch`` (reference), ``triton``, ``cpp`` (the C++ extension).
 
 Public names (stable; other projects import them)::
 
@@ -10,7 +10,7 @@ Public names (stable; other projects import them)::
     categorical_with_alpha_loss(logits, log_alpha, target_entropy, *, backend="auto")
                       -> (probs, log_probs, entropy, alpha_loss)
     deterministic_action(mean, *, action_scale=None, action_bias=None) -> tanh(mean) * scale + bias
-    available_backends(device=None) -> list[str]
+    available_backends(device=None) -> list[str]              # e.g. ["torch", "triton", "cpp"]
     resolve_backend(*tensors, backend="auto") -> str          # the backend that runs for these tensors
 """
 

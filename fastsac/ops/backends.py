@@ -4,9 +4,10 @@ Backends:
 - ``torch``: the pure-PyTorch reference (``fastsac.ops.reference``); any device, always available.
 - ``triton``: Triton kernels (``fastsac.kernels``); CUDA tensors, and CPU tensors under ``TRITON_INTERPRET=1``
   (the interpreter is a test vehicle, never chosen automatically for CPU tensors).
-- ``cuda``: the compiled C++/CUDA extension (``fastsac.ops.extension``); CUDA tensors when ``fastsac._C`` was built
+- ``cpp``: the compiled C++/CUDA extension (``fastsac.ops.extension``); CUDA tensors when ``fastsac._C`` was built
   with CUDA, CPU tensors whenever it is present (setup.py builds it CPU-only where there is no CUDA) or the
-  JIT-built CPU module is loaded.
+  JIT-built CPU module is loaded. It was named ``cuda`` before; that name now raises, naming ``cpp`` (no silent
+  mapping: a name that says "cuda" would promise GPU-only code).
 
 Selection: an explicit ``backend=`` argument, else ``FASTSAC_BACKEND``, else ``auto``. ``auto`` takes the first
 usable backend in ``AUTO_ORDER`` for the tensors' device and falls back quietly where one cannot run here (not
@@ -26,18 +27,28 @@ import torch
 
 from fastsac.ops import selfcheck
 
-BACKENDS = ("torch", "triton", "cuda")
+BACKENDS = ("torch", "triton", "cpp")
 ENV_VAR = "FASTSAC_BACKEND"
+# Former backend names -> their names now. Naming one raises and says the new name; nothing maps it silently.
+RENAMED = {"cuda": "cpp"}
 # On CUDA the Triton kernels come first: they are specialised per shape by constexprs and need no build step.
 # On CPU the C++ extension comes first: one threaded pass over the rows, called without the custom-op dispatch in
 # eager code (bench/bench_ops.py: faster than the plain PyTorch formula at every batch); the reference where it is
 # not built. The Triton interpreter is for tests (see module docstring).
-AUTO_ORDER = {"cuda": ("triton", "cuda", "torch"), "cpu": ("cuda", "torch")}
+AUTO_ORDER = {"cuda": ("triton", "cpp", "torch"), "cpu": ("cpp", "torch")}  # keys: device types
 _FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
 class BackendUnavailableError(RuntimeError):
-    """A backend named explicitly cannot run the given tensors."""
+    """A backend named explicitly cannot run the given tensors (or is unknown, or a former name)."""
+
+
+def _renamed(name: str, env: bool = False) -> str:
+    """What to tell a user who named ``name``, a former backend name (a key of ``RENAMED``)."""
+    new = RENAMED[name]
+    fix = f"set {ENV_VAR}={new}" if env else f"pass backend={new!r}"
+    where = f"{ENV_VAR}={name}: " if env else ""
+    return f"{where}backend {name!r} is now named {new!r} (the C++ extension runs CPU and CUDA tensors); {fix}"
 
 
 _modules: dict[str, ModuleType | Exception] = {}
@@ -46,10 +57,12 @@ _modules: dict[str, ModuleType | Exception] = {}
 def _import(name: str) -> ModuleType:
     """Import a backend's module once; remember the failure so ``auto`` stays cheap."""
     if name not in _modules:
+        if name not in BACKENDS:
+            raise BackendUnavailableError(_why_unusable(name, "cpu", None))
         module_name = {
             "torch": "fastsac.ops.reference",
             "triton": "fastsac.kernels",
-            "cuda": "fastsac.ops.extension",
+            "cpp": "fastsac.ops.extension",
         }[name]
         try:
             _modules[name] = importlib.import_module(module_name)
@@ -63,6 +76,8 @@ def _import(name: str) -> ModuleType:
 
 def _why_unusable(name: str, device_type: str, dtype: torch.dtype | None) -> str | None:
     """``None`` when ``name`` can run tensors of this device type and dtype, else the reason it cannot."""
+    if name in RENAMED:
+        return _renamed(name)
     if name not in BACKENDS:
         return f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or 'auto'"
     try:
@@ -82,7 +97,7 @@ def _why_unusable(name: str, device_type: str, dtype: torch.dtype | None) -> str
                 return None
             return "Triton runs CPU tensors only under TRITON_INTERPRET=1 (set before import; a test vehicle)"
         return f"Triton does not run {device_type} tensors"
-    # name == "cuda": the compiled extension
+    # name == "cpp": the compiled extension
     if module.is_available(device_type):
         return None
     note = module.build_note()
@@ -95,8 +110,13 @@ def _why_unusable(name: str, device_type: str, dtype: torch.dtype | None) -> str
 
 
 def _requested(backend: str | None) -> str:
+    """The name asked for: ``backend``, else ``FASTSAC_BACKEND``, else ``auto``; a former name raises at once."""
     if backend is None or backend == "auto":
         backend = os.environ.get(ENV_VAR, "auto") or "auto"
+        if backend in RENAMED:
+            raise BackendUnavailableError(_renamed(backend, env=True))
+    elif backend in RENAMED:
+        raise BackendUnavailableError(_renamed(backend))
     return backend
 
 

@@ -4,8 +4,8 @@ From logits ``(..., A)``: ``probs = softmax``, ``log_probs = log_softmax``, ``en
 row-wise, with gradients to the logits; logits of ``-inf`` (masked actions) contribute ``0 * log 0 = 0``.
 The alpha-loss variant adds ``alpha_loss = log_alpha * (mean(entropy.detach()) - target_entropy)`` from the same
 pass (the op returns the entropy gap; the loss is one multiply in its own autograd node), with gradient to
-``log_alpha`` only. Inside ``torch.compile`` and on the Triton / CUDA backends on GPU tensors, forward and backward
-are one graph node each: the C++ extension's ops registered with torch's dispatcher where the extension is the
+``log_alpha`` only. Inside ``torch.compile`` and on the ``triton`` / ``cpp`` backends on GPU tensors, forward and
+backward are one graph node each: the C++ extension's ops registered with torch's dispatcher where the extension is the
 backend (csrc/library.cpp), else ``torch.library`` custom ops in Python. Eager, without the custom-op dispatch: on
 CPU tensors the C++ extension is called directly, its forward alone or, when a gradient is wanted, its C++ autograd
 node (``auto``'s first choice on a CPU where the extension is built), and on the torch backend the reference math
@@ -93,7 +93,7 @@ extension.register_dispatcher_op("categorical", _fake, _fake_backward, _autograd
 def _op_call(logits, target, name):
     """The op on (N, A) rows as one graph node: the extension's dispatcher op where backend ``name`` is the
     extension (no Python in its dispatch), else the Python custom op."""
-    ext = extension.dispatcher_ops(logits.device.type) if name == "cuda" else None
+    ext = extension.dispatcher_ops(logits.device.type) if name == "cpp" else None
     if ext is not None:
         return ext.categorical(logits, target)
     return _categorical(logits, target, name)
@@ -135,7 +135,7 @@ def _prepare(logits, backend):
         return name, None
     if name == "torch":
         return name, _reference
-    return name, _direct if name == "cuda" and logits.device.type == "cpu" else None
+    return name, _direct if name == "cpp" and logits.device.type == "cpu" else None
 
 
 def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tensor, Tensor]:
@@ -143,7 +143,8 @@ def categorical(logits: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tenso
 
     Args:
         logits: ``(..., A)`` in float32, bfloat16, float16 or float64; ``-inf`` masks an action.
-        backend: ``"auto"``, ``"torch"``, ``"triton"`` or ``"cuda"`` (``FASTSAC_BACKEND`` overrides ``auto``).
+        backend: ``"auto"``, ``"torch"``, ``"triton"`` or ``"cpp"`` (the C++ extension); ``FASTSAC_BACKEND``
+            overrides ``auto``. The former name ``"cuda"`` raises and names ``"cpp"``.
 
     Returns:
         ``probs`` and ``log_probs`` of shape ``(..., A)`` and ``entropy`` of shape ``(...)``, in the input dtype.

@@ -1,6 +1,6 @@
 """Safe when unproven: a backend that ``auto`` would choose is first run once against the torch reference.
 
-The first time in a process that ``auto`` would pick ``triton`` or ``cuda`` for a device, :func:`passes` runs that
+The first time in a process that ``auto`` would pick ``triton`` or ``cpp`` for a device, :func:`passes` runs that
 backend's four primitives (both ops, forward and backward, with and without the fused sums) on a small input and
 compares them with the reference. An error or a mismatch is a fallback (``fastsac.fallbacks``): one warning that
 names the backend and the error, and ``auto`` takes the next backend in its order. The result is kept per

@@ -8,7 +8,7 @@ Math (see ``fastsac.ops.reference`` for the numerics every backend follows)::
 
 Three paths, chosen per call, with the same math and results within the accuracy contract:
 
-- **compiled** (inside ``torch.compile``) and the Triton / CUDA backends on GPU tensors: one op with a fake
+- **compiled** (inside ``torch.compile``) and the ``triton`` / ``cpp`` backends on GPU tensors: one op with a fake
   implementation and autograd, so ``torch.compile`` with ``fullgraph=True`` sees one node for the forward and one
   for the backward. With the C++ extension as the backend (CPU, or its CUDA build) it is the extension's op
   registered with torch's dispatcher (csrc/library.cpp: no Python between the dispatcher and the kernel); with
@@ -136,7 +136,7 @@ extension.register_dispatcher_op("squashed_gaussian", _fake, _fake_backward, _au
 def _op_call(mean, log_std, noise, scale, bias, lo, hi, target, name):
     """The op on (N, A) rows as one graph node: the extension's dispatcher op where backend ``name`` is the
     extension (no Python in its dispatch), else the Python custom op."""
-    ext = extension.dispatcher_ops(mean.device.type) if name == "cuda" else None
+    ext = extension.dispatcher_ops(mean.device.type) if name == "cpp" else None
     if ext is not None:
         return ext.squashed_gaussian(mean, log_std, noise, scale, bias, lo, hi, target)
     return _squashed_gaussian(mean, log_std, noise, scale, bias, lo, hi, target, name)
@@ -223,7 +223,7 @@ def _path(name: str, x: Tensor) -> str:
         return _OP
     if name == "torch":
         return _REFERENCE
-    return _DIRECT if name == "cuda" and x.device.type == "cpu" else _OP
+    return _DIRECT if name == "cpp" and x.device.type == "cpu" else _OP
 
 
 def _check(mean, log_std, noise, action_scale, action_bias, log_std_bounds, backend):
@@ -258,7 +258,8 @@ def squashed_gaussian(
         action_scale, action_bias: ``None``, a number, or a tensor of shape ``(A,)``; constants (no gradient).
         log_std_bounds: ``None`` or ``(lo, hi)``; bounds ``log_std`` smoothly as
             ``lo + 0.5 * (hi - lo) * (tanh(raw) + 1)``.
-        backend: ``"auto"``, ``"torch"``, ``"triton"`` or ``"cuda"`` (``FASTSAC_BACKEND`` overrides ``auto``).
+        backend: ``"auto"``, ``"torch"``, ``"triton"`` or ``"cpp"`` (the C++ extension); ``FASTSAC_BACKEND``
+            overrides ``auto``. The former name ``"cuda"`` raises and names ``"cpp"``.
 
     Returns:
         ``(action, log_prob)`` of shapes ``(..., A)`` and ``(...)``, in the input dtype. The log-prob includes

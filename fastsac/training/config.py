@@ -82,9 +82,12 @@ class TrainConfig:
         default="auto",
         metadata=_help("training device: 'auto' (cuda when available, else cpu), 'cpu', 'cuda', 'cuda:1', ..."),
     )
-    backend: Literal["auto", "torch", "triton", "cuda"] = field(
+    backend: Literal["auto", "torch", "triton", "cpp"] = field(
         default="auto",
-        metadata=_help("fused-op backend for the policy distribution math (see fastsac.ops); 'auto' picks the fastest"),
+        metadata=_help(
+            "fused-op backend for the policy distribution math (see fastsac.ops); 'auto' picks the fastest; 'cpp' is "
+            "the C++ extension (CPU and CUDA tensors; formerly named 'cuda')"
+        ),
     )
     compile: bool | None = field(
         default=None,

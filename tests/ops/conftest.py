@@ -20,13 +20,13 @@ def _triton_can_run() -> bool:
 
 
 def backend_params():
-    """torch always; triton when it can run here; cuda (the C++ extension) always: its fixture builds/loads it."""
+    """torch always; triton when it can run here; cpp (the C++ extension) always: its fixture builds/loads it."""
     params = [pytest.param("torch", id="torch")]
     if _triton_can_run():
         params.append(pytest.param("triton", id="triton"))
     else:  # pragma: no cover - visible in the test report, never silent
         params.append(pytest.param("triton", id="triton", marks=pytest.mark.skip(reason="triton is not installed")))
-    params.append(pytest.param("cuda", id="cuda"))
+    params.append(pytest.param("cpp", id="cpp"))
     return params
 
 
@@ -51,7 +51,7 @@ def cpp_extension():
 
 @pytest.fixture(params=backend_params())
 def backend(request):
-    if request.param == "cuda":
+    if request.param == "cpp":
         request.getfixturevalue("cpp_extension")
     return request.param
 

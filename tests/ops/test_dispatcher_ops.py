@@ -50,7 +50,7 @@ def test_squashed_gaussian_equals_the_python_custom_op(gen, ext, kind, with_targ
     target = torch.tensor(-float(a), device=DEVICE) if with_target else None
     w_a, w_lp = randn((n, a), gen), randn((n,), gen)
     results = []
-    for op in (ext.squashed_gaussian, lambda *args: torch.ops.fastsac.squashed_gaussian(*args, "cuda")):
+    for op in (ext.squashed_gaussian, lambda *args: torch.ops.fastsac.squashed_gaussian(*args, "cpp")):
         m, s = mean.clone().requires_grad_(), log_std.clone().requires_grad_()
         action, log_prob, gap = op(m, s, noise, scale, bias, lo, hi, target)
         grads = torch.autograd.grad((action * w_a).sum() + (log_prob * w_lp).sum(), (m, s))
@@ -72,7 +72,7 @@ def test_categorical_equals_the_python_custom_op(gen, ext, masked, with_target):
     target = torch.tensor(1.0, device=DEVICE) if with_target else None
     w_p, w_lp, w_h = randn((40, 5), gen), randn((40, 5), gen), randn((40,), gen)
     results = []
-    for op in (ext.categorical, lambda z, t: torch.ops.fastsac.categorical(z, t, "cuda")):
+    for op in (ext.categorical, lambda z, t: torch.ops.fastsac.categorical(z, t, "cpp")):
         z = logits.clone().requires_grad_()
         p, lp, h, gap = op(z, target)
         lp_used = lp.masked_fill(torch.isinf(lp), 0.0)
@@ -125,8 +125,8 @@ def test_compiled_code_runs_the_dispatcher_ops(gen, ext, monkeypatch):
 
     def f(mean, log_std, logits):
         action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
-            mean, log_std, noise, log_alpha, -6.0, log_std_bounds=(-5.0, 2.0), backend="cuda")
-        p, lp, h = ops.categorical(logits, backend="cuda")
+            mean, log_std, noise, log_alpha, -6.0, log_std_bounds=(-5.0, 2.0), backend="cpp")
+        p, lp, h = ops.categorical(logits, backend="cpp")
         return (action.sum() + log_prob.sum() + (p * lp).sum() + h.sum()), alpha_loss
 
     results = []

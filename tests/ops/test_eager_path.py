@@ -20,13 +20,13 @@ cat_mod = importlib.import_module("fastsac.ops.categorical")
 from .conftest import DEVICE, randn, uniform
 
 # The backends with an eager path: the torch reference, and the C++ extension on CPU tensors (built or JIT-built).
-EAGER_BACKENDS = ["torch", pytest.param("cuda", marks=pytest.mark.skipif(DEVICE.type != "cpu",
+EAGER_BACKENDS = ["torch", pytest.param("cpp", marks=pytest.mark.skipif(DEVICE.type != "cpu",
                                                                          reason="the direct path is for CPU tensors"))]
 
 
 @pytest.fixture(params=EAGER_BACKENDS)
 def eager_backend(request):
-    if request.param == "cuda":
+    if request.param == "cpp":
         request.getfixturevalue("cpp_extension")
     return request.param
 
@@ -118,15 +118,15 @@ def test_the_direct_path_takes_every_dtype_and_shape(gen, dtype, cpp_extension):
     if DEVICE.type != "cpu":
         pytest.skip("the direct path is for CPU tensors")
     mean, log_std, noise = (randn((2, 5, 3), gen, dtype=dtype) for _ in range(3))
-    action, log_prob = ops.squashed_gaussian(mean, log_std, noise, backend="cuda")
+    action, log_prob = ops.squashed_gaussian(mean, log_std, noise, backend="cpp")
     rows = [t.reshape(10, 3) for t in (mean, log_std, noise)]
-    want_a, want_lp, _ = torch.ops.fastsac.squashed_gaussian(*rows, None, None, None, None, None, "cuda")
+    want_a, want_lp, _ = torch.ops.fastsac.squashed_gaussian(*rows, None, None, None, None, None, "cpp")
     assert action.shape == (2, 5, 3) and log_prob.shape == (2, 5) and action.dtype == log_prob.dtype == dtype
     torch.testing.assert_close(action.reshape(10, 3), want_a, rtol=0, atol=0)
     torch.testing.assert_close(log_prob.reshape(10), want_lp, rtol=0, atol=0)
     logits = randn((2, 5, 4), gen, dtype=dtype)
-    p, lp, h = ops.categorical(logits, backend="cuda")
-    want = torch.ops.fastsac.categorical(logits.reshape(10, 4), None, "cuda")
+    p, lp, h = ops.categorical(logits, backend="cpp")
+    want = torch.ops.fastsac.categorical(logits.reshape(10, 4), None, "cpp")
     assert p.shape == lp.shape == (2, 5, 4) and h.shape == (2, 5)
     for got, w in zip((p, lp, h), want[:3]):
         torch.testing.assert_close(got.reshape(w.shape), w, rtol=0, atol=0)

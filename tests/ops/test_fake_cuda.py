@@ -19,7 +19,7 @@ sg = importlib.import_module("fastsac.ops.squashed_gaussian")  # the modules; th
 cat = importlib.import_module("fastsac.ops.categorical")
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-CUDA_BACKENDS = ["triton", "cuda"]
+CUDA_BACKENDS = ["triton", "cpp"]
 
 
 def _sg_args(device, dtype, n=7, a=3, *, affine=True, bounds=True, target=True):
