@@ -58,8 +58,8 @@ def test_train_help_lists_every_documented_flag():
     for spec in specs:
         assert _flag(spec) in text, f"{_flag(spec)} missing from `fastsac train --help`"
         assert _norm(spec.help)[:40] in text, f"help of {_flag(spec)} missing"
-    for flag in ("--env", "--preset", "--resume", "--compile", "--no-compile", "--num-envs", "--total-steps", "--seed",
-                 "--device", "--backend", "--out"):  # fmt: skip
+    for flag in ("--env", "--preset", "--resume", "--update", "--num-envs", "--total-steps", "--seed", "--device",
+                 "--backend", "--out"):  # fmt: skip
         assert flag in text
 
 
@@ -73,11 +73,11 @@ def test_python_m_fastsac_help():
 
 
 def test_flags_become_nested_overrides():
-    args = cli.build_parser().parse_args(["train", "--env", "Hopper-v5", "--no-compile", "--actor-lr", "0.01",
+    args = cli.build_parser().parse_args(["train", "--env", "Hopper-v5", "--update", "eager", "--actor-lr", "0.01",
                                           "--hidden-sizes", "8", "16", "--target-entropy", "auto"])  # fmt: skip
     assert cli.train_overrides(args) == {
         "env_id": "Hopper-v5",
-        "compile": False,
+        "update": "eager",
         "learner": {"actor_lr": 0.01, "hidden_sizes": [8, 16], "target_entropy": None},
     }
 
@@ -177,7 +177,7 @@ def test_cli_train_writes_the_run_directory(cli_run):
     assert rows[2]["eval_return"] and rows[-1]["eval_return"] and not rows[0]["eval_return"]
     assert list((cli_run / "tb").glob("events.out.tfevents.*"))
     ckpt = load_checkpoint(cli_run / "checkpoints" / "latest.pt")
-    assert ckpt["step"] == 300
+    assert ckpt["counters"]["step"] == 300
     summary = json.loads((cli_run / "summary.json").read_text())
     assert summary["finished"] is True and summary["total_steps"] == 300
     assert summary["final_eval_return"] == pytest.approx(float(rows[-1]["eval_return"]))
@@ -245,7 +245,7 @@ def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert "--resume" in stderr
-    stopped_at = load_checkpoint(out / "checkpoints" / "latest.pt")["step"]
+    stopped_at = load_checkpoint(out / "checkpoints" / "latest.pt")["counters"]["step"]
     assert 100 <= stopped_at < 800
     assert json.loads((out / "summary.json").read_text())["finished"] is False
 
@@ -260,7 +260,7 @@ def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     }))  # fmt: skip
     a = load_checkpoint(out / "checkpoints" / "latest.pt")
     b = load_checkpoint(reference.run_dir / "checkpoints" / "latest.pt")
-    assert a["step"] == b["step"] == 800
+    assert a["counters"]["step"] == b["counters"]["step"] == 800
     for part in ("actor", "critic", "target_critic"):
         for key, value in b["learner"][part].items():
             assert torch.equal(a["learner"][part][key], value), f"{part}.{key} differs after resume (stopped at {stopped_at})"

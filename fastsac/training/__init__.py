@@ -6,10 +6,14 @@ The public API (also re-exported by :mod:`fastsac`)::
     result = train(env_id="Pendulum-v1", total_steps=10_000, seed=1)   # RunResult(run_dir, final_eval_return, ...)
 
 Files: ``config.py`` (TrainConfig), ``presets.py`` (+ ``presets/*.toml``), ``api.py`` (train, resume),
-``session.py`` (the loop), ``resume.py`` (action log and replay), ``evaluation.py``, ``video.py``,
-``checkpoint.py`` (atomic files, validated loading, RNG states), ``metrics_log.py`` (metrics.csv, TensorBoard,
-progress), ``rundir.py`` (the run directory's files), ``resolve.py`` (device, threads, compile), ``interrupt.py``,
-``distributed.py`` (data-parallel runs under torchrun) and ``checkpoint_set.py`` (their checkpoints).
+``session.py`` (the loop), ``parts.py`` (the buffer and action layout a run builds), ``decisions.py`` (how the
+update runs: the run's side of ``resolve.py``), ``resume.py`` (restoring a session: action log and replay),
+``evaluation.py``, ``video.py``, ``checkpoint.py`` (atomic files, the format number, RNG states),
+``checkpoint_format.py`` (the checkpoint's parts, read and checked), ``checkpoint_check.py`` (layouts and their
+check), ``run_log.py`` (summary.json, metrics rows, progress line), ``metrics_log.py`` (metrics.csv, TensorBoard,
+progress bar), ``rundir.py`` (the run directory's files), ``resolve.py`` (device, threads, update), ``interrupt.py``,
+``scope.py`` (one process or one rank), ``distributed.py`` (data-parallel runs under torchrun) and
+``checkpoint_set.py`` (their checkpoints).
 """
 
 from fastsac.training.api import resume, train

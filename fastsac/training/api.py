@@ -18,20 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastsac.training.checkpoint import CheckpointError, check_config
-from fastsac.training.checkpoint_set import check_world_size, load_set
-from fastsac.training.config import (
-    RESUME_MUTABLE,
-    ConfigError,
-    TrainConfig,
-    config_from_dict,
-    config_to_dict,
-    default_run_dir,
-)
-from fastsac.training.distributed import DistContext, Launch, open_context
+import torch
+
+from fastsac.training.checkpoint import check_config
+from fastsac.training.checkpoint_format import Checkpoint
+from fastsac.training.config import RESUME_MUTABLE, ConfigError, TrainConfig, config_from_dict, config_to_dict, \
+    default_run_dir
+from fastsac.training.distributed import Launch
+from fastsac.training.evaluation import checked_learner
 from fastsac.training.resolve import TorchThreads, seed_everything
-from fastsac.training.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, check_new_run_dir, load_run, write_json
-from fastsac.training.session import RunResult, Session
+from fastsac.training.rundir import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, check_new_run_dir, write_json
+from fastsac.training.run_log import RunResult
+from fastsac.training.scope import RunScope, open_scope
+from fastsac.training.session import Session
 
 __all__ = ["resume", "train"]
 
@@ -54,21 +53,20 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> RunResult:
     if launch.elastic and launch.max_restarts and config.out is None:
         raise ConfigError("torchrun --max-restarts needs --out DIR: a restarted job resumes the run in DIR, and "
                           "a default run directory is a new one each time")
-    with TorchThreads(config.threads), open_context(config, launch) as dist:
-        run_dir = Path(config.out) if config.out else default_run_dir(config)
-        if dist is not None:
-            run_dir = dist.broadcast_object(run_dir)  # one directory for all ranks (a default name holds the time)
+    with TorchThreads(config.threads), open_scope(config, launch) as scope:
+        # one directory for all ranks (a default name holds the time)
+        run_dir = scope.broadcast(Path(config.out) if config.out else default_run_dir(config))
         config = dataclasses.replace(config, out=str(run_dir))
-        start = _on_main(dist, "checking the run directory", lambda: _how_to_start(run_dir, config, launch))
+        start = scope.on_main("checking the run directory", lambda: _how_to_start(run_dir, config, launch))
         if start == "resume":
-            if dist is None or dist.is_main:
+            if scope.is_main:
                 print(f"fastsac train: {run_dir} holds a checkpoint of this run: resuming it "
                       f"(torchrun restart {launch.restart_count})", file=sys.stderr)
-            return _resume(run_dir, config_to_dict(config), dist)
-        seed_everything(config.seed if dist is None else dist.rank_seed(config.seed))
+            return _resume(run_dir, config_to_dict(config), scope)
+        seed_everything(scope.rank_seed(config.seed))
         # env, learner, buffer: fail here, before anything is written
-        session = _build(dist, "building its envs, learner and buffer", lambda: Session(config, run_dir, dist=dist))
-        if dist is None or dist.is_main:
+        session = _build(scope, "building its envs, learner and buffer", lambda: Session(config, run_dir, scope))
+        if scope.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / CONFIG_FILE, config_to_dict(config))
         return session.run(resume_step=0 if start == "restart" else None)
@@ -94,34 +92,21 @@ def _same_config(run_dir: Path, config: TrainConfig) -> bool:
         return False
 
 
-def _on_main(dist: DistContext | None, what: str, fn: Callable[[], Any]) -> Any:
-    """``fn()`` in one process: the only one, or rank 0, whose result (or failure) every rank gets."""
-    if dist is None:
-        return fn()
-    return dist.broadcast_object(dist.agreed(what, fn if dist.is_main else lambda: None))
-
-
-def _build(dist: DistContext | None, what: str, make: Callable[[], Session],
+def _build(scope: RunScope, what: str, make: Callable[[], Session],
            restore: Callable[[Session], None] | None = None) -> Session:
     """A session from ``make()``, then ``restore(session)``, its envs closed if that fails. Data parallel: each step
     succeeds on every rank or fails on all; in between the learner becomes a replica (rank 0's state broadcast,
     averaged gradients), and after a restore the replicas are checked to be identical."""
-    if dist is None:
-        session = make()
-    else:
-        session = dist.agreed(what, make, cleanup=lambda s: s.env.close())
-        dist.attach(session.learner)  # before the restore: attach takes a fresh learner
+    session = scope.agreed(what, make, cleanup=lambda s: s.env.close())
+    scope.make_replica(session.learner)  # before the restore: a replica is made of a fresh learner
     if restore is None:
         return session
     try:
-        restore(session) if dist is None else dist.agreed(what, lambda: restore(session))
+        scope.agreed(what, lambda: restore(session))
     except BaseException:
         session.env.close()
         raise
-    if dist is not None:
-        dist.check_replicas(session.learner, "restoring the checkpoint set")
-        exact = dist.all_gather_object(session.resume_exact)  # exact only if every rank's envs replayed exactly
-        session.resume_exact = None if None in exact else all(exact)
+    session.resume_exact = scope.restored(session.learner, session.resume_exact)
     return session
 
 
@@ -134,8 +119,8 @@ def resume(run_dir: str | os.PathLike, **overrides: Any) -> RunResult:
     """
     launch = Launch.from_env()
     context_config = _launch_config(run_dir, overrides) if launch.world_size > 1 else TrainConfig()
-    with open_context(context_config, launch) as dist:
-        return _resume(Path(run_dir), overrides, dist)
+    with open_scope(context_config, launch) as scope:
+        return _resume(Path(run_dir), overrides, scope)
 
 
 def _launch_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> TrainConfig:
@@ -149,17 +134,9 @@ def _launch_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> Tra
     return config_from_dict({k: values[k] for k in ("device", "dist_timeout") if k in values}, where="resume")
 
 
-def _resume(run_dir: Path, overrides: dict[str, Any], dist: DistContext | None) -> RunResult:
-    if dist is None:
-        run_dir, ckpt = load_run(run_dir)
-        check_world_size(ckpt, 1, run_dir)
-    else:
-        run_dir, ckpt = load_set(dist, run_dir)  # this rank's own checkpoint of the committed set
-    saved = ckpt["config"]
-    try:
-        config = config_from_dict(saved, where=f"{run_dir / CHECKPOINT_FILE} config")
-    except ConfigError as exc:
-        raise CheckpointError(f"the checkpoint's configuration is not usable by this fastsac: {exc}") from exc
+def _resume(run_dir: Path, overrides: dict[str, Any], scope: RunScope) -> RunResult:
+    ckpt = scope.load_checkpoint(run_dir)  # data parallel: this rank's own checkpoint of the committed set
+    config = ckpt.config
     if "out" in overrides and Path(overrides["out"]) != run_dir:
         raise ConfigError(f"a resumed run is written into its own directory ({run_dir}); do not pass out/--out")
     # The saved configuration with every field this fastsac has (a checkpoint from before a field existed ran with
@@ -169,34 +146,33 @@ def _resume(run_dir: Path, overrides: dict[str, Any], dist: DistContext | None) 
     config = dataclasses.replace(config, out=str(run_dir))
     check_config(saved, config_to_dict(config), RESUME_MUTABLE, source=str(run_dir))
     config.validate()
-    step = int(ckpt["step"])
+    step = ckpt.counters.step
     if step >= config.total_steps:
         summary_path = run_dir / SUMMARY_FILE
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         if summary.get("finished"):
-            return RunResult(
-                run_dir=run_dir, total_steps=step, final_eval_return=summary.get("final_eval_return"),
-                final_eval_std=summary.get("final_eval_std"), sps=summary.get("sps") or 0.0,
-                wall_time=summary.get("wall_time") or 0.0, summary=summary,
-            )  # fmt: skip
+            _check_finished(ckpt, config)
+            return dataclasses.replace(RunResult.from_summary(run_dir, summary), total_steps=step)
     # replay: the envs are re-created with the seed the recorded actions start from. reset: new episodes from a seed
     # of their own (not a repeat of the run's first episodes); the action log restarts there, so a later replay
     # resume reproduces the envs from this point on.
     if config.resume_env == "replay":
-        env_seed = int(ckpt["env"].get("seed", config.seed))
+        env_seed = ckpt.env.seed
     else:
-        env_seed = (config.seed * 1_000_003 + step + 1) % 2**31
-        if dist is not None:
-            env_seed = dist.env_seed(env_seed, config.num_envs)
+        env_seed = scope.env_seed((config.seed * 1_000_003 + step + 1) % 2**31, config.num_envs)
     with TorchThreads(config.threads):
         def make() -> Session:
-            return Session(config, run_dir, env_seed=env_seed, dist=dist,
-                           compile_decision=ckpt.get("compile_decision"),
-                           threads_decision=ckpt.get("threads_decision"))
+            return Session(config, run_dir, scope, env_seed=env_seed, decisions=ckpt.decisions)
 
-        session = _build(dist, "restoring its checkpoint", make, restore=lambda s: s.restore(ckpt))
+        session = _build(scope, "restoring its checkpoint", make, restore=lambda s: s.restore(ckpt))
         # A resume_env override applies to this resume only; the run keeps its own setting for later resumes.
-        session.config = dataclasses.replace(config, resume_env=saved.get("resume_env", config.resume_env))
-        if dist is None or dist.is_main:
+        session.config = dataclasses.replace(config, resume_env=ckpt.config.resume_env)
+        if scope.is_main:
             write_json(run_dir / CONFIG_FILE, config_to_dict(session.config))
         return session.run(resume_step=step)
+
+
+def _check_finished(ckpt: Checkpoint, config: TrainConfig) -> None:
+    """A finished run's result is returned as it is, once its checkpoint was checked as an evaluation checks it (a
+    learner on the CPU: a check of shapes, not a run), so that a damaged checkpoint is reported here too."""
+    checked_learner(ckpt, dataclasses.replace(config, device="cpu"), torch.device("cpu"))

@@ -1,14 +1,15 @@
 """Atomic checkpoint files and validated loading.
 
-A checkpoint is one ``torch.save`` file holding a dict with ``"kind": "fastsac.checkpoint"`` and a format number.
-It is written to a temporary file in the same directory, flushed, ``fsync``'d and renamed over the target with
-``os.replace``, so a crash leaves either the old checkpoint or the new one, never half a file. The directory is
+A checkpoint is one ``torch.save`` file holding a dict with ``"kind": "fastsac.checkpoint"`` and a format number
+(:data:`FORMAT_VERSION`; the parts of format 2 are described in ``fastsac.training.checkpoint_format``, which
+checks them). It is written to a temporary file in the same directory, flushed, ``fsync``'d and renamed over the
+target with ``os.replace``, so a crash leaves either the old checkpoint or the new one, never half a file. The directory is
 ``fsync``'d afterwards so the rename itself is durable.
 
 Loading uses ``torch.load(weights_only=True)`` (no arbitrary code runs from a file), and every failure becomes a
-:class:`CheckpointError` that says which file, what was wrong and what to do: a missing file, a truncated or
-corrupt file, a file that is not a fastsac checkpoint, a newer format, or (through :func:`check_config`) a
-configuration that does not match the run it came from.
+:class:`CheckpointError` that says in one line which file, what was wrong and what to do: a missing file, a
+truncated or corrupt file, a file that is not a fastsac checkpoint, another format than this fastsac's, or
+(through :func:`check_config`) a configuration that does not match the run it came from.
 
 RNG states are stored as tensors, ints and strings only, so they pass ``weights_only`` loading:
 :func:`capture_rng_state` / :func:`restore_rng_state` cover Python's ``random``, NumPy's global generator, torch's
@@ -44,7 +45,9 @@ __all__ = [
 ]
 
 CHECKPOINT_KIND = "fastsac.checkpoint"
-FORMAT_VERSION = 1
+#: The layout of the parts (``checkpoint_format``); bump it with every change of what a part holds. 1: the values
+#: of format 2, all at the top level, unversioned parts. 2: parts grouped and documented, each checked on loading.
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -112,7 +115,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     """Load and validate a checkpoint written by :func:`save_checkpoint`.
 
     Raises :class:`CheckpointError` for a missing, empty, truncated or corrupt file, a file that is not a fastsac
-    checkpoint, or one written by a newer format.
+    checkpoint, or one of another format. The parts are not checked here (``checkpoint_format.read_checkpoint``).
     """
     path = Path(path)
     if path.is_dir():
@@ -144,13 +147,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError as exc:  # torch's message is several lines; one of them names what was found
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+        found = next((line for line in lines if "Unsupported global" in line), lines[0]).split(" was not ")[0]
         raise CheckpointError(
-            f"{path} holds objects a fastsac checkpoint never contains ({exc}); it is not a fastsac checkpoint"
+            f"{path} holds objects a fastsac checkpoint never contains ({found[:200]}); it is not a fastsac checkpoint"
         ) from exc
     except Exception as exc:  # zip member truncated, CRC mismatch, bad pickle stream, ...
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); "
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
             "restore it from a copy or start a new run"
         ) from exc
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
@@ -159,12 +164,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
             f"{path} is not a fastsac checkpoint (expected kind {CHECKPOINT_KIND!r}, found {found!r})"
         )
     fmt = state.get("format")
-    if not isinstance(fmt, int) or fmt > FORMAT_VERSION or fmt < 1:
-        raise CheckpointError(
-            f"checkpoint {path} has format {fmt!r}; this fastsac reads formats 1..{FORMAT_VERSION}: "
-            "upgrade fastsac to read it"
-        )
+    if fmt != FORMAT_VERSION or isinstance(fmt, bool):
+        raise CheckpointError(f"checkpoint {path} has format {fmt!r}; this fastsac reads format {FORMAT_VERSION} "
+                              f"only: {_format_advice(fmt, state.get('written_by'))}")
     return state
+
+
+def _format_advice(fmt: Any, written_by: Any) -> str:
+    """What to do with a checkpoint of format ``fmt``."""
+    by = written_by.get("fastsac") if isinstance(written_by, dict) else None
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT_VERSION:
+        return (f"it was written by a newer fastsac{f' ({by})' if by else ''}; upgrade fastsac to evaluate or "
+                "resume it")
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and 1 <= fmt < FORMAT_VERSION:
+        return ("it was written by an older fastsac; evaluate or finish that run with the fastsac that wrote it, "
+                "or start a new run")
+    return "the file is damaged; restore it from a copy or start a new run"
 
 
 def check_config(saved: dict[str, Any], current: dict[str, Any], mutable: set[str], *, source: str) -> None:

@@ -2,7 +2,9 @@
 
 :func:`evaluate_policy` is what the training loop calls every ``eval_every`` steps (envs created anew each time and
 seeded ``seed + EVAL_SEED_OFFSET``, so evaluation never disturbs training); :func:`evaluate` evaluates a run
-directory's latest checkpoint (``fastsac eval RUN``), optionally recording videos (``fastsac.training.video``).
+directory's latest checkpoint (``fastsac eval RUN``), optionally recording videos (``fastsac.training.video``),
+after checking the whole checkpoint against the learner it is loaded into (:func:`checked_learner`, which a resume
+of a finished run uses too): a checkpoint that does not fit is a CheckpointError, never a wrong evaluation.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import torch
 
 from fastsac.agents import make_learner
 from fastsac.data import make as make_env
-from fastsac.training.config import config_from_dict
-from fastsac.training.resolve import TorchThreads, learner_config, resolve_device
-from fastsac.training.rundir import CHECKPOINT_FILE, load_run
+from fastsac.training.checkpoint_check import loading
+from fastsac.training.checkpoint_format import Checkpoint, read_checkpoint
+from fastsac.training.config import TrainConfig
+from fastsac.training.decisions import eval_learner_config
+from fastsac.training.resolve import TorchThreads, resolve_device
+from fastsac.training.rundir import CHECKPOINT_FILE, run_directory
 
-__all__ = ["EVAL_SEED_OFFSET", "EvalResult", "evaluate", "evaluate_policy"]
+__all__ = ["EVAL_SEED_OFFSET", "EvalResult", "checked_learner", "evaluate", "evaluate_policy"]
 
 EVAL_SEED_OFFSET = 1_000_000
 
@@ -99,8 +104,9 @@ def evaluate(
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
-    run_dir, ckpt = load_run(run_dir)
-    config = config_from_dict(ckpt["config"], where=f"{run_dir / CHECKPOINT_FILE} config")
+    run_dir = run_directory(run_dir)
+    ckpt = read_checkpoint(run_dir / CHECKPOINT_FILE, run_dir)
+    config = ckpt.config
     if device is not None:
         config = dataclasses.replace(config, device=device)
     elif config.resolved_device().startswith("cuda") and not torch.cuda.is_available():
@@ -110,13 +116,22 @@ def evaluate(
         return _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed)
 
 
-def _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed) -> EvalResult:
-    probe = make_env(config.env_id, num_envs=1, seed=0, backend=config.env_backend, device=dev)
+def checked_learner(ckpt: Checkpoint, config: TrainConfig, device: torch.device):
+    """A learner of the checkpoint's run on ``device`` (eager update) holding the checkpoint's learner part, loaded
+    once the whole checkpoint was checked against it (``Checkpoint.check_fits``)."""
+    probe = make_env(config.env_id, num_envs=1, seed=0, backend=config.env_backend, device=device)
     try:
-        learner = make_learner(probe.obs_dim, probe, learner_config(config, compile_=False), dev)
+        learner = make_learner(probe.obs_dim, probe, eval_learner_config(config), device)
+        ckpt.check_fits(learner.state_dict(), probe)
     finally:
         probe.close()
-    learner.load_state_dict(ckpt["learner"])
+    with loading(ckpt.path, "learner"):
+        learner.load_state_dict(ckpt.learner)
+    return learner
+
+
+def _evaluate_run(run_dir, ckpt: Checkpoint, config, dev, episodes, video, seed) -> EvalResult:
+    learner = checked_learner(ckpt, config, dev)
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     video_dir = None
     if video:
@@ -133,7 +148,7 @@ def _evaluate_run(run_dir, ckpt, config, dev, episodes, video, seed) -> EvalResu
         std_return=float(np.std(returns)),
         returns=returns,
         lengths=lengths,
-        step=int(ckpt["step"]),
+        step=ckpt.counters.step,
         video_dir=video_dir,
         device=str(dev),
     )

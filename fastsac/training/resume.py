@@ -1,26 +1,30 @@
-"""Exact resume: the log of every action sent to the training envs, and its replay into fresh envs.
+"""Exact resume: restoring a session from a checkpoint, with the log of every action sent to the training envs
+and its replay into fresh envs.
 
 Environment state cannot be saved in general (EnvPool has no state API), so a checkpoint holds every action sent
 to the envs (:class:`ActionLog`) and a resume re-creates the envs with the same seed and replays them
 (:func:`replay_actions`). For deterministic simulators (EnvPool and gymnasium classic control, Box2D and MuJoCo on
 the same machine and library versions) this reproduces the env state bit for bit, and the replay buffer is refilled
-with the same transitions on the way, so it need not be stored. The session compares the replayed observation
+with the same transitions on the way, so it need not be stored. :func:`restore_session` checks the checkpoint
+against the session before it loads anything (``Checkpoint.check_fits``), then compares the replayed observation
 with the saved one and reports a mismatch. A resume on another device type continues, but not bit-exactly
 (:func:`device_change_notes` says why).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+import warnings
 
 import torch
 
-from fastsac.agents.rng import saved_device_type
 from fastsac.data import ReplayBuffer, VecEnv
-from fastsac.training.checkpoint import CheckpointError
+from fastsac.training.checkpoint import CheckpointError, restore_rng_state
+from fastsac.training.checkpoint_check import loading
+from fastsac.training.checkpoint_format import Checkpoint
 
-__all__ = ["ActionLog", "device_change_notes", "replay_actions"]
+__all__ = ["ActionLog", "device_change_notes", "replay_actions", "restore_session"]
 
 
 class ActionLog:
@@ -80,14 +84,65 @@ def replay_actions(env: VecEnv, actions: ActionLog, buffer: ReplayBuffer | None 
     return obs, time.perf_counter() - t
 
 
-def device_change_notes(ckpt: dict[str, Any], device: torch.device, learner_rng_note: str | None) -> list[str]:
+def device_change_notes(ckpt: Checkpoint, device: torch.device, learner_rng_note: str | None) -> list[str]:
     """Why a resume of ``ckpt`` on ``device`` is not bit-exact: another device type (its floating-point results
     differ) and the learner's generator reseeded on the way (``Learner.rng_note``); empty when neither holds."""
-    learner = ckpt["learner"]
-    saved = ckpt.get("device") or saved_device_type(learner["generator"], learner.get("generator_device"))
     notes = []
-    if torch.device(saved).type != device.type:
-        notes.append(f"the run trained on {saved} and continues on {device}, whose floating-point results differ")
+    if torch.device(ckpt.device).type != device.type:
+        notes.append(f"the run trained on {ckpt.device} and continues on {device}, whose floating-point results "
+                     "differ")
     if learner_rng_note:
         notes.append(learner_rng_note)
     return notes
+
+
+def restore_session(session, ckpt: Checkpoint) -> None:
+    """Load ``ckpt`` into ``session`` (a ``Session`` freshly built from the checkpoint's config): checked against
+    it first, then the learner, the buffer, the envs (replayed, or reset with ``resume_env="reset"``), the
+    counters, and last the RNG streams (nothing before may consume them)."""
+    cfg, path, record = session.config, ckpt.path, ckpt.env
+    ckpt.check_fits(session.learner.state_dict(), session.env)
+    if cfg.resume_env == "reset" and ckpt.buffer is None:
+        raise CheckpointError(
+            f"checkpoint {path}: resume_env='reset' needs the replay buffer in the checkpoint, and this run was saved "
+            "without it (save_buffer=false); resume with --resume-env replay"
+        )
+    with loading(path, "learner"):
+        session.learner.load_state_dict(ckpt.learner)
+    if ckpt.buffer is not None:
+        with loading(path, "buffer"):
+            session.buffer.load_state_dict(ckpt.buffer)
+    if cfg.resume_env == "replay":
+        session.actions.load(record.actions)
+        session.actions_from_step = record.actions_from_step
+        if record.backend != session.env.backend:
+            warnings.warn(f"the run used the {record.backend} env backend, this process has {session.env.backend}; "
+                          "the replayed env state will probably differ", stacklevel=2)  # fmt: skip
+        obs, took = replay_actions(session.env, session.actions, session.buffer if ckpt.buffer is None else None)
+        obs_restored = session.resume_exact = bool(torch.equal(obs, record.obs.to(session.device)))
+        if obs_restored:
+            session.notes.append(f"resume: replayed {session.actions.n * session.env.num_envs} env steps in "
+                                 f"{took:.1f} s; environment state restored exactly")  # fmt: skip
+        else:
+            warnings.warn(
+                "resume: replaying the recorded actions did not reproduce the saved observation (the env is not "
+                "deterministic here, or fastsac/env versions changed); training continues from the replayed "
+                "state, not exactly as an uninterrupted run",
+                stacklevel=2,
+            )
+        session.obs = obs
+    else:
+        session.obs = session.env.reset()
+        obs_restored = session.resume_exact = False
+        session.actions_from_step = ckpt.counters.step
+    # The actions the last update computed for the saved observation: used where the restored observation is it.
+    next_action = record.next_action
+    session.next_action = next_action.to(session.device) if next_action is not None and obs_restored else None
+    session.counters = dataclasses.replace(ckpt.counters, resumes=ckpt.counters.resumes + 1)
+    notes = device_change_notes(ckpt, session.device, session.learner.rng_note)
+    with loading(path, "rng"):  # last: nothing above may consume the restored streams
+        notes += restore_rng_state(ckpt.rng, device=session.device, seed=cfg.seed, counter=ckpt.counters.step)
+    if notes:
+        session.resume_exact = False
+        session.resume_note = "; ".join(notes)
+        warnings.warn(f"resume is not bit-exact: {session.resume_note}", stacklevel=2)

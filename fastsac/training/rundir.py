@@ -5,7 +5,8 @@
     config.json        the resolved configuration (every field)
     metrics.csv        one row per logged point (``fastsac.training.metrics_log``)
     tb/                TensorBoard events
-    checkpoints/       latest.pt, written atomically (``fastsac.training.checkpoint``)
+    checkpoints/       latest.pt, written atomically (``fastsac.training.checkpoint``; its parts:
+                       ``fastsac.training.checkpoint_format``)
     summary.json       how the run ended (finished, steps, final evaluation, steps/s, fallbacks, versions)
 """
 
@@ -16,10 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastsac.training.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from fastsac.training.checkpoint import CheckpointError, atomic_write_bytes
 from fastsac.training.config import ConfigError
 
-__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "SUMMARY_FILE", "check_new_run_dir", "load_run", "write_json"]
+__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "SUMMARY_FILE", "check_new_run_dir", "run_directory", "write_json"]
 
 CHECKPOINT_FILE = Path("checkpoints") / "latest.pt"
 CONFIG_FILE = "config.json"
@@ -48,9 +49,9 @@ def check_new_run_dir(run_dir: Path) -> None:
             )
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """``(run_dir, checkpoint)`` of a run directory; a missing directory or checkpoint is a CheckpointError."""
+def run_directory(run_dir: str | os.PathLike) -> Path:
+    """An existing run directory (to read its checkpoint from); a missing one is a CheckpointError."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist (or is not a directory)")
-    return run_dir, load_checkpoint(run_dir / CHECKPOINT_FILE)
+    return run_dir

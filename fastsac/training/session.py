@@ -1,4 +1,4 @@
-"""The training session: one process's envs, learner, buffer, counters and logger, and the loop that drives them.
+"""The training session: one process's envs, learner, buffer and counters, and the loop that drives them.
 
 One iteration of the loop (``num_envs`` env steps)::
 
@@ -16,64 +16,43 @@ data cold after the update). They are kept in ``next_action`` until the next ite
 checkpoint with the observation, so a resumed run steps with the very actions the uninterrupted one would.
 
 Every ``log_every`` steps the learner's on-device metrics are read (the only host syncs the loop adds) and a row goes
-to ``metrics.csv`` and TensorBoard; every ``eval_every`` steps the deterministic policy is evaluated on separate
-envs (``fastsac.training.evaluation``); every ``checkpoint_every`` steps and at the end ``checkpoints/latest.pt`` is
-written atomically. :meth:`Session.checkpoint` and :meth:`Session.restore` hold everything an exact resume needs
-(``fastsac.training.resume``). Ctrl-C (SIGINT) stops at the end of the current step and writes a checkpoint.
+to ``metrics.csv`` and TensorBoard (``fastsac.training.run_log``); every ``eval_every`` steps the deterministic
+policy is evaluated on separate envs (``fastsac.training.evaluation``); every ``checkpoint_every`` steps and at the
+end ``checkpoints/latest.pt`` is written atomically (its parts: ``fastsac.training.checkpoint_format``; a resume
+loads it with ``fastsac.training.resume.restore_session``). Ctrl-C (SIGINT) stops at the end of the current step
+and writes a checkpoint.
 
-Data-parallel runs (torchrun) pass a :class:`~fastsac.training.distributed.DistContext` as ``dist``; the hooks
-are marked ``# data parallel``: per-rank seeds and device, ``N * num_envs`` env steps per iteration, the learner
-made a replica (by the caller), log rows reduced over ranks, rank 0 alone writing logs, summary and evaluations,
-and checkpoints written as a set (``fastsac.training.checkpoint_set``). Without ``dist`` nothing changes.
+Where the session runs is its scope (``fastsac.training.scope``): one process, or one rank of a data-parallel job
+(per-rank seeds and device, ``N * num_envs`` env steps per iteration, log rows reduced over ranks, rank 0 alone
+writing logs, summary and evaluations, checkpoints written as a set). The session itself never asks which.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
-import warnings
-from collections import deque
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from fastsac.agents import make_learner
-from fastsac.data import ReplayBuffer
 from fastsac.data import make as make_env
-from fastsac.training.checkpoint import CheckpointError, capture_rng_state, restore_rng_state, save_checkpoint
-from fastsac.training.checkpoint_set import save_set
-from fastsac.training.config import TrainConfig, config_to_dict
+from fastsac.training.checkpoint import capture_rng_state
+from fastsac.training.checkpoint_format import Checkpoint, Counters, EnvRecord, new_window
+from fastsac.training.config import TrainConfig
+from fastsac.training.decisions import RunDecisions
 from fastsac.training.evaluation import EVAL_SEED_OFFSET, evaluate_policy
 from fastsac.training.interrupt import StopOnSigint, TrainingInterrupted
-from fastsac.training.metrics_log import MetricsLogger, Progress
-from fastsac.training.resolve import decide_compile, decide_threads, learner_config, resolve_device
-from fastsac.training.resume import ActionLog, device_change_notes, replay_actions
-from fastsac.training.rundir import CHECKPOINT_FILE, SUMMARY_FILE, write_json
+from fastsac.training.parts import action_layout, make_buffer
+from fastsac.training.resume import ActionLog, restore_session
+from fastsac.training.run_log import RunLog, RunResult
+from fastsac.training.rundir import CHECKPOINT_FILE
+from fastsac.training.scope import RunScope, SingleProcess
 
-if TYPE_CHECKING:
-    from fastsac.training.distributed import DistContext
-
-__all__ = ["RunResult", "Session"]
-
-_OBS_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class RunResult:
-    """What :func:`train` / :func:`resume` return."""
-
-    run_dir: Path  #: the run directory
-    total_steps: int  #: env steps trained (all envs)
-    final_eval_return: float | None  #: mean deterministic evaluation return at the end
-    final_eval_std: float | None  #: its standard deviation over episodes
-    sps: float  #: env steps per second of training (evaluation and checkpoint time excluded), whole run
-    wall_time: float  #: seconds from the start of the run to its end (across resumes)
-    summary: dict[str, Any]  #: the contents of summary.json
+__all__ = ["ActionLog", "RunResult", "Session"]
 
 
 def _crossed(every: int, before: int, now: int) -> bool:
@@ -81,88 +60,51 @@ def _crossed(every: int, before: int, now: int) -> bool:
     return every > 0 and now // every > before // every
 
 
-def _fastsac_version() -> str:
-    import fastsac
-
-    return fastsac.__version__
-
-
 class Session:
-    """Everything one training process holds: envs, learner, buffer, counters, logger."""
+    """Everything one training process holds: envs, learner, buffer, action log, counters, reports."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, env_seed: int | None = None,
-                 compile_decision: dict | None = None, threads_decision: dict | None = None,
-                 dist: DistContext | None = None):
-        """``compile_decision``, ``threads_decision``: the decisions a resumed run started with (its checkpoint's),
-        kept unless the resume names --compile/--no-compile or --threads. ``dist``: this rank's data-parallel
-        context (None: one process). Sets torch's thread count to the run's (``train`` restores it at the end)."""
-        self.config = config
-        self.run_dir = run_dir
-        self._notes: list[str] = []  # messages shown once the progress bar exists
-        self._compile_reported = False
-        self.dist = dist
-        self.device = resolve_device(config) if dist is None else dist.device
-        if env_seed is None:
-            env_seed = config.seed if dist is None else dist.env_seed(config.seed, config.num_envs)
-        self.env_seed = env_seed  # the envs' seed; actions are logged from it
+    def __init__(self, config: TrainConfig, run_dir: Path, scope: RunScope | None = None, *,
+                 env_seed: int | None = None, decisions: dict[str, Any] | None = None):
+        """``scope``: where it runs (default: one process). ``env_seed``: the envs' seed (default: the run's, or
+        this rank's). ``decisions``: a resumed run's checkpoint ``decisions`` part, kept unless the resume names
+        --compile/--no-compile or --threads. Sets torch's thread count to the run's (``train`` restores it)."""
+        self.scope = scope = SingleProcess() if scope is None else scope
+        self.config, self.run_dir = config, run_dir
+        self.notes: list[str] = []  # said once the progress bar exists
+        self.device = scope.device(config)
+        self.env_seed = scope.env_seed(config.seed, config.num_envs) if env_seed is None else env_seed
         self.actions_from_step = 0  # the step the action log starts at (> 0 after a resume_env="reset" resume)
-        self.env = make_env(
-            config.env_id,
-            num_envs=config.num_envs,
-            seed=self.env_seed,
-            backend=config.env_backend,
-            device=self.device,
-        )
+        self.env = make_env(config.env_id, num_envs=config.num_envs, seed=self.env_seed, backend=config.env_backend,
+                            device=self.device)  # fmt: skip
         try:
-            env = self.env
-            action_size = env.num_actions if env.is_discrete else env.action_dim
-            self.threads_decision = decide_threads(config, env.obs_dim, action_size, env.is_discrete,
-                                                   previous=threads_decision)
-            torch.set_num_threads(self.threads_decision.threads)
-            self._notes.append(f"threads: {self.threads_decision.reason}")
-            self.compile_decision = decide_compile(config, self.device, env.obs_dim, action_size, env.is_discrete,
-                                                   previous=compile_decision, data_parallel=dist is not None)
-            self.compile = self.compile_decision.compile
-            self._notes.append(f"update: {self.compile_decision.reason}")
-            lcfg = learner_config(config, compile_=self.compile)
-            if dist is not None:  # data parallel: this rank's noise generator; its networks come from rank 0
-                lcfg = dataclasses.replace(lcfg, seed=dist.rank_seed(lcfg.seed))
-            self.learner = make_learner(env.obs_dim, env, lcfg, self.device)
-            self.buffer = ReplayBuffer(
-                config.buffer_size,
-                env.obs_dim,
-                env.num_actions if env.is_discrete else env.action_dim,
-                device=self.device,
-                obs_dtype=_OBS_DTYPES[config.obs_dtype],
-                discrete=env.is_discrete,
-            )
+            self.decisions = RunDecisions.make(config, self.device, self.env, previous=decisions,
+                                               data_parallel=scope.data_parallel)
+            self.notes += self.decisions.start_notes()
+            lcfg = self.decisions.learner_config(config)
+            # data parallel: this rank's noise generator; its networks come from rank 0 (scope.make_replica)
+            lcfg = dataclasses.replace(lcfg, seed=scope.rank_seed(lcfg.seed))
+            self.learner = make_learner(self.env.obs_dim, self.env, lcfg, self.device)
+            self.buffer = make_buffer(config, self.env, self.device)
         except BaseException:
             self.env.close()
             raise
-        if env.is_discrete:
-            self.actions = ActionLog((env.num_envs,), torch.int64, self.device)
-        else:
-            self.actions = ActionLog((env.num_envs, env.action_dim), torch.float32, self.device)
-        self.step = 0
-        self.iteration = 0
-        self.debt = Fraction(0)
-        self.wall_time = 0.0  # seconds of earlier sessions (resume)
-        self.train_time = 0.0  # seconds spent stepping and updating (all sessions)
-        self.resumes = 0
+        shape, dtype = action_layout(self.env)
+        self.actions = ActionLog((self.env.num_envs, *shape), dtype, self.device)
+        self.counters = Counters()
         self.resume_exact: bool | None = None
         self.resume_note: str | None = None  # why a resume is not bit-exact (device change, reseeded generators)
-        self.last_eval: tuple[float, float] | None = None
-        self.last_eval_step = -1
-        self.window = {"episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": 0, "last_train_time": 0.0}
-        self.recent_returns: deque[float] = deque(maxlen=20)
         self.obs: torch.Tensor | None = None
         #: the policy's actions for ``obs``, computed by the last update (None: the next iteration calls ``act``)
         self.next_action: torch.Tensor | None = None
-        self.logger: MetricsLogger | None = None
-        self.progress: Progress | None = None
+        self.log = RunLog(run_dir, config, scope.is_main)
         self._t0 = time.perf_counter()
 
     # --- bookkeeping -----------------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Env steps so far, of all envs (and all ranks)."""
+        return self.counters.step
+
     @property
     def utd_per_iteration(self) -> Fraction:
         return Fraction(str(self.config.utd)) * self.config.num_envs
@@ -170,15 +112,11 @@ class Session:
     @property
     def steps_per_iteration(self) -> int:
         """Env steps one iteration adds to ``step``: every rank's ``num_envs`` (steps count over all ranks)."""
-        return self.env.num_envs * (1 if self.dist is None else self.dist.world_size)
+        return self.env.num_envs * self.scope.world_size
 
-    @property
-    def is_main(self) -> bool:
-        """Whether this process writes the run's logs, summary and evaluations (rank 0, or the only process)."""
-        return self.dist is None or self.dist.is_main
-
-    def _elapsed(self) -> float:
-        return self.wall_time + (time.perf_counter() - self._t0)
+    def elapsed(self) -> float:
+        """Seconds since the run started, across resumes."""
+        return self.counters.wall_time + (time.perf_counter() - self._t0)
 
     def _random_action(self) -> torch.Tensor:
         env = self.env
@@ -186,205 +124,74 @@ class Session:
             return torch.randint(env.num_actions, (env.num_envs,), device=self.device)
         return torch.rand(env.num_envs, env.action_dim, device=self.device) * 2.0 - 1.0
 
-    def _summary(self, finished: bool) -> dict[str, Any]:
-        ev = self.last_eval
-        return {
-            "finished": finished,
-            "env_id": self.config.env_id,
-            "agent": self.config.learner.agent,
-            "seed": self.config.seed,
-            "total_steps": self.step,
-            "updates": self.learner.num_updates,
-            "final_eval_return": ev[0] if (finished and ev) else None,
-            "final_eval_std": ev[1] if (finished and ev) else None,
-            "last_eval_return": ev[0] if ev else None,
-            "sps": self.step / self.train_time if self.train_time > 0 else None,
-            "wall_time": self._elapsed(),
-            "resumes": self.resumes,
-            "resume_exact": self.resume_exact,
-            "resume_note": self.resume_note,
-            "device": str(self.device),
-            "compile": self.compile,
-            "compile_reason": self.compile_decision.reason,
-            "compile_seconds": self.learner.compile_seconds,
-            "update_kind": self.learner.update_kind,
-            "threads": self.threads_decision.threads,
-            "threads_reason": self.threads_decision.reason,
-            "env_backend": self.env.backend,
-            "ops_backend": self.learner.backend,
-            "fallbacks": [f.to_dict() for f in self.learner.fallbacks],
-            "distributed": None if self.dist is None else self.dist.describe(),
-            "versions": {
-                "fastsac": _fastsac_version(),
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-            },
-        }
-
     # --- checkpoints -----------------------------------------------------------------------------------------
     def checkpoint(self) -> Path:
-        state = {
-            "config": config_to_dict(self.config),
-            "device": str(self.device),
-            "step": self.step,
-            "iteration": self.iteration,
-            "utd_debt": [self.debt.numerator, self.debt.denominator],
-            "wall_time": self._elapsed(),
-            "train_time": self.train_time,
-            "resumes": self.resumes,
-            "last_eval": list(self.last_eval) if self.last_eval else None,
-            "last_eval_step": self.last_eval_step,
-            "window": dict(self.window),
-            "recent_returns": list(self.recent_returns),
-            "learner": self.learner.state_dict(),
-            "compile_decision": {"compile": self.compile_decision.compile, "reason": self.compile_decision.reason},
-            "threads_decision": {"threads": self.threads_decision.threads, "reason": self.threads_decision.reason},
-            "rng": capture_rng_state(),
-            "env": {
-                "env_id": self.env.env_id,
-                "backend": self.env.backend,
-                "seed": self.env_seed,
-                "actions_from_step": self.actions_from_step,
-                "num_envs": self.env.num_envs,
-                "actions": self.actions.tensor(),
-                "obs": self.obs.cpu(),
-                "next_action": None if self.next_action is None else self.next_action.cpu(),
-            },
+        """Write the checkpoint (data parallel: this rank's file of the set, committed by rank 0)."""
+        env = self.env
+        ckpt = Checkpoint(
+            config=self.config,
+            device=str(self.device),
+            counters=dataclasses.replace(self.counters, wall_time=self.elapsed()),
+            learner=self.learner.state_dict(),
             # Without the full action log (after a reset resume) the buffer cannot be rebuilt by replay: keep it.
-            "buffer": self.buffer.state_dict() if self.config.save_buffer or self.actions_from_step else None,
-        }
-        if self.dist is not None:  # data parallel: this rank's part of the set; rank 0 commits it
-            return save_set(self.dist, self.run_dir / CHECKPOINT_FILE, state)
-        return save_checkpoint(self.run_dir / CHECKPOINT_FILE, state)
+            buffer=self.buffer.state_dict() if self.config.save_buffer or self.actions_from_step else None,
+            env=EnvRecord(env_id=env.env_id, backend=env.backend, seed=self.env_seed,
+                          actions_from_step=self.actions_from_step, num_envs=env.num_envs,
+                          actions=self.actions.tensor(), obs=self.obs.cpu(),
+                          next_action=None if self.next_action is None else self.next_action.cpu()),  # fmt: skip
+            rng=capture_rng_state(),
+            decisions=self.decisions.to_checkpoint(),
+        )
+        return self.scope.save_checkpoint(self.run_dir / CHECKPOINT_FILE, ckpt.to_state())
 
-    def restore(self, ckpt: dict[str, Any]) -> None:
-        """Load a checkpoint into this freshly built session (envs, buffer and RNGs included)."""
-        cfg = self.config
-        self.learner.load_state_dict(ckpt["learner"])
-        env_state = ckpt["env"]
-        buffer_state = ckpt.get("buffer")
-        if buffer_state is not None:
-            self.buffer.load_state_dict(buffer_state)
-        saved_obs = env_state["obs"].to(self.device)
-        if cfg.resume_env == "replay":
-            self.actions.load(env_state["actions"])
-            self.actions_from_step = int(env_state.get("actions_from_step", 0))
-            if env_state["backend"] != self.env.backend:
-                warnings.warn(
-                    f"the run used the {env_state['backend']} env backend, this process has {self.env.backend}; "
-                    "the replayed env state will probably differ",
-                    stacklevel=2,
-                )
-            obs, took = replay_actions(self.env, self.actions, self.buffer if buffer_state is None else None)
-            obs_restored = self.resume_exact = bool(torch.equal(obs, saved_obs))
-            if self.resume_exact:
-                self._notes.append(f"resume: replayed {self.actions.n * self.env.num_envs} env steps in {took:.1f} s; "
-                                   "environment state restored exactly")  # fmt: skip
-            else:
-                warnings.warn(
-                    "resume: replaying the recorded actions did not reproduce the saved observation (the env is not "
-                    "deterministic here, or fastsac/env versions changed); training continues from the replayed "
-                    "state, not exactly as an uninterrupted run",
-                    stacklevel=2,
-                )
-            self.obs = obs
-        else:
-            if buffer_state is None:
-                raise CheckpointError(
-                    "resume_env='reset' needs the replay buffer in the checkpoint, and this run was saved without "
-                    "it (save_buffer=false); resume with --resume-env replay"
-                )
-            self.obs = self.env.reset()
-            obs_restored = self.resume_exact = False
-            self.actions_from_step = int(ckpt["step"])
-        # The actions the last update computed for the saved observation: used where the restored observation is
-        # the saved one. Older checkpoints have none (their generator state is from before that draw): act anew.
-        next_action = env_state.get("next_action")
-        self.next_action = next_action.to(self.device) if next_action is not None and obs_restored else None
-        self.step = int(ckpt["step"])
-        self.iteration = int(ckpt["iteration"])
-        self.debt = Fraction(*ckpt["utd_debt"])
-        self.wall_time = float(ckpt["wall_time"])
-        self.train_time = float(ckpt["train_time"])
-        self.resumes = int(ckpt["resumes"]) + 1
-        self.last_eval = tuple(ckpt["last_eval"]) if ckpt["last_eval"] else None
-        self.last_eval_step = int(ckpt["last_eval_step"])
-        self.window = dict(ckpt["window"])
-        self.recent_returns = deque(ckpt["recent_returns"], maxlen=20)
-        notes = device_change_notes(ckpt, self.device, self.learner.rng_note)
-        # last: nothing above may consume the restored streams
-        notes += restore_rng_state(ckpt["rng"], device=self.device, seed=cfg.seed, counter=self.step)
-        if notes:
-            self.resume_exact = False
-            self.resume_note = "; ".join(notes)
-            warnings.warn(f"resume is not bit-exact: {self.resume_note}", stacklevel=2)
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Load a checkpoint into this freshly built session (checked first; envs, buffer and RNGs included)."""
+        restore_session(self, ckpt)
 
     # --- the loop --------------------------------------------------------------------------------------------
     def run(self, *, resume_step: int | None = None) -> RunResult:
-        cfg = self.config
+        """Train to ``total_steps``. ``resume_step``: the checkpoint's step (metrics rows after it are dropped);
+        None: a new run."""
         self._t0 = time.perf_counter()
         if self.obs is None:
             self.obs = self.env.reset()
-        self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step) \
-            if self.is_main else None
-        self._write_summary(finished=False)
-        self.progress = Progress(cfg.total_steps, self.step, cfg.progress and self.is_main, desc=cfg.env_id)
-        for note in self._notes:
-            self.progress.write(note)
-        if self.compile:  # said here, not when the learner is built: data parallel changes it (grad_reducer)
-            self.progress.write(f"update: {self.learner.describe_update()}")
-        for fallback in self.learner.fallbacks:  # also warned when they happened; said again where a run starts
-            self.progress.write(fallback.message())
+        log = self.log
+        update_note = self.decisions.update_note(self.learner)
+        # fallbacks were also warned when they happened; said again where the run starts
+        log.open(self.counters.step, resume_step, [*self.notes, *([update_note] if update_note else []),
+                                                   *(f.message() for f in self.learner.fallbacks)])  # fmt: skip
+        log.write_summary(self, finished=False)
         try:
-            with StopOnSigint(self.progress.write) as sigint:
-                # data parallel: every rank stops at the same step, agreed on at a log row
-                stop = sigint if self.dist is None else self.dist.agreed_stop(sigint)
+            with StopOnSigint(log.write) as sigint:
+                stop = self.scope.agreed_stop(sigint)  # data parallel: every rank stops at the same log row
                 self._loop(stop)
                 if stop.requested:
                     self.checkpoint()
-                    self._write_summary(finished=False)
-                    raise TrainingInterrupted(self.run_dir, self.step)
+                    log.write_summary(self, finished=False)
+                    raise TrainingInterrupted(self.run_dir, self.counters.step)
         finally:
-            self.progress.close()
-            if self.logger is not None:
-                self.logger.close()
+            log.close()
             self.env.close()
-        summary = self._write_summary(finished=True)
-        ev = self.last_eval
-        return RunResult(
-            run_dir=self.run_dir,
-            total_steps=self.step,
-            final_eval_return=ev[0] if ev else None,
-            final_eval_std=ev[1] if ev else None,
-            sps=summary["sps"] or 0.0,
-            wall_time=summary["wall_time"],
-            summary=summary,
-        )
-
-    def _write_summary(self, finished: bool) -> dict[str, Any]:
-        summary = self._summary(finished)
-        if self.is_main:
-            write_json(self.run_dir / SUMMARY_FILE, summary)
-        return summary
+        return RunResult.from_summary(self.run_dir, log.write_summary(self, finished=True))
 
     def _loop(self, stop: StopOnSigint) -> None:
         """Step, store, update until ``total_steps`` or a stop request. The loop body is kept to the calls it
         needs (a CPU step of a small SAC is a few milliseconds, of which Python bookkeeping is a measurable part):
         the update debt is an integer count of 1/den updates, and the boundaries (evaluation, log rows,
         checkpoints, the end) are checked against the next step at which one falls."""
-        cfg, env, learner, buffer = self.config, self.env, self.learner, self.buffer
+        cfg, env, learner, buffer, c = self.config, self.env, self.learner, self.buffer, self.counters
         act, step_env, add, log_action = learner.act, env.step, buffer.add, self.actions.append
         update, sample, batch_size = learner.update, buffer.sample, cfg.batch_size
         utd, steps = self.utd_per_iteration, self.steps_per_iteration
         num, den = utd.numerator, utd.denominator
-        debt = int(self.debt * den)  # self.debt is a multiple of 1/den
-        total, starts, window = cfg.total_steps, cfg.learning_starts, self.window
+        debt = int(c.utd_debt * den)  # the debt is a multiple of 1/den
+        total, starts, window, recent = cfg.total_steps, cfg.learning_starts, c.window, c.recent_returns
         next_boundary = self._next_boundary()
         next_action = self.next_action
         tick = time.perf_counter()
-        while self.step < total and not stop.requested:
+        while c.step < total and not stop.requested:
             obs = self.obs
-            if self.step < starts:
+            if c.step < starts:
                 action = self._random_action()
             else:
                 action = act(obs) if next_action is None else next_action
@@ -392,14 +199,14 @@ class Session:
             add(obs, action, res.reward, res.final_obs, res.terminated)
             log_action(action)
             self.obs = res.next_obs
-            before = self.step
-            self.step = now_step = before + steps
-            self.iteration += 1
+            before = c.step
+            c.step = now_step = before + steps
+            c.iteration += 1
             if res.episode_returns.size:
                 window["episodes"] += int(res.episode_returns.size)
                 window["return_sum"] += float(res.episode_returns.sum())
                 window["length_sum"] += int(res.episode_lengths.sum())
-                self.recent_returns.extend(float(r) for r in res.episode_returns)
+                recent.extend(float(r) for r in res.episode_returns)
             next_action = None
             if now_step >= starts:
                 n_updates, debt = divmod(debt + num, den)
@@ -409,20 +216,20 @@ class Session:
                     for _ in range(n_updates):
                         update(sample(batch_size))
             if now_step >= next_boundary:
-                self.train_time += time.perf_counter() - tick
-                self.debt = Fraction(debt, den)
+                c.train_time += time.perf_counter() - tick
+                c.utd_debt = Fraction(debt, den)
                 self.next_action = next_action
                 self._boundaries(before)
-                window = self.window  # _log starts a new window
+                window = c.window  # _log starts a new window
                 next_boundary = self._next_boundary()
                 tick = time.perf_counter()
-        self.train_time += time.perf_counter() - tick
-        self.debt = Fraction(debt, den)
+        c.train_time += time.perf_counter() - tick
+        c.utd_debt = Fraction(debt, den)
         self.next_action = next_action
 
     def _next_boundary(self) -> int:
         """The first step after the current one at which an evaluation, a log row, a checkpoint or the end falls."""
-        cfg, step = self.config, self.step
+        cfg, step = self.config, self.counters.step
         nexts = [cfg.total_steps]
         for every in (cfg.eval_every, cfg.log_every, cfg.checkpoint_every):
             if every > 0:
@@ -430,70 +237,29 @@ class Session:
         return min(nexts)
 
     def _boundaries(self, before: int) -> None:
-        cfg, step = self.config, self.step
-        done = step >= cfg.total_steps
+        cfg, c = self.config, self.counters
+        done = c.step >= cfg.total_steps
         evaluated = False
-        if _crossed(cfg.eval_every, before, step) or (done and self.last_eval_step != step):
+        if _crossed(cfg.eval_every, before, c.step) or (done and c.last_eval_step != c.step):
             self._evaluate()
             evaluated = True
-        if evaluated or _crossed(cfg.log_every, before, step) or done:
+        if evaluated or _crossed(cfg.log_every, before, c.step) or done:
             self._log(evaluated)
-        if _crossed(cfg.checkpoint_every, before, step) or done:
+        if _crossed(cfg.checkpoint_every, before, c.step) or done:
             self.checkpoint()
 
     def _evaluate(self) -> None:
-        cfg = self.config
-        self.last_eval_step = self.step
-        if not self.is_main:  # data parallel: rank 0 evaluates (the replicas are identical)
+        cfg, c = self.config, self.counters
+        c.last_eval_step = c.step
+        if not self.scope.is_main:  # data parallel: rank 0 evaluates (the replicas are identical)
             return
-        returns, _ = evaluate_policy(
-            self.learner,
-            cfg.env_id,
-            cfg.eval_episodes,
-            cfg.seed + EVAL_SEED_OFFSET,
-            env_backend=cfg.env_backend,
-            device=self.device,
-        )
-        self.last_eval = (float(np.mean(returns)), float(np.std(returns)))
+        returns, _ = evaluate_policy(self.learner, cfg.env_id, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET,
+                                     env_backend=cfg.env_backend, device=self.device)  # fmt: skip
+        c.last_eval = (float(np.mean(returns)), float(np.std(returns)))
 
     def _log(self, evaluated: bool) -> None:
-        w = self.window
-        metrics = self.learner.metrics()  # the host sync
-        if self.dist is not None:  # data parallel: the row is over all ranks (one all-reduce); rank 0 writes it
-            metrics, w = self.dist.reduce_row(metrics, w)
-        self.window = {
-            "episodes": 0, "return_sum": 0.0, "length_sum": 0, "last_step": self.step,
-            "last_train_time": self.train_time,
-        }  # fmt: skip
-        if self.logger is None:
-            return
-        if self.learner.compile_seconds is not None and not self._compile_reported:
-            self._compile_reported = True
-            self.progress.write(f"update: {self.learner.describe_first_call()}")
-        steps = self.step - w["last_step"]
-        seconds = self.train_time - w["last_train_time"]
-        row: dict[str, Any] = {
-            "step": self.step,
-            "wall_time": round(self._elapsed(), 3),
-            "sps": round(steps / seconds, 2) if seconds > 0 else None,
-            "updates": self.learner.num_updates,
-            "episodes": w["episodes"],
-            "episode_return": w["return_sum"] / w["episodes"] if w["episodes"] else None,
-            "episode_length": w["length_sum"] / w["episodes"] if w["episodes"] else None,
-            "eval_return": self.last_eval[0] if evaluated else None,
-            "eval_return_std": self.last_eval[1] if evaluated else None,
-        }
-        for key, value in metrics.items():
-            if key != "num_updates":
-                row[key] = value
-        self.logger.log(row)
-        recent = float(np.mean(self.recent_returns)) if self.recent_returns else None
-        self.progress.update(
-            self.step,
-            {
-                "sps": f"{row['sps']:.0f}" if row["sps"] else None,
-                "return": f"{recent:.1f}" if recent is not None else None,
-                "eval": f"{self.last_eval[0]:.1f}" if self.last_eval else None,
-                "alpha": f"{metrics['alpha']:.3g}" if "alpha" in metrics else None,
-            },
-        )
+        """A metrics row (the host sync of the learner's metrics); data parallel: over all ranks, rank 0 writes."""
+        c = self.counters
+        metrics, window = self.scope.reduce_row(self.learner.metrics(), c.window)
+        c.window = new_window(c.step, c.train_time)
+        self.log.row(self, metrics, window, evaluated)

@@ -25,7 +25,8 @@ OBS, ACT, BATCH = 3, 2, 8
 
 
 def learner_config(seed: int, compile_: bool = False) -> LearnerConfig:
-    return LearnerConfig(hidden_sizes=(16, 16), compile=compile_, seed=seed)
+    # auto: the native update on a CPU, which DistContext.attach switches to torch.compile
+    return LearnerConfig(hidden_sizes=(16, 16), update="auto" if compile_ else "eager", seed=seed)
 
 
 def random_batch(g: torch.Generator, n: int = BATCH) -> tuple[torch.Tensor, ...]:  # on the CPU
@@ -63,7 +64,7 @@ def main(out: Path, updates: int, compile_: bool, device: str) -> None:
                 ctx.check_replicas(learner, f"update {k + 1}")
         torch.save(_cpu({"initial": initial, "batches": batches, "noises": noises, "digests": digests,
                          "final": learner.state_dict(), "world_size": ctx.world_size,
-                         "update_kind": learner.update_kind, "fallbacks": [f.kind for f in learner.fallbacks]}),
+                         "update_kind": learner.runner.kind, "fallbacks": [f.kind for f in learner.fallbacks]}),
                    out / f"rank{ctx.rank}.pt")
 
 

@@ -81,7 +81,7 @@ def test_crossq_learns_pendulum(tmp_path):
     # -1294 at 1k, the end of the random phase). A random policy scores about -1200.
     cfg = config_from_dict(dict(
         out=str(tmp_path / "pendulum"), total_steps=3_000, learning_starts=1_000, eval_every=3_000,
-        eval_episodes=10, progress=False, tensorboard=False, compile=False, device="cpu", seed=0,
+        eval_episodes=10, progress=False, tensorboard=False, update="eager", device="cpu", seed=0,
         learner={"agent": "crossq", "hidden_sizes": [64, 64], "critic_hidden_sizes": [128, 128]}))  # fmt: skip
     result = train(cfg)
     assert result.final_eval_return > -400, _eval_returns(result.run_dir)

@@ -149,7 +149,7 @@ def test_compiled_update_with_the_collective_in_its_graph(tmp_path):
     # the learner was built for the native update, which has no place for the all-reduce: attach switched it to
     # torch.compile, without a fallback (nothing failed).
     results = _worker_results(tmp_path, 2, 4, "compile")
-    assert all(r["update_kind"] == "compiled" and r["fallbacks"] == [] for r in results)
+    assert all(r["update_kind"] == "compile" and r["fallbacks"] == [] for r in results)
     _check_update(results)
 
 

@@ -42,7 +42,7 @@ def as_gpu_run(run_dir: Path) -> Path:
     ckpt["learner"]["generator"] = cuda_generator_state(ckpt["config"]["seed"], 4 * ckpt["learner"]["num_updates"])
     ckpt["learner"]["generator_device"] = "cuda"
     ckpt["rng"]["cuda"] = [cuda_generator_state(ckpt["config"]["seed"], 1234)]
-    save_checkpoint(path, {k: v for k, v in ckpt.items() if k not in ("kind", "format")})
+    save_checkpoint(path, ckpt)
     return run_dir
 
 
@@ -60,7 +60,7 @@ def gpu_run(cpu_run, tmp_path):
 
 
 def test_learner_loads_a_generator_state_from_another_device():
-    cfg = LearnerConfig(hidden_sizes=(8,), compile=False, seed=5)
+    cfg = LearnerConfig(hidden_sizes=(8,), update="eager", seed=5)
     saved = SACLearner(3, 2, cfg).state_dict()
     assert saved["generator_device"] == "cpu" and saved["generator"].numel() == CPU_STATE_BYTES
     same = SACLearner(3, 2, cfg)
@@ -161,7 +161,7 @@ def test_fallbacks_are_printed_at_the_start_and_listed_in_the_summary(tmp_path, 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = train(tiny(tmp_path / "run", compile=True, total_steps=300))
+            result = train(tiny(tmp_path / "run", update="compile", total_steps=300))
     finally:
         backends.reset()
     summary = json.loads((result.run_dir / "summary.json").read_text())

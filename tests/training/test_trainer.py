@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastsac.agents import native_update
+from fastsac.agents import sac_native
 from fastsac.data import envs
 from fastsac.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastsac.training.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
@@ -41,7 +41,7 @@ def tiny(out: Path, **overrides) -> TrainConfig:
         checkpoint_every=0,
         progress=False,
         tensorboard=False,
-        compile=False,
+        update="eager",
         device="cpu",
         learner={"hidden_sizes": [32, 32]},
     )
@@ -110,7 +110,7 @@ def test_continuous_sac_learns_pendulum(tmp_path):
     # The default configuration (the Pendulum-v1 setting), stopped at half its 10k steps. Measured here with seeds
     # 0, 1, 2 (docs/training.md): -112, -124, -123 at 5k steps (-109, -121, -122 at 10k). A random policy: ~-1200.
     cfg = TrainConfig(out=str(tmp_path / "pendulum"), total_steps=5_000, eval_every=5_000, device="cpu",
-                      compile=False, progress=False, tensorboard=False)  # fmt: skip
+                      update="eager", progress=False, tensorboard=False)  # fmt: skip
     result = train(cfg)
     assert result.final_eval_return > -400, _eval_returns(result.run_dir)
 
@@ -135,31 +135,32 @@ def test_discrete_sac_learns_cartpole(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("native", [True, False], ids=["native", "torch.compile"])
-def test_compiled_run(tmp_path, native):
+@pytest.mark.parametrize("update", ["native", "compile"])
+def test_compiled_run(tmp_path, update):
     # The compiled runs of the suite (torch.compile's: ~1 min of compilation on a small CPU): the trainer drives
-    # the compiled update like the eager one.
-    run = train(tiny(tmp_path / "compiled", compile=True, total_steps=300, learning_starts=100,
-                     learner={"hidden_sizes": [32, 32], "native_update": native}))
-    assert run.summary["compile"] is True and run.summary["updates"] == 201
-    if native_update._extension() is not None or not native:
-        assert run.summary["update_kind"] == ("native" if native else "compiled")
+    # the fast updates like the eager one.
+    if update == "native" and sac_native._extension() is None:
+        pytest.skip("the C++ extension (with sac_update_cpu) is not built")
+    run = train(tiny(tmp_path / "compiled", update=update, total_steps=300, learning_starts=100))
+    assert run.summary["update"] == update and run.summary["updates"] == 201
+    assert run.summary["update_kind"] == update
     rows = metric_rows(run.run_dir)
     assert all(math.isfinite(float(r["critic_loss"])) for r in rows if r["critic_loss"])
     assert math.isfinite(run.final_eval_return)
 
 
-@pytest.mark.skipif(native_update._extension() is None, reason="the C++ extension (with sac_update_cpu) is not built")
+@pytest.mark.skipif(sac_native._extension() is None, reason="the C++ extension (with sac_update_cpu) is not built")
 def test_a_default_cpu_run_decides_on_the_native_update_and_says_so(tmp_path, capsys):
-    """No --compile flag: 1,000 updates repay the native update's start, so the run uses it and says why, what
+    """No --update flag: 1,000 updates repay the native update's start, so the run uses it and says why, what
     runs and what its first call took; summary.json keeps the decision and the kind."""
-    run = train(tiny(tmp_path / "run", compile=None, total_steps=1_200, learning_starts=200))
+    run = train(tiny(tmp_path / "run", update="auto", total_steps=1_200, learning_starts=200))
     summary = run.summary
-    assert summary["compile"] is True and summary["update_kind"] == "native" and summary["updates"] == 1_001
-    assert summary["compile_reason"].startswith("1,000 updates x ~") and "native C++ update's first call" in \
-        summary["compile_reason"]
+    assert summary["update"] == "native" and summary["update_kind"] == "native" and summary["updates"] == 1_001
+    assert summary["update_reason"].startswith("1,000 updates x ~") and "native C++ update's first call" in \
+        summary["update_reason"]
+    assert summary["first_call_seconds"] > 0
     err = capsys.readouterr().err
-    assert "update: the native C++ update (csrc/sac_update_cpu.cpp), nothing to compile" in err
+    assert "update: native: the native update (csrc/sac_update_cpu.cpp)" in err
     assert "native (nothing to compile; checked against the eager update)" in err
     assert math.isfinite(run.final_eval_return)
 
