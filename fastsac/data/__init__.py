@@ -1,8 +1,8 @@
 """Data: the replay buffer and the environments that fill it.
 
-``buffer.py`` (ReplayBuffer, Batch), ``envs.py`` (``make`` and the VecEnv contract), ``envpool_backend.py`` and
-``gymnasium_backend.py`` (the two VecEnv backends), ``spaces.py`` (observation flattening and action mapping
-between gymnasium spaces and the learner's flat tensors).
+``buffer.py`` (ReplayBuffer, Batch), ``envs.py`` (``make``), ``vec_env.py`` (the VecEnv contract: VecEnv,
+StepResult), ``envpool_backend.py`` and ``gymnasium_backend.py`` (the two VecEnv backends), ``spaces.py``
+(observation flattening and action mapping between gymnasium spaces and the learner's flat tensors).
 """
 
 from fastsac.data import envs

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import torch
 
-from fastsac.data.envs import VecEnv
+from fastsac.data.vec_env import VecEnv
 
 __all__ = ["EnvPoolVecEnv"]
 

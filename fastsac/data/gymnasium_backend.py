@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastsac.data.envs import VecEnv
+from fastsac.data.vec_env import VecEnv
 
 __all__ = ["GymnasiumVecEnv"]
 
