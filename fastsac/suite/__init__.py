@@ -8,7 +8,7 @@ own run directory, ``--jobs`` at a time, and what the runs wrote is aggregated i
 curves (``plots/``) and ``report.md``.
 
 Files: ``schema.py`` (suite and reference files), ``runner.py`` (the process pool, resume, signals),
-``results.py`` (reading runs back, results.csv), ``plots.py``, ``report.py``, ``formatting.py``; the shipped suites
+``results.py`` (where runs live, reading them back, results.csv), ``plots.py``, ``report.py``, ``formatting.py``; the shipped suites
 and the published reference scores with their sources are in ``definitions/``.
 """
 

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fastsac.suite.formatting import fmt, steps_label
-from fastsac.suite.results import RunRecord
-from fastsac.suite.runner import safe_name
+from fastsac.suite.results import RunRecord, safe_name
 from fastsac.suite.schema import Reference
 
 __all__ = ["plot_env"]

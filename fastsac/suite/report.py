@@ -13,8 +13,7 @@ from typing import Sequence
 
 from fastsac.suite.formatting import duration, mean_std, plus_minus, steps_label
 from fastsac.suite.plots import plot_env
-from fastsac.suite.results import RunRecord, collect, write_results_csv
-from fastsac.suite.runner import Run
+from fastsac.suite.results import Run, RunRecord, collect, write_results_csv
 from fastsac.suite.schema import Reference, Suite
 
 __all__ = ["write_outputs"]

@@ -1,18 +1,52 @@
-"""What a suite's runs wrote, read back: one :class:`RunRecord` per run, and the tidy ``results.csv``."""
+"""Where a suite's runs live (:class:`Run`, :func:`run_dir`: ``OUT/runs/<label>/seed<k>``) and what they wrote, read
+back: one :class:`RunRecord` per run, and the tidy ``results.csv``. The runner and the report both read runs through
+this module, which imports neither of them."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastsac.suite.runner import read_json, run_dir, safe_name
-from fastsac.suite.schema import Suite
+from fastsac.suite.schema import Suite, SuiteEnv
 
-__all__ = ["RESULT_COLUMNS", "RunRecord", "collect", "read_run", "write_results_csv"]
+__all__ = [
+    "RESULT_COLUMNS", "Run", "RunRecord", "collect", "read_json", "read_run", "run_dir", "safe_name",
+    "write_results_csv",
+]
 
 RESULT_COLUMNS = ("suite", "env", "label", "agent", "seed", "step", "wall_time", "eval_return", "sps")
+
+
+@dataclass(frozen=True)
+class Run:
+    entry: SuiteEnv
+    seed: int
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.entry.label} seed {self.seed}"
+
+
+def safe_name(env_id: str) -> str:
+    return env_id.replace("/", "_").replace(":", "_")
+
+
+def run_dir(out: Path, label: str, seed: int) -> Path:
+    """``OUT/runs/<label>/seed<k>``: the run of a suite entry (``label``: the entry's label, by default its env)."""
+    return Path(out) / "runs" / safe_name(label) / f"seed{seed}"
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass

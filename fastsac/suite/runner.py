@@ -1,10 +1,12 @@
 """Running a suite: one ordinary run directory per (entry, seed), trained by ``python -m fastsac train`` in separate
 processes, ``jobs`` at a time.
 
-Runs live in ``OUT/runs/<label>/seed<k>`` (an entry's label is its env id unless the suite names one). A run whose ``summary.json`` says it finished is never run again; an
-unfinished run with a checkpoint is resumed with ``fastsac train --resume``; an unfinished run without one is
-started afresh. So an interrupted suite picks up where it stopped when the same command is run again. Ctrl-C
-(or SIGTERM) forwards SIGINT to the training processes, waits for them to exit, and escalates if they do not.
+Runs live in ``OUT/runs/<label>/seed<k>`` (an entry's label is its env id unless the suite names one; the layout
+and the reading of runs are in ``results.py``, shared with the report). A run whose ``summary.json`` says it
+finished is never run again; an unfinished run with a checkpoint is resumed with ``fastsac train --resume``; an
+unfinished run without one is started afresh. So an interrupted suite picks up where it stopped when the same
+command is run again. Ctrl-C (or SIGTERM) forwards SIGINT to the training processes, waits for them to exit, and
+escalates if they do not. Imports run one way: ``runner -> report -> results``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import fcntl
-import json
 import os
 import shlex
 import shutil
@@ -21,11 +22,12 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from fastsac.suite.schema import Suite, SuiteEnv, SuiteError, _Errors
+from fastsac.suite.report import write_outputs
+from fastsac.suite.results import Run, read_json, run_dir, safe_name  # where runs live; re-exported here
+from fastsac.suite.schema import Suite, SuiteError, _Errors
 
 __all__ = [
     "STOP_GRACE_S",
@@ -44,26 +46,6 @@ __all__ = [
 
 TRAIN_COMMAND: tuple[str, ...] = (sys.executable, "-m", "fastsac", "train")
 STOP_GRACE_S = 60.0  # how long stopped runs get to exit after SIGINT before SIGTERM, then SIGKILL
-
-
-@dataclass(frozen=True)
-class Run:
-    entry: SuiteEnv
-    seed: int
-    path: Path
-
-    @property
-    def label(self) -> str:
-        return f"{self.entry.label} seed {self.seed}"
-
-
-def safe_name(env_id: str) -> str:
-    return env_id.replace("/", "_").replace(":", "_")
-
-
-def run_dir(out: Path, label: str, seed: int) -> Path:
-    """``OUT/runs/<label>/seed<k>``: the run of a suite entry (``label``: the entry's label, by default its env)."""
-    return Path(out) / "runs" / safe_name(label) / f"seed{seed}"
 
 
 def plan_runs(
@@ -88,15 +70,6 @@ def plan_runs(
             entry = dataclasses.replace(entry, total_steps=total_steps)
         runs.extend(Run(entry, s, run_dir(out, entry.label, s)) for s in seeds)
     return runs
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def run_status(path: Path) -> str:
@@ -254,8 +227,6 @@ def run_suite(suite: Suite, runs: Sequence[Run], out: Path, *, jobs: int, device
     """Train every unfinished run of ``runs`` (one suite folder ``out`` at a time: a lock file keeps a second
     runner out), then write results.csv, plots and report.md. Returns 0, 1 if runs failed, 2 if ``out`` is in use,
     130 when interrupted (the finished runs stay; the same call resumes)."""
-    from fastsac.suite.report import write_outputs
-
     (out / "runs").mkdir(parents=True, exist_ok=True)
     lock = open(out / "runs" / ".lock", "w")
     try:
