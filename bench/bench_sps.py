@@ -4,11 +4,11 @@ Providers, all of the same sizes (2x256 ReLU networks, batch 256, 1M replay capa
 per env step, summed over envs):
 
 * ``fastsac``        ``fastsac train --env HalfCheetah-v5`` with no flags: the shipped preset, the thread count
-                     and the compile decision the trainer makes for that full-length run (the rules of
-                     ``fastsac.training.resolve``: all cores, compiled); only the step counts, evaluation, logging and
+                     and the update decision the trainer makes for that full-length run (the rules of
+                     ``fastsac.training.resolve``: all cores, the native update); only the step counts, evaluation, logging and
                      checkpoints are the benchmark's. EnvPool envs when installed. Steps/s from the run's
                      ``metrics.csv``.
-* ``fastsac-eager``  the same with ``--no-compile`` (shows what compilation buys).
+* ``fastsac-eager``  the same with ``--update eager`` (shows what the fast update buys).
 * ``baseline``       a plain CleanRL-style eager PyTorch SAC written below: two ``nn.Module`` critics,
                      ``torch.optim.Adam``, a NumPy replay buffer copied to the device per sample, a per-parameter
                      Polyak loop, gymnasium vector envs (``SyncVectorEnv``); ``--threads`` torch threads.
@@ -25,7 +25,8 @@ load hits all providers alike: the table then shows each provider's median and t
 more ``fastsac`` run with each call of its loop timed (act, env step, buffer add and sample, update, action log,
 boundaries), printed per env step, with the time outside the update as a share of the update's; one timed
 update's matrix products are recorded and replayed alone after the run, for the step an update doing only them
-would take (bench_update.ProductsReplay).
+would take (bench_update.ProductsReplay), and the ratio products alone / update is printed (and saved as
+``fastsac_products_over_update``): how much of the update is its matrix products.
 
     python bench/bench_sps.py                          # 1 and 16 envs, every provider available
     python bench/bench_sps.py --configs 1 --threads 2 --components --providers fastsac baseline sb3
@@ -86,30 +87,30 @@ class Setting:
 # fastsac: the real trainer, throughput read from its metrics.csv
 
 
-def fastsac_config(s: Setting, compile_: bool | None, out: Path):
-    """The config of ``fastsac train --env HalfCheetah-v5`` with the benchmark's step counts; ``compile_=None``: the
+def fastsac_config(s: Setting, update: str | None, out: Path):
+    """The config of ``fastsac train --env HalfCheetah-v5`` with the benchmark's step counts; ``update=None``: the
     decision the trainer makes for the preset's own, full-length run."""
     from fastsac.training.config import config_from_dict
     from fastsac.training.presets import resolve_config
-    from fastsac.training.resolve import decide_compile
+    from fastsac.training.resolve import decide_update
 
     preset, _ = resolve_config("auto", {"env_id": ENV_ID, "device": s.device})
-    if compile_ is None:
-        compile_ = decide_compile(preset, torch.device(s.device), 17, 6, False).compile
+    if update is None:
+        update = decide_update(preset, torch.device(s.device), 17, 6, False).backend
     start = s.learning_starts + s.burn_in
     return config_from_dict({
-        "num_envs": s.num_envs, "total_steps": s.total, "seed": s.seed, "compile": compile_, "out": str(out),
+        "num_envs": s.num_envs, "total_steps": s.total, "seed": s.seed, "update": update, "out": str(out),
         "buffer_size": BUFFER, "learning_starts": s.learning_starts, "eval_every": 0, "eval_episodes": 1,
         "log_every": math.gcd(start, s.measure), "checkpoint_every": 0, "progress": False, "tensorboard": False,
     }, preset, where="bench_sps")
 
 
-def run_fastsac(s: Setting, compile_: bool | None, workdir: Path) -> float:
+def run_fastsac(s: Setting, update: str | None, workdir: Path) -> float:
     from fastsac.training import train
 
-    out = workdir / f"fastsac-{compile_}-{s.num_envs}"
+    out = workdir / f"fastsac-{update}-{s.num_envs}"
     shutil.rmtree(out, ignore_errors=True)
-    train(fastsac_config(s, compile_, out))
+    train(fastsac_config(s, update, out))
     start = s.learning_starts + s.burn_in
     steps = seconds = 0.0
     with open(out / "metrics.csv", newline="") as f:
@@ -165,7 +166,7 @@ def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:
 
     def recording_update(self, *a, **k):
         if state["on"] and not replay:  # the first timed update (compiled by then, if it compiles)
-            through = "inductor" if self.update_kind == "compiled" else "dispatcher"  # native (or eager): ATen's
+            through = "inductor" if self.runner.kind == "compile" else "dispatcher"  # native (or eager): ATen's
             recorded, out = ProductsReplay.record(update_fn, self, *a, through=through, **k)
             replay.append(recorded)
             return out
@@ -463,7 +464,7 @@ def main(argv=None) -> int:
                     if provider == "fastsac":
                         sps = run_fastsac(s, None, Path(tmp))
                     elif provider == "fastsac-eager":
-                        sps = run_fastsac(s, False, Path(tmp))
+                        sps = run_fastsac(s, "eager", Path(tmp))
                     elif provider == "baseline":
                         sps = run_baseline(s)
                     else:
@@ -514,6 +515,8 @@ def main(argv=None) -> int:
             bound += f": at most {plain / (products + outside):.2f}x the plain loop's {plain:.3f} ms"
         print(f"{n:>4} env(s): an update doing only its BLAS products ({products:.3f} ms, replayed alone after the "
               f"run) in this loop: {bound}")
+        print(f"{n:>4} env(s): products alone / update: {products / parts['update']:.2f} (the update's work "
+              f"besides its matrix products: {parts['update'] - products:.3f} ms a step)")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "env": ENV_ID, "device": args.device, "torch": torch.__version__, "threads": args.threads,
@@ -524,6 +527,8 @@ def main(argv=None) -> int:
             "steps_per_second": {str(n): {p: statistics.median(v) for p, v in r.items()} for n, r in results.items()},
             "steps_per_second_rounds": {str(n): r for n, r in results.items()},
             "fastsac_ms_per_step": {str(n): c for n, c in components.items()},
+            "fastsac_products_over_update": {str(n): c["update's BLAS products alone"] / c["update"]
+                                             for n, c in components.items() if "update's BLAS products alone" in c},
         }, indent=2) + "\n")  # fmt: skip
     return 0
 
