@@ -225,6 +225,33 @@ def test_the_note_reaches_the_extension_loader(monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the install this suite runs against
+
+
+def test_the_extension_the_set_up_builds_is_installed():
+    """scripts/setup.sh (``pip install --no-build-isolation -e ".[test]"``) builds fastsac._C; without it the suite
+    would test the fallbacks alone and pass, so its absence fails here, with setup.py's note saying why. Only
+    ``FASTSAC_SKIP_EXTENSION=1``, which skips the build by design, runs the suite without it."""
+    from fastsac.ops import extension
+
+    if os.environ.get("FASTSAC_SKIP_EXTENSION") == "1":
+        pytest.skip("FASTSAC_SKIP_EXTENSION=1: the set-up skips building fastsac._C by design")
+    try:
+        importlib.import_module("fastsac._C")
+        error = None
+    except ImportError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    if error is not None:  # failed outside the except block: one message, without the ImportError's traceback
+        note = extension.build_note() or "setup.py left no note: was fastsac installed by scripts/setup.sh?"
+        pytest.fail(
+            f"fastsac._C cannot be imported ({error}); setup.py's build note: {note}. Fix: rerun scripts/setup.sh, "
+            "or pip install --no-build-isolation -e . (FASTSAC_SKIP_EXTENSION=1 runs the tests without the "
+            "extension on purpose)",
+            pytrace=False,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # pip, with a CUDA build of torch
 
 
