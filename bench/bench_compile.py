@@ -1,10 +1,10 @@
 """What compiling the update costs and saves on this machine: the numbers behind ``fastsac train``'s compile rule.
 
-``compile=True`` on a CPU runs one of two things: the native update (``fastsac.agents.native_update``: one C++
-call, nothing to compile) where it applies, else torch.compile. So, for each network width, three updates in
-interleaved rounds at a fixed thread count: eager (``compile=False``), torch.compile (``compile=True,
-native_update=False``) and native (``compile=True``, where the C++ extension has it), in ms per update, and
-each one's saving over eager. Then each one's first call in a fresh process: torch.compile's with torch's
+A run's fast path on a CPU is one of two things: the native update (``fastsac.agents.sac_native``: one C++ call,
+nothing to compile) where it applies, else torch.compile. So, for each network width, three updates in
+interleaved rounds at a fixed thread count, each named by its ``LearnerConfig.update``: ``eager``, ``compile``
+(torch.compile) and ``native`` (where the C++ extension has it), in ms per update, and each one's saving over
+eager. Then each one's first call in a fresh process: torch.compile's with torch's
 on-disk caches cold (a private, empty ``TORCHINDUCTOR_CACHE_DIR``) and warm (the same directory again), and the
 native update's (it compiles nothing, so it has no cache to be warm). The break-even number of updates is
 ``first-call seconds / saving per update``. The rule in ``fastsac.training.resolve`` uses the cold compile time
@@ -39,16 +39,16 @@ from bench_update import make_batches, time_updates  # noqa: E402
 from fastsac.agents import LearnerConfig, SACLearner  # noqa: E402
 
 BATCH = 256
-KINDS = ("eager", "compiled", "native")
-KIND_CONFIG = {"eager": dict(compile=False), "compiled": dict(compile=True, native_update=False),
-               "native": dict(compile=True)}
+KINDS = ("eager", "compile", "native")
 
 
 def _learner(kind: str, obs: int, act: int, width: int) -> SACLearner | None:
-    """A learner whose update is ``kind``, or None where that kind does not run here (native without the
-    extension's native update)."""
-    learner = SACLearner(obs, act, LearnerConfig(hidden_sizes=(width, width), **KIND_CONFIG[kind]))
-    return learner if kind != "native" or learner.native_unsupported is None else None
+    """A learner whose update is ``kind`` (``LearnerConfig.update``), or None where that kind does not run here
+    (native without the extension's native update)."""
+    cfg = LearnerConfig(hidden_sizes=(width, width), update=kind)
+    if kind == "native" and SACLearner.native_unsupported(cfg, torch.device("cpu")) is not None:
+        return None
+    return SACLearner(obs, act, cfg)
 
 
 def first_call_seconds(kind: str, obs: int, act: int, width: int, threads: int, cache_dir: str) -> float:
@@ -61,7 +61,7 @@ def first_call_seconds(kind: str, obs: int, act: int, width: int, threads: int, 
         "L = _learner(%r, %d, %d, %d)\n"
         "b = make_batches(1, %d, %d, %d)[0]\n"
         "t = time.perf_counter(); L.update(b); print(time.perf_counter() - t)\n"
-        "assert L.update_kind == %r, L.update_kind\n"
+        "assert L.runner.kind == %r, L.runner.kind\n"
     ) % (str(ROOT), str(ROOT / "bench"), threads, kind, obs, act, width, BATCH, obs, act, kind)
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -100,26 +100,26 @@ def main(argv=None) -> int:
         rows.append(row)
     first = {}
     with tempfile.TemporaryDirectory() as cache:
-        first["compiled_cold_s"] = first_call_seconds("compiled", obs, act, args.compile_width, args.threads, cache)
-        first["compiled_warm_s"] = first_call_seconds("compiled", obs, act, args.compile_width, args.threads, cache)
+        first["compile_cold_s"] = first_call_seconds("compile", obs, act, args.compile_width, args.threads, cache)
+        first["compile_warm_s"] = first_call_seconds("compile", obs, act, args.compile_width, args.threads, cache)
         if "native_ms" in rows[0]:
             first["native_s"] = first_call_seconds("native", obs, act, args.compile_width, args.threads, cache)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH}, obs {obs}, act {act}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"first call of the 2x{args.compile_width} update: torch.compile {first['compiled_cold_s']:.1f} s with a "
-          f"cold cache, {first['compiled_warm_s']:.1f} s warm"
+    print(f"first call of the 2x{args.compile_width} update: torch.compile {first['compile_cold_s']:.1f} s with a "
+          f"cold cache, {first['compile_warm_s']:.1f} s warm"
           + (f"; native {first['native_s']:.3f} s" if "native_s" in first else "; native: does not run here"))
-    cost = {"compiled": first["compiled_cold_s"], "native": first.get("native_s")}
-    header = f"{'width':>6}{'eager ms':>10}{'compiled ms':>13}{'saving':>8}{'break-even':>12}"
+    cost = {"compile": first["compile_cold_s"], "native": first.get("native_s")}
+    header = f"{'width':>6}{'eager ms':>10}{'compile ms':>12}{'saving':>8}{'break-even':>12}"
     header += f"{'native ms':>11}{'saving':>8}{'break-even':>12}" if "native_s" in first else ""
     print(header + "   (break-even: updates to repay the first call; torch.compile's with a cold cache)")
     for r in rows:
         line = f"{r['width']:>6}{r['eager_ms']:>10.2f}"
-        for k in ("compiled", "native"):
+        for k in ("compile", "native"):
             if f"{k}_ms" not in r:
                 continue
             s = r[f"{k}_saving_ms"] / 1e3
-            line += f"{r[f'{k}_ms']:>{13 if k == 'compiled' else 11}.2f}{r[f'{k}_saving_ms']:>8.2f}"
+            line += f"{r[f'{k}_ms']:>{12 if k == 'compile' else 11}.2f}{r[f'{k}_saving_ms']:>8.2f}"
             line += f"{cost[k] / s:>12,.0f}" if s > 0 else f"{'never':>12}"
         print(line)
     if args.json:

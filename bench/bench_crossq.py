@@ -31,9 +31,9 @@ from fastsac.agents import LearnerConfig, make_learner  # noqa: E402
 
 
 def learners(widths, obs_dim, act_dim, device):
-    yield "sac", make_learner(obs_dim, act_dim, LearnerConfig(compile=True), device)
+    yield "sac", make_learner(obs_dim, act_dim, LearnerConfig(update="compile"), device)
     for w in widths:
-        cfg = dataclasses.replace(LearnerConfig(compile=True).with_agent("crossq"), critic_hidden_sizes=(w, w))
+        cfg = dataclasses.replace(LearnerConfig(update="compile").with_agent("crossq"), critic_hidden_sizes=(w, w))
         yield f"crossq-{w}", make_learner(obs_dim, act_dim, cfg, device)
 
 

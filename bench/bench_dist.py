@@ -44,7 +44,7 @@ SIZES = [2**10, 2**14, 2**16, 2**18, 2**20, 2**22]  # float32 elements
 
 
 def make_learner(seed: int = 0) -> SACLearner:
-    return SACLearner(OBS, ACT, LearnerConfig(hidden_sizes=HIDDEN, compile=False, seed=seed), "cpu")
+    return SACLearner(OBS, ACT, LearnerConfig(hidden_sizes=HIDDEN, update="eager", seed=seed), "cpu")
 
 
 def reduced_bytes(learner) -> dict[str, int]:

@@ -7,10 +7,10 @@ three ``torch.optim.Adam`` optimizers, ``loss.backward()``, the alpha loss on a 
 nets, batch 256, HalfCheetah sizes (obs 17, act 6), actor and alpha updated every step (no policy delay on
 either side), the same pool of random batches.
 
-fastsac's providers: ``fastsac_eager`` (``compile=False``), ``fastsac_compiled`` (torch.compile: ``compile=True,
-native_update=False``) and, on a CPU with the C++ extension, ``fastsac_native``: ``compile=True`` as shipped, which
-there runs the native update (``fastsac.agents.native_update``: one C++ call, nothing to compile). The headline
-ratio is the default's (native where it runs).
+fastsac's providers, named by their ``LearnerConfig.update``: ``fastsac_eager`` (``update="eager"``),
+``fastsac_compiled`` (``update="compile"``: torch.compile) and, on a CPU with the C++ extension, ``fastsac_native``
+(``update="native"``: ``fastsac.agents.sac_native``, one C++ call, nothing to compile), which ``update="auto"``
+runs there. The headline ratio is the default's (native where it runs).
 
 Method: fixed thread count (CPU), or CUDA with a device sync around each timed block; burn-in (which also
 triggers the compile, timed separately); then ``--repeats`` rounds, each timing ``--iters`` updates of every
@@ -304,15 +304,15 @@ def main(argv=None):
 
     providers = {"cleanrl_eager": CleanRLSAC(args.obs_dim, args.act_dim, device=device).update}
     if not args.no_eager:
-        providers["fastsac_eager"] = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(compile=False), device).update
-    compiled = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(compile=True, native_update=False), device)
+        providers["fastsac_eager"] = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(update="eager"), device).update
+    compiled = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(update="compile"), device)
     start = time.perf_counter()
     compiled.update(batches[0])
     sync()
     compile_s = time.perf_counter() - start
     providers["fastsac_compiled"] = compiled.update
-    default = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(compile=True), device)
-    if default.update_kind == "native":  # a CPU with the C++ extension: the default compiled update is native
+    default = SACLearner(args.obs_dim, args.act_dim, LearnerConfig(update="auto"), device)
+    if default.runner.kind == "native":  # a CPU with the C++ extension: the default update is native
         providers["fastsac_native"] = default.update
     products = ProductsReplay.record(compiled.update, batches[1])[0] if device.type == "cpu" else ProductsReplay([])
     if products.calls:

@@ -3,7 +3,7 @@
 ::
 
     fastsac train [--env ID] [--preset NAME|PATH|none] [--num-envs N] [--total-steps N] [--seed S] [--device D]
-                  [--backend B] [--compile/--no-compile] [--out DIR] [... every TrainConfig/LearnerConfig field]
+                  [--backend B] [--update U] [--out DIR] [... every TrainConfig/LearnerConfig field]
     fastsac train --resume RUN_DIR [--total-steps N] [...]
     fastsac eval RUN_DIR [--episodes N] [--video] [--seed S] [--device D]
     fastsac bench SUITE [--num-seeds N] [--jobs N] [--device D] [--out DIR] [--report-only] | --list
@@ -66,7 +66,7 @@ def _add_field(group, spec, top_level: set[str]) -> None:
     if isinstance(default, tuple):
         shown = " ".join(str(v) for v in default)
     elif default is None:
-        shown = "auto" if spec.path[-1] in ("compile", "target_entropy") else "none"
+        shown = "auto" if spec.path[-1] == "target_entropy" else "none"
     else:
         shown = str(default)
     text = spec.help if "default" in spec.help else f"{spec.help} (default: {shown})"

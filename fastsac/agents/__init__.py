@@ -1,11 +1,12 @@
-"""Learners (SAC, discrete SAC, CrossQ), their networks and optimizer.
+"""Learners (SAC, discrete SAC, CrossQ), their networks and optimizer, and how an update runs.
 
 ``make_learner(obs_dim, action_spec, cfg, device)`` returns the learner for ``cfg.agent`` and the action space.
 Files: ``config.py`` (LearnerConfig, ActionSpec), ``learner.py`` (what every learner shares), ``sac.py``,
-``discrete_sac.py``, ``crossq.py`` (the algorithms), ``networks.py``, ``normed_networks.py`` (LayerNorm, SimBa and
-batch-renorm networks), ``normalization.py`` (BatchRenorm, RunningObsNorm), ``optim.py`` (ForeachAdam),
-``compilation.py`` and ``cuda_graph.py`` (one compiled graph, CUDA-graph replay, and their fallbacks), ``rng.py``
-(generator states across devices).
+``discrete_sac.py``, ``crossq.py`` (the algorithms, each update read top to bottom in its ``_update``),
+``sac_native.py`` (SAC's update as one C++ call on a CPU), ``networks.py``, ``normed_networks.py`` (LayerNorm,
+SimBa and batch-renorm networks), ``normalization.py`` (BatchRenorm, RunningObsNorm), ``optim.py`` (ForeachAdam),
+``cost.py`` (an update's matrix-product FLOPs), ``rng.py`` (generator states across devices); ``runners/`` (how an
+update runs: the one choice, eager / torch.compile / native, the first-call check, CUDA-graph replay).
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from fastsac.agents.learner import Learner
 from fastsac.agents.sac import SACLearner
 
 __all__ = ["ActionSpec", "CrossQLearner", "DiscreteSACLearner", "Learner", "LearnerConfig", "SACLearner",
-           "make_learner"]
+           "learner_class", "make_learner"]
+
+
+def learner_class(agent: str, discrete: bool) -> type[Learner]:
+    """The learner class for ``agent`` ("sac" or "crossq") and the kind of action space."""
+    if agent == "crossq":
+        if discrete:
+            raise ValueError("agent 'crossq' is for continuous actions; this env has discrete actions. "
+                             "Use agent 'sac' (discrete SAC) for it (--agent sac)")
+        return CrossQLearner
+    return DiscreteSACLearner if discrete else SACLearner
 
 
 def make_learner(obs_dim: int, action_spec: Any, cfg: LearnerConfig | None = None,
@@ -30,10 +41,4 @@ def make_learner(obs_dim: int, action_spec: Any, cfg: LearnerConfig | None = Non
     ``DiscreteSACLearner`` for ``sac``, ``CrossQLearner`` for ``crossq`` (continuous actions only)."""
     spec = ActionSpec.from_any(action_spec)
     cfg = LearnerConfig() if cfg is None else cfg
-    if cfg.agent == "crossq":
-        if spec.discrete:
-            raise ValueError(f"agent 'crossq' is for continuous actions; this env has {spec.n} discrete actions. "
-                             "Use agent 'sac' (discrete SAC) for it (--agent sac)")
-        return CrossQLearner(obs_dim, spec.n, cfg, device)
-    cls = DiscreteSACLearner if spec.discrete else SACLearner
-    return cls(obs_dim, spec.n, cfg, device)
+    return learner_class(cfg.agent, spec.discrete)(obs_dim, spec.n, cfg, device)

@@ -75,13 +75,13 @@ class LearnerConfig:
     brn_momentum: float = _option(0.99, "crossq: momentum of the batch renorm running statistics")
     brn_warmup_steps: int = _option(
         100_000, "crossq: training calls during which each batch renorm layer is plain batch norm (r_max=1, d_max=0)")
-    compile: bool = _option(True, "torch.compile the whole update as one graph (fullgraph=True)")
-    native_update: bool = _option(
-        True, "with compile on a CPU: run SAC's update as one C++ call (csrc/sac_update_cpu.cpp; nothing to compile) "
-        "where it applies (continuous SAC, MLP networks, float32, no obs_norm); checked against the eager update at "
-        "its first call like a compiled one; elsewhere, and on failure, torch.compile")
+    update: Literal["auto", "eager", "compile", "native"] = _option(
+        "auto", "how the update runs: eager (op by op), compile (torch.compile, one graph), native (the learner's C++ "
+        "update: continuous SAC with MLP networks on a CPU; an error where it does not apply) or auto (native where "
+        "it applies, else compile). A fast path's first call is checked against the eager update; a failure falls "
+        "back loudly (native -> compile -> eager). See fastsac.agents.runners")
     cuda_graph: bool = _option(True, "on CUDA, capture the update in a CUDA graph and replay it (ignored on CPU)")
-    backend: str = _option("auto", "fused-op backend: auto, torch, triton or cuda")
+    backend: str = _option("auto", "fused-op backend: auto, torch, triton or cpp (the C++ extension)")
     seed: int = _option(0, "seed of the network initialisation and of the learner's noise generator")
 
     def __post_init__(self) -> None:
@@ -101,7 +101,7 @@ class LearnerConfig:
         if not self.log_std_min < self.log_std_max:
             raise ValueError(
                 f"LearnerConfig: need log_std_min < log_std_max, got {self.log_std_min}, {self.log_std_max}")
-        for name in ("agent", "critic_network"):
+        for name in ("agent", "critic_network", "update"):
             choices = typing.get_args(typing.get_type_hints(LearnerConfig)[name])
             if getattr(self, name) not in choices:
                 raise ValueError(

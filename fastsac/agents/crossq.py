@@ -11,7 +11,9 @@ One update, read top to bottom in :meth:`CrossQLearner._update`::
                  from them. Target r + gamma * (1 - terminated) * (min_j Q_j(s', a') - alpha log pi(a'|s')) from
                  the detached second half; squared error of the first half (SAC's critic step, no target critics)
     actor        every policy_delay-th update: actor in training mode, critics in evaluation mode,
-                 mean(alpha log pi(a|s) - min_j Q_j(s, a)); alpha_loss from the same fused-op call, as SAC
+                 mean(alpha log pi(a|s) - min_j Q_j(s, a)); alpha_loss from the same fused-op call, as SAC;
+                 one backward pass and the actor's and log_alpha's Adam steps
+    target       none: the critics bootstrap from themselves
 
 Why the joint pass (the paper, section 3): (s, a) from the buffer and (s', a') with a' from the current policy are
 differently distributed; normalizing each with its own statistics, or the next-state batch with statistics it
@@ -24,7 +26,8 @@ renorm layer keeps its running mean, variance and step counter as buffers that `
 (``fastsac.agents.normalization``), the warm-up switch is a ``where`` on the device-side counter, and the critics'
 buffers are stacked by ``EnsembleQ`` and written through the vmapped call. On CUDA the captured graph therefore
 replays those in-place updates on fixed addresses; they are among the tensors snapshotted around a capture's
-warm-up runs (``Learner._mutable_tensors``), and they are in ``state_dict`` for exact resume.
+warm-up runs (``Learner._mutable_tensors``), and they are in ``state_dict`` for exact resume. CrossQ has no native
+update: ``update='auto'`` compiles it.
 
 Defaults: :data:`fastsac.agents.config.CROSSQ_DEFAULTS` (``LearnerConfig().with_agent("crossq")``), the settings
 of the paper's reference implementation, with the source there. Deliberate differences from that code: the
@@ -108,6 +111,9 @@ class CrossQLearner(Learner):
         q_joint = self.critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
         q, next_q = q_joint.chunk(2, dim=1)  # (2, batch) each
         q_target = self.bootstrap_target(reward, terminated, next_q, next_log_prob)
-        self._finish_update(q, q_target, update_actor, obs, noise[1])
+        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        self.critic_optim.step(self._grads(critic_loss, self.critic_params))
+        actor_metrics = self._actor_and_alpha_step(obs, noise[1]) if update_actor else None  # every policy_delay-th
+        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)  # no target critics to update
         # the next env step's actions, when asked for: the actor in evaluation mode, with the statistics just left
         return self._actions_after_update(act_obs, act_noise)

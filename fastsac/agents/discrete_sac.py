@@ -2,6 +2,14 @@
 
 Every expectation over the policy (critic target, actor loss, temperature loss) is taken exactly over all actions
 from one fused categorical op call, never from a sampled action.
+
+One update, read top to bottom in :meth:`DiscreteSACLearner._update`::
+
+    target   r + gamma * (1 - terminated) * sum_a pi(a|s') (min_j Q'_j(s', a) - alpha log pi(a|s'))
+    critic   both critics' value of the taken action, squared error against that one target; one Adam step
+    actor    mean_s sum_a pi(a|s) (alpha log pi(a|s) - min_j Q_j(s, a)), every policy_delay-th update,
+    alpha    log_alpha * (mean_s H(pi(.|s)) - target) from the same fused-op call; one backward pass, two Adam steps
+    target   theta' <- lerp(theta', theta, tau) over all critic tensors
 """
 
 from __future__ import annotations
@@ -69,7 +77,11 @@ class DiscreteSACLearner(Learner):
         q_target = self.critic_target(reward, terminated, next_obs)
         taken = action.reshape(1, -1, 1).long().expand(self.critic.num_critics, -1, 1)
         q = self.critic(obs).gather(2, taken).squeeze(2)  # (2, batch)
-        self._finish_update(q, q_target, update_actor, obs)
+        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        self.critic_optim.step(self._grads(critic_loss, self.critic_params))
+        actor_metrics = self._actor_and_alpha_step(obs) if update_actor else None  # every policy_delay-th
+        self._update_target()
+        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

@@ -2,16 +2,18 @@
 
 A learner owns its networks, target critics (unless ``uses_target_critic`` is False: CrossQ), optimizers
 (``ForeachAdam``), entropy module, optional running observation normalization (``cfg.obs_norm``) and a noise
-generator, and runs one update per call of :meth:`Learner.update`. The algorithm itself lives in the subclasses
-(``fastsac.agents.sac``, ``fastsac.agents.discrete_sac``, ``fastsac.agents.crossq``), each a few functions read top
-to bottom; this module holds what they share: compilation of the whole update into one graph, CUDA-graph replay,
-the step of the critics and of the actor and temperature, the target update, on-device metrics and checkpoints.
+generator, and runs one update per call of :meth:`Learner.update`. The algorithm itself lives in the subclasses,
+each in its own file, whose ``_update`` reads top to bottom: target, critic loss and step, actor and temperature
+losses and step, target update (``fastsac.agents.sac``, ``fastsac.agents.discrete_sac``, ``fastsac.agents.crossq``).
+This module holds what they share: the steps' small pieces (gradients, the actor-and-temperature step, the target
+lerp, on-device metrics), the checks of an update's inputs, and checkpoints.
 
-Gradients come from ``torch.autograd.grad`` (no ``.grad`` attributes) and are applied by ``ForeachAdam``
-(``fastsac.agents.optim``), so the whole step traces as ONE graph under ``torch.compile(fullgraph=True)`` (which
-needs ``torch._dynamo.config.trace_autograd_ops``; set only around our calls). On CUDA the compiled step is then
-captured in a ``torch.cuda.CUDAGraph`` and replayed (``fastsac.agents.cuda_graph``): the batch and the noise are
-copied into static input buffers.
+How the update runs (eager, ``torch.compile`` as one graph, a learner's native C++ update, each replayed from CUDA
+graphs on a GPU) is decided once, in the constructor, by ``fastsac.agents.runners.choose_update`` from
+``cfg.update``, and done by the learner's :attr:`Learner.runner` (``fastsac.agents.runners``), which knows no
+learner by name. Gradients come from ``torch.autograd.grad`` (no ``.grad`` attributes) and are applied by
+``ForeachAdam`` (``fastsac.agents.optim``), so the whole step traces as ONE graph under
+``torch.compile(fullgraph=True)``.
 
 Policy delay (actor and alpha every ``policy_delay`` critic steps): ``_update`` takes a Python bool
 ``update_actor``; ``torch.compile`` specialises on it, so there are two single-graph variants (critic+actor+alpha+
@@ -20,8 +22,8 @@ CUDA two captured graphs. A masked single graph would run the actor's forward an
 and would still have to freeze Adam's moments and step count with ``where`` on every tensor.
 
 Randomness: the learner owns a ``torch.Generator`` on its device, seeded by ``cfg.seed``; ``act`` and the update's
-noise draw from it (outside the compiled graph, so eager and compiled updates use identical noise and the CUDA
-graph holds no RNG state). Its state is part of ``state_dict``; loaded on another device type it is reseeded
+noise draw from it (outside the compiled graph, so every implementation of the update uses identical noise and the
+CUDA graph holds no RNG state). Its state is part of ``state_dict``; loaded on another device type it is reseeded
 deterministically instead (``fastsac.agents.rng``; ``rng_note`` says so).
 
 Acting inside the update: ``update(batch, act_obs=obs)`` also returns the stochastic policy's actions for ``obs``
@@ -29,15 +31,14 @@ after the update, the very actions ``act(obs)`` called right after it would retu
 the same order: the update's noise, then the actions' noise). Learners whose ``acts_in_update`` is True compute
 them at the end of ``_update``, so they are part of the compiled graph (and of the CUDA graph); the trainer's loop
 uses this whenever an env step is followed by exactly one update. On a CPU a separate ``act`` right after an update
-costs ~0.3 ms at one env, almost all of it cold code and data (its arithmetic is ~0.06 ms), about 2-4% of a step
-(measured side by side in the trainer's loop: bench/RESULTS.md, seventh session).
+costs a few percent of a step, almost all of it cold code and data.
 
 Observation normalization (``cfg.uses_obs_norm``, SimBa's running statistics; ``fastsac.agents.normalization``):
-the statistics are updated *inside* the compiled update, from each batch's observations, before that batch is
-normalized (the next observations too) and handed to ``_update``; ``act`` normalizes with the current statistics.
-Inside, so the update stays one graph (and one CUDA graph: the statistics are buffers updated in place) and any
-caller of ``update`` gets it without a hook in its loop; the price is that the statistics weight each stored
-observation by how often it is sampled, where SimBa counts each env observation once.
+the statistics are updated *inside* the update, from each batch's observations, before that batch is normalized
+(the next observations too) and handed to ``_update``; ``act`` normalizes with the current statistics. Inside, so
+the update stays one graph (and one CUDA graph: the statistics are buffers updated in place) and any caller of
+``update`` gets it without a hook in its loop; the price is that the statistics weight each stored observation by
+how often it is sampled, where SimBa counts each env observation once.
 
 Fallbacks: a fast path that cannot run here (a fused-op backend failing its self-check, compiling, capturing) is
 replaced by the next one with one warning and kept in ``fallbacks`` (``fastsac.fallbacks``).
@@ -46,7 +47,6 @@ replaced by the next one with one warning and kept in ``fallbacks`` (``fastsac.f
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,12 +54,11 @@ import torch
 from torch import nn
 
 from fastsac import ops
-from fastsac.agents.compilation import CompiledUpdate
 from fastsac.agents.config import LearnerConfig
-from fastsac.agents.cuda_graph import CapturedUpdate
 from fastsac.agents.normalization import RunningObsNorm
 from fastsac.agents.optim import ForeachAdam
 from fastsac.agents.rng import load_generator
+from fastsac.agents.runners import UpdateRunner, choose_update
 from fastsac.fallbacks import Fallback
 from fastsac.ops import selfcheck
 
@@ -109,64 +108,48 @@ class Learner:
         self.generator.manual_seed(cfg.seed)
         self._metric_sums = torch.zeros(7, dtype=torch.float32, device=self.device)
         self.num_updates = 0
-        self.compile_seconds: float | None = None  # the first compiled update's seconds, once it has run
         self._grad_reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
-        # Without observation normalization the update is _update itself (compiled as before: dynamo caches compiled
-        # code per code object, up to 8 entries, and _update's is each learner class's own).
-        step = self._normalized_update if self.obs_norm is not None else self._update
-        #: why the native CPU update does not run (None when it does, or when the update is not compiled)
-        self.native_unsupported: str | None = None
-        native = self._native_update() if cfg.compile else None
-        self._update_fn = CompiledUpdate(step, f"{type(self).__name__} update", self._mutable_tensors,
-                                         self.fallbacks, self._compared_tensors, native=native) if cfg.compile else step
-        self.use_cuda_graph = bool(cfg.cuda_graph and self.device.type == "cuda")
-        self._graphs = CapturedUpdate(self._captured_step, self.device, self._mutable_tensors, self.fallbacks) \
-            if self.use_cuda_graph else None
+        #: how the update runs (eager, compile or native) and why: decided here, once
+        self.update_choice = choose_update(type(self), cfg, self.device)
+        #: runs every update (``fastsac.agents.runners.UpdateRunner``): its ``kind``, ``describe()``, fallbacks
+        self.runner = self._build_runner(self.device if cfg.cuda_graph and self.device.type == "cuda" else None)
 
-    def _native_update(self):
-        """The native CPU update (``fastsac.agents.native_update``) where ``cfg.native_update`` asks for it and it
-        applies to this learner, else None (and ``native_unsupported`` says why)."""
-        from fastsac.agents import native_update
+    def _build_runner(self, graph_device: torch.device | None) -> UpdateRunner:
+        """The runner of :attr:`update_choice`, replaying from CUDA graphs on ``graph_device`` (None: no graphs)."""
+        # Without observation normalization the update is _update itself (compiled code is cached per code object,
+        # up to 8 entries, and _update's is each learner class's own).
+        update = self._normalized_update if self.obs_norm is not None else self._update
+        return UpdateRunner(self.update_choice, update, native=self.native_update, what=f"{type(self).__name__} update",
+                            mutable=self._mutable_tensors, compared=self._compared_tensors, fallbacks=self.fallbacks,
+                            graph_device=graph_device)
 
-        self.native_unsupported = native_update.unsupported(self)
-        return native_update.NativeUpdate(self) if self.native_unsupported is None else None
+    @classmethod
+    def native_unsupported(cls, cfg: LearnerConfig, device: torch.device, *, data_parallel: bool = False) -> str | None:
+        """Why a learner of this class built from ``cfg`` on ``device`` has no native update (a sentence), or None
+        where it has one (``fastsac.agents.runners.choose_update`` asks). ``data_parallel``: its gradients will be
+        averaged over ranks by a ``grad_reducer``. Learners with a native update override this and
+        :meth:`native_update`."""
+        return f"{cls.__name__} has no native update"
+
+    def native_update(self) -> Callable[..., torch.Tensor | None]:
+        """This learner's native implementation of ``_update`` (same signature and effect), where
+        :meth:`native_unsupported` is None."""
+        raise NotImplementedError(f"{type(self).__name__} has no native update")
 
     @property
     def grad_reducer(self) -> Callable[[list[torch.Tensor]], list[torch.Tensor]] | None:
         """Data-parallel hook: maps each backward pass's gradients to what the optimizers apply (the average over
         ranks, ``fastsac.training.distributed``). None (single process): the gradients as computed, at no cost.
         Set it before the first update; it is traced into the compiled update. The native update has no place for
-        it: setting one on a learner that runs it switches the update to torch.compile (``native_unsupported``
-        says so; not a fallback, since nothing failed)."""
+        it: a learner built with ``update='native'`` (or ``auto`` where native applies) refuses one."""
         return self._grad_reducer
 
     @grad_reducer.setter
     def grad_reducer(self, reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None) -> None:
+        if reducer is not None and self.runner.kind == "native":
+            raise ValueError(f"{type(self).__name__}: the native update has no place for a data-parallel "
+                             "grad_reducer; build the learner with update='compile' (a data-parallel run chooses it)")
         self._grad_reducer = reducer
-        if reducer is not None and self.update_kind == "native":
-            from fastsac.agents import native_update
-
-            self.native_unsupported = native_update.unsupported(self)
-            self._update_fn.drop_native()
-
-    def describe_update(self) -> str:
-        """What runs the update, and why not the native one where that does not apply (a sentence)."""
-        if self.update_kind == "native":
-            return "the native C++ update (csrc/sac_update_cpu.cpp), nothing to compile"
-        if self.native_unsupported is not None and self.update_kind == "compiled" and self.device.type == "cpu":
-            return f"torch.compile (the native C++ update does not apply: {self.native_unsupported})"
-        return {"compiled": "torch.compile", "eager": "eager"}[self.update_kind]
-
-    def describe_first_call(self) -> str:
-        """What the first fast-path update took (``compile_seconds``, once it has run) and what that is (a sentence)."""
-        what = {"native": " (nothing to compile; checked against the eager update)",
-                "compiled": " (a compile: seconds with torch's on-disk cache warm, tens of seconds cold)"}
-        return f"first call {self.compile_seconds:.2f} s, {self.update_kind}{what.get(self.update_kind, '')}"
-
-    @property
-    def update_kind(self) -> str:
-        """What runs the update: "native" (one C++ call), "compiled" (torch.compile) or "eager"."""
-        return self._update_fn.kind if isinstance(self._update_fn, CompiledUpdate) else "eager"
 
     # -------------------------------------------------------------------------------------------- subclass API
     def _build_networks(self, n: int) -> tuple[nn.Module, nn.Module]:
@@ -231,30 +214,23 @@ class Learner:
         reward = reward.reshape(-1).float()
         return reward, 1.0 - terminated.reshape(-1).to(reward.dtype)
 
-    def _step_actor_and_alpha(self, actor_loss: torch.Tensor, alpha_loss: torch.Tensor) -> None:
-        """One backward pass of ``actor_loss + alpha_loss``, then the actor's and (when learned) log_alpha's Adam."""
+    def _actor_and_alpha_step(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The actor's and the temperature's step: ``actor_and_alpha_losses(*inputs)`` (the learner's), one backward
+        pass of ``actor_loss + alpha_loss`` (alpha_loss reaches only log_alpha, actor_loss never does), then the
+        actor's and (when learned) log_alpha's Adam steps. Returns the metrics ``(actor_loss, entropy, alpha_loss)``,
+        detached."""
+        actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(*inputs)
         learn_alpha = self.alpha_optim is not None
-        inputs = self.actor_params + ([self.entropy.log_alpha] if learn_alpha else [])
-        grads = self._reduce(torch.autograd.grad(actor_loss + alpha_loss if learn_alpha else actor_loss, inputs))
+        params = self.actor_params + ([self.entropy.log_alpha] if learn_alpha else [])
+        grads = self._grads(actor_loss + alpha_loss if learn_alpha else actor_loss, params)
         self.actor_optim.step(grads[: len(self.actor_params)])
         if learn_alpha:
             self.alpha_optim.step(grads[len(self.actor_params):])
+        return actor_loss.detach(), entropy, alpha_loss.detach()
 
-    def _finish_update(self, q, q_target, update_actor: bool, *actor_inputs) -> None:
-        """The part of an update both learners share. ``q`` (2, batch): both critics' values of the taken actions;
-        ``q_target``: their one regression target. Critic step on the squared error; then (every policy_delay-th
-        update) the actor's and temperature's step from ``actor_and_alpha_losses(*actor_inputs)``, one backward
-        pass for both losses since alpha_loss reaches only log_alpha and actor_loss never does; then the target
-        critics (one fused lerp) and the on-device metrics."""
-        critic_loss = (q - q_target).square().mean(dim=1).sum()
-        self.critic_optim.step(self._reduce(torch.autograd.grad(critic_loss, self.critic_params)))
-        actor_metrics = None
-        if update_actor:
-            actor_loss, alpha_loss, entropy = self.actor_and_alpha_losses(*actor_inputs)
-            self._step_actor_and_alpha(actor_loss, alpha_loss)
-            actor_metrics = (actor_loss.detach(), entropy, alpha_loss.detach())
-        self._update_target()
-        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+    def _grads(self, loss: torch.Tensor, params: list[torch.Tensor]) -> Sequence[torch.Tensor]:
+        """The gradients of ``loss`` with respect to ``params``, through :attr:`grad_reducer` (data parallel)."""
+        return self._reduce(torch.autograd.grad(loss, params))
 
     def _reduce(self, grads: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
         """``grads`` through :attr:`grad_reducer` (one call per backward pass), or unchanged without one."""
@@ -278,27 +254,28 @@ class Learner:
     # ------------------------------------------------------------------------------------------------- update
     def update(self, batch: Sequence[torch.Tensor], act_obs: torch.Tensor | None = None) -> torch.Tensor | None:
         """One gradient step on ``batch = (obs, action, reward, next_obs, terminated)`` (``fastsac.data.Batch``
-        or any sequence in that order; on the learner's device). Asynchronous: nothing is read back to the host.
-        Actor and alpha are updated when ``num_updates % policy_delay == 0``; the entropy schedule advances by 1.
+        or any sequence in that order; on the learner's device), run by :attr:`runner`. Asynchronous: nothing is
+        read back to the host. Actor and alpha are updated when ``num_updates % policy_delay == 0``; the entropy
+        schedule advances by 1.
 
         With ``act_obs`` (observations, as ``act`` takes them): returns the stochastic policy's actions for them
         after this update, exactly what ``act(act_obs)`` called right after would return, computed inside the
         (compiled, captured) update where the learner can (``acts_in_update``). None without ``act_obs``."""
         self._check_batch(batch)
-        update_actor = self.num_updates % self.cfg.policy_delay == 0
-        inside, single = None, False  # inside: the observations the update itself acts on
+        inside, single = None, False  # the observations the update itself acts on
         if act_obs is not None and self.acts_in_update:
             inside, single = as_obs(act_obs, self.device)
             self._check_act_obs(inside)
-        if self.compile_seconds is None and self.cfg.compile:
-            actions = self._first_compiled_update(batch, update_actor, inside)
-        else:
-            actions = self._run_update(batch, update_actor, inside)
+        obs, action, reward, next_obs, terminated = batch
+        update_actor = self.num_updates % self.cfg.policy_delay == 0
+        noise = self._draw_noise(obs.shape[0])  # the update's noise, then the actions'
+        acting = () if inside is None else (inside, self._draw_act_noise(inside.shape[0]))
+        actions = self.runner(obs, action, reward, next_obs, terminated, noise, update_actor, *acting)
         self.num_updates += 1
         self.entropy.advance_schedule(1)
         if act_obs is None:
             return None
-        if inside is None:
+        if not acting:
             return self.act(act_obs)
         return actions[0] if single else actions
 
@@ -328,67 +305,18 @@ class Learner:
             raise ValueError(f"{type(self).__name__}.update: act_obs must be (N, {self.obs_dim}) or ({self.obs_dim},) "
                              f"observations, got shape {tuple(act_obs.shape)}")
 
-    def _run_update(self, batch, update_actor: bool, act_obs: torch.Tensor | None) -> torch.Tensor | None:
-        """The update from the captured CUDA graph, or (no graph, or its capture failed: a recorded fallback) here,
-        with fresh noise: the update's, then (with ``act_obs``) the actions'."""
-        if self.use_cuda_graph:
-            ran, actions = self._replay(update_actor, tuple(batch), act_obs)
-            if ran:
-                return actions
-        obs, action, reward, next_obs, terminated = batch
-        noise = self._draw_noise(obs.shape[0])  # (a compiled update sets dynamo's flags itself)
-        act = () if act_obs is None else (act_obs, self._draw_act_noise(act_obs.shape[0]))
-        return self._update_fn(obs, action, reward, next_obs, terminated, noise, update_actor, *act)
-
-    def _first_compiled_update(self, batch, update_actor: bool, act_obs: torch.Tensor | None):
-        """The first update with ``cfg.compile``: it compiles (and on CUDA captures); its seconds are kept in
-        ``compile_seconds`` (what compiling cost this run; printed by the trainer)."""
-        t = time.perf_counter()
-        self.compile_seconds = 0.0  # _run_update takes the normal path
-        actions = self._run_update(batch, update_actor, act_obs)
-        if self.use_cuda_graph:
-            torch.cuda.synchronize(self.device)
-        self.compile_seconds = time.perf_counter() - t
-        return actions
-
-    def _draw_noise(self, batch_size: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        if out is None:
-            out = torch.empty(self._noise_shape(batch_size), dtype=torch.float32, device=self.device)
+    def _draw_noise(self, batch_size: int) -> torch.Tensor:
+        """The noise an update on ``batch_size`` samples draws (``_noise_shape``)."""
+        out = torch.empty(self._noise_shape(batch_size), dtype=torch.float32, device=self.device)
         return out.normal_(generator=self.generator)
 
-    def _draw_act_noise(self, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _draw_act_noise(self, n: int) -> torch.Tensor:
         """The noise ``act`` draws for ``n`` observations (the same draw, so acting inside the update or after it
         gives the same actions)."""
-        if out is None:
-            out = torch.empty(self._act_noise_shape(n), dtype=torch.float32, device=self.device)
+        out = torch.empty(self._act_noise_shape(n), dtype=torch.float32, device=self.device)
         return out.normal_(generator=self.generator)
 
-    # ---- CUDA graphs ----------------------------------------------------------------------------------------
-    def _replay(self, update_actor: bool, batch: tuple[torch.Tensor, ...], act_obs: torch.Tensor | None = None):
-        """Copy the batch, fresh noise (and ``act_obs`` with its noise) into the captured graph's static inputs,
-        then replay it: ``(True, actions or None)``, or ``(False, None)`` where the capture failed (nothing ran)."""
-        layout = [*((t.shape, t.dtype) for t in batch), (self._noise_shape(batch[0].shape[0]), torch.float32)]
-        if act_obs is not None:
-            layout += [(act_obs.shape, torch.float32), (self._act_noise_shape(act_obs.shape[0]), torch.float32)]
-        static = self._graphs.buffers(layout)  # batch (5), noise, then with act_obs: observations, their noise
-        for dst, src in zip(static, batch):
-            dst.copy_(src, non_blocking=True)
-        self._draw_noise(0, out=static[5])
-        if act_obs is not None:
-            static[6].copy_(act_obs, non_blocking=True)
-            self._draw_act_noise(0, out=static[7])
-        self.use_cuda_graph = self._graphs.replay(update_actor)  # False from a failed capture on (a fallback)
-        if not self.use_cuda_graph:
-            return False, None
-        out = self._graphs.output
-        return True, (out.clone() if isinstance(out, torch.Tensor) else None)  # the next replay overwrites it
-
-    def _captured_step(self, *buffers_and_flag):
-        """What a CUDA graph captures: the update on its static inputs (the batch, the noise, then with actions
-        the observations and their noise), given in ``CapturedUpdate``'s order (the flag ``update_actor`` last)."""
-        *buffers, update_actor = buffers_and_flag
-        return self._update_fn(*buffers[:6], update_actor, *buffers[6:])
-
+    # ---- what an update writes -----------------------------------------------------------------------------
     def _mutable_tensors(self) -> list[torch.Tensor]:
         """Every tensor an update writes (restored after the warm-up runs that precede a capture)."""
         tensors = [*self.actor_params, *self.critic_params, *self.target_params, self.entropy.log_alpha]
@@ -402,7 +330,7 @@ class Learner:
         return [*tensors, self._metric_sums]
 
     def _compared_tensors(self) -> list[tuple[str, torch.Tensor]]:
-        """What a compiled update's first call is checked on against the eager update (``CompiledUpdate``): what
+        """What a fast update's first call is checked on against the eager update (``runners.CheckedRunner``): what
         an update writes that changes smoothly with its arithmetic: the optimizers' moments, the networks' and
         observation normalization's buffers, the metric sums (the losses)."""
         named = [(f"actor.{k}", t) for k, t in self.actor.named_buffers()]
@@ -485,7 +413,7 @@ class Learner:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(obs_dim={self.obs_dim}, device={self.device}, backend={self.backend!r}, "
-                f"compile={self.cfg.compile}, cuda_graph={self.use_cuda_graph}, num_updates={self.num_updates})")
+                f"update={self.runner.describe()!r}, num_updates={self.num_updates})")
 
 
 def as_obs(obs: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, bool]:

@@ -2,11 +2,16 @@
 
 One update, read top to bottom in :meth:`SACLearner._update`::
 
-    critic   both critics against one target: r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha log pi(a'|s'))
+    target   r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha log pi(a'|s')) from the target critics
              (bootstrapping is masked by termination only; a time-limit truncation still bootstraps)
+    critic   both critics' squared error against that one target; one Adam step
     actor    (alpha * log pi(a|s) - min_j Q_j(s, a)).mean(), with a ~ pi reparameterised by the fused op,
-    alpha    -log_alpha * mean(log pi + target), returned by the *same* fused-op call (gradient to log_alpha only)
+    alpha    -log_alpha * mean(log pi + target), returned by the *same* fused-op call (gradient to log_alpha only);
+             one backward pass and the actor's and log_alpha's Adam steps, every policy_delay-th update
     target   theta' <- lerp(theta', theta, tau), one fused ``torch._foreach_lerp_`` over all critic tensors
+
+On a CPU the same update also exists as one C++ call (``fastsac.agents.sac_native``), which ``update='native'``
+(and ``auto`` where it applies) runs instead.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from fastsac.agents.config import LearnerConfig
 from fastsac.agents.learner import Learner
 from fastsac.agents.networks import Actor, ContinuousTwinQ
 from fastsac.agents.normed_networks import sac_critic_member
+from fastsac.agents.sac_native import NativeSACUpdate, config_unsupported
 from fastsac.entropy import EntropyModule
 
 __all__ = ["SACLearner"]
@@ -77,11 +83,23 @@ class SACLearner(Learner):
 
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
                 act_obs=None, act_noise=None) -> torch.Tensor | None:
-        # Critic: both critics regress onto one target from the target critics (min over the pair).
         q_target = self.critic_target(reward, terminated, next_obs, noise[0])
-        q = self.critic(obs, action)  # (2, batch)
-        self._finish_update(q, q_target, update_actor, obs, noise[1])
+        q = self.critic(obs, action)  # (2, batch): both critics regress onto the one target
+        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        self.critic_optim.step(self._grads(critic_loss, self.critic_params))
+        actor_metrics = self._actor_and_alpha_step(obs, noise[1]) if update_actor else None  # every policy_delay-th
+        self._update_target()
+        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
         return self._actions_after_update(act_obs, act_noise)  # the next env step's actions, when asked for
+
+    @classmethod
+    def native_unsupported(cls, cfg, device, *, data_parallel=False):
+        if cls is not SACLearner:
+            return f"the native update is written for SACLearner, not {cls.__name__}"
+        return config_unsupported(cfg, device, data_parallel=data_parallel)
+
+    def native_update(self):
+        return NativeSACUpdate(self)
 
     def _act_noise_shape(self, n):
         return (n, self.action_dim)

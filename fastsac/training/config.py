@@ -38,9 +38,9 @@ __all__ = [
     "field_specs",
 ]
 
-#: LearnerConfig fields that the run sets from its own options (TrainConfig.seed, .compile, .backend); they are not
+#: LearnerConfig fields that the run sets from its own options (TrainConfig.seed, .update, .backend); they are not
 #: separate settings, so presets, overrides and config.json never carry them under ``learner``.
-LEARNER_FIELDS_SET_BY_RUN = ("seed", "compile", "backend")
+LEARNER_FIELDS_SET_BY_RUN = ("seed", "update", "backend")
 
 
 class ConfigError(ValueError):
@@ -89,12 +89,13 @@ class TrainConfig:
             "the C++ extension (CPU and CUDA tensors; formerly named 'cuda')"
         ),
     )
-    compile: bool | None = field(
-        default=None,
+    update: Literal["auto", "eager", "compile", "native"] = field(
+        default="auto",
         metadata=_help(
-            "compile the whole update with torch.compile (a CUDA graph on GPU); default: on for CUDA; on a CPU when "
-            "the run's updates repay the ~45 s compile (a rule from measurements, fastsac.training.resolve: e.g. "
-            "HalfCheetah 2x256 compiles, the 10k-step Pendulum quick start does not)"
+            "how the update runs: eager, compile (torch.compile, one graph; on CUDA also a CUDA graph), native (SAC's "
+            "C++ update on a CPU) or auto: on CUDA compile; on a CPU the fast path that applies (native, else "
+            "compile) where the run's updates repay its first call, else eager (a rule from measurements, "
+            "fastsac.training.resolve); printed at the start of the run and kept in summary.json"
         ),
     )
     out: str | None = field(
@@ -162,7 +163,7 @@ class TrainConfig:
         metadata=_help(
             "data-parallel runs (torchrun): seconds a collective waits for the other ranks before the job stops "
             "with an error naming the silent rank; must exceed the longest time one rank works alone (rank 0's "
-            "evaluation, the first compiled update)"
+            "evaluation, the first call of a compiled update)"
         ),
     )
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
@@ -170,8 +171,8 @@ class TrainConfig:
     learner: LearnerConfig = field(
         default_factory=pendulum_learner,
         metadata=_help(
-            "learner (SAC or CrossQ) hyperparameters; the [learner] table of a preset. Its seed, compile and "
-            "backend are replaced by this config's seed, compile and backend"
+            "learner (SAC or CrossQ) hyperparameters; the [learner] table of a preset. Its seed, update and "
+            "backend are replaced by this config's seed, update and backend"
         ),
     )
 
@@ -232,7 +233,7 @@ RESUME_MUTABLE = {
     "progress",
     "tensorboard",
     "device",
-    "compile",
+    "update",
     "backend",
     "out",
     "resume_env",

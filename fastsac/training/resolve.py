@@ -1,15 +1,16 @@
 """From a :class:`~fastsac.training.config.TrainConfig` to what a process runs with: the device, the torch thread
-count, whether the update is compiled, the learner's own config, and the global seeds.
+count, how the update runs, the learner's own config, and the global seeds.
 
-Whether to compile (``--compile``/``--no-compile`` decide when given). On CUDA always (the compiled update is
-also captured in a CUDA graph). On a CPU when it pays, which depends on what ``compile=True`` runs there:
+How the update runs (``--update eager|compile|native`` decides when given; ``auto``, the default, is this rule):
+:func:`decide_update` asks the learner's own choice (``fastsac.agents.runners.choose_update``) for the fast path
+that applies (the native C++ update where the learner has one, else torch.compile) and takes it where it pays.
+On CUDA always (the update is also captured in a CUDA graph). On a CPU when the run's updates repay its first call:
 
-- The native update (``fastsac.agents.native_update``: SAC's update as one C++ call) wherever it applies (the
-  default continuous SAC learner with the C++ extension built). It compiles nothing: its first call took 0.01 s
-  (Pendulum's 2x64) to 0.04 s (HalfCheetah's 2x256), and it saved 1.1 ms per update at Pendulum's 2x64
-  networks and 3.9 ms at HalfCheetah's 2x256 (``bench/bench_compile.py``, 2-core x86-64 CI-class machine, torch
-  2.13, 1 thread, batch 256; bench/RESULTS.md, ninth session). The rule prices it at ``NATIVE_FIRST_CALL_SECONDS``
-  (the first call is also run eagerly to check it, and a busy machine is slower) against ``NATIVE_SAVING_MS +
+- The native update (``fastsac.agents.sac_native``: continuous SAC with MLP networks) compiles nothing: its first
+  call took 0.01 s (Pendulum's 2x64) to 0.04 s (HalfCheetah's 2x256), and it saved 1.1 ms per update at
+  Pendulum's 2x64 networks and 3.9 ms at HalfCheetah's 2x256 (``bench/bench_compile.py``, 2-core x86-64 CI-class
+  machine, 1 thread, batch 256; bench/RESULTS.md). The rule prices it at ``NATIVE_FIRST_CALL_SECONDS`` (the first
+  call is also run eagerly to check it, and a busy machine is slower) against ``NATIVE_SAVING_MS +
   NATIVE_SAVING_MS_PER_GFLOP * GFLOP`` saved per update: it pays from a few hundred updates on, so the default
   Pendulum run (9,000 updates) runs it.
 - torch.compile elsewhere (CrossQ, discrete SAC, normalized critics, data parallel): compiling costs tens of
@@ -44,17 +45,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fastsac.agents import LearnerConfig
+from fastsac.agents import LearnerConfig, learner_class
 from fastsac.agents.cost import update_flops
-from fastsac.agents.native_update import config_unsupported
+from fastsac.agents.runners import UpdateChoice, choose_update
 from fastsac.training.config import ConfigError, TrainConfig
 
 __all__ = [
-    "CompileDecision",
     "ThreadsDecision",
     "TorchThreads",
-    "decide_compile",
+    "UpdateChoice",
     "decide_threads",
+    "decide_update",
     "expected_updates",
     "learner_config",
     "resolve_device",
@@ -77,48 +78,47 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@dataclass(frozen=True)
-class CompileDecision:
-    """Whether the run compiles its update, and why (printed at the start and kept in summary.json)."""
-
-    compile: bool
-    reason: str
-
-
 def expected_updates(config: TrainConfig) -> int:
     """Gradient updates a run will make: ``utd`` per env step after ``learning_starts`` (summed over envs)."""
     return int(max(0, config.total_steps - config.learning_starts) * config.utd)
 
 
-def decide_compile(config: TrainConfig, device: torch.device, obs_dim: int, action_size: int, discrete: bool, *,
-                   previous: dict | None = None, data_parallel: bool = False) -> CompileDecision:
-    """The run's compile decision (see the module docstring). ``previous``: the decision a resumed run made;
-    ``data_parallel``: the run trains data parallel (torchrun)."""
-    if config.compile is not None:
-        return CompileDecision(config.compile, f"{'--compile' if config.compile else '--no-compile'} given")
+def decide_update(config: TrainConfig, device: torch.device, obs_dim: int, action_size: int, discrete: bool, *,
+                  previous: dict | None = None, data_parallel: bool = False) -> UpdateChoice:
+    """How the run's update runs, and why (see the module docstring; printed at the start and kept in
+    summary.json). ``previous``: the decision a resumed run made (``{"backend", "reason"}``); ``data_parallel``:
+    the run trains data parallel (torchrun), which the native update does not support. A ``--update`` that cannot
+    run here is a ConfigError."""
+    cls = learner_class(config.learner.agent, discrete)
+
+    def choice(update: str) -> UpdateChoice:
+        try:
+            return choose_update(cls, learner_config(config, update=update), device, data_parallel=data_parallel)
+        except ValueError as exc:
+            raise ConfigError(f"--update {update}: {exc}") from None
+
+    if config.update != "auto":
+        choice(config.update)  # an update that cannot run here fails now, before anything is built
+        return UpdateChoice(config.update, f"--update {config.update} given")
     if previous is not None:
         kept = "kept from the run's start: "
         reason = previous["reason"] if previous["reason"].startswith(kept) else kept + previous["reason"]
-        return CompileDecision(bool(previous["compile"]), reason)
+        return UpdateChoice(previous["backend"], reason)
+    fast = choice("auto")
     if device.type == "cuda":
-        return CompileDecision(True, "CUDA: the update is compiled and captured in a CUDA graph")
+        return UpdateChoice(fast.backend, "CUDA: the fast path, captured in a CUDA graph")
     updates = expected_updates(config)
     gflop = update_flops(obs_dim, action_size, config.learner.hidden_sizes, config.batch_size, discrete=discrete) / 1e9
-    no_native = config_unsupported(learner_config(config, compile_=True), device, discrete=discrete,
-                                   data_parallel=data_parallel)
-    if no_native is None:
-        fast, cost_s = "native", NATIVE_FIRST_CALL_SECONDS
-        saving_ms = NATIVE_SAVING_MS + NATIVE_SAVING_MS_PER_GFLOP * gflop
+    if fast.backend == "native":
+        cost_s, saving_ms = NATIVE_FIRST_CALL_SECONDS, NATIVE_SAVING_MS + NATIVE_SAVING_MS_PER_GFLOP * gflop
         what = f"~{cost_s:g} s for the native C++ update's first call"
     else:
-        fast, cost_s = "compiled", CPU_COMPILE_SECONDS
-        saving_ms = COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * gflop
-        what = f"~{cost_s:.0f} s to compile (the native C++ update does not apply: {no_native})"
+        cost_s, saving_ms = CPU_COMPILE_SECONDS, COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * gflop
+        what = f"~{cost_s:.0f} s to compile ({fast.reason})"
     saved_s = updates * saving_ms / 1e3
-    pays = saved_s > cost_s
-    return CompileDecision(pays, (
-        f"{updates:,} updates x ~{saving_ms:.1f} ms saved each = ~{saved_s:,.0f} s against {what}: "
-        f"{fast if pays else 'eager'} (--compile/--no-compile to choose)"))
+    backend = fast.backend if saved_s > cost_s else "eager"
+    return UpdateChoice(backend, f"{updates:,} updates x ~{saving_ms:.1f} ms saved each = ~{saved_s:,.0f} s against "
+                                 f"{what}: {backend} (--update to choose)")
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,9 @@ def decide_threads(config: TrainConfig, obs_dim: int, action_size: int, discrete
                                   f"process may use{among} (--threads N to choose)")
 
 
-def learner_config(config: TrainConfig, *, compile_: bool) -> LearnerConfig:
-    """The LearnerConfig used: the run's seed, compile decision and ops backend override the nested values."""
-    return dataclasses.replace(config.learner, seed=config.seed, compile=compile_, backend=config.backend)
+def learner_config(config: TrainConfig, *, update: str) -> LearnerConfig:
+    """The LearnerConfig used: the run's seed, update decision and ops backend override the nested values."""
+    return dataclasses.replace(config.learner, seed=config.seed, update=update, backend=config.backend)
 
 
 def resolve_device(config: TrainConfig) -> torch.device:

@@ -13,17 +13,12 @@ import dataclasses
 import pytest
 import torch
 
-from fastsac.agents import (
-    ActionSpec,
-    LearnerConfig,
-    compilation,
-    cuda_graph,
-    make_learner,
-)
+from fastsac.agents import ActionSpec, LearnerConfig, make_learner, runners
 
+from .helpers import replayed_from_graphs, simulate_cuda_graph_calls, trace_with_aot_eager
 from .test_learner import ACT, NUM_ACTIONS, OBS, _batch, _flat_tensors
 
-SMALL = LearnerConfig(hidden_sizes=(16, 16), compile=False, seed=11)
+SMALL = LearnerConfig(hidden_sizes=(16, 16), update="eager", seed=11)
 
 # kind -> (config, discrete): every learner, and SAC with observation normalization (act_obs is normalized with
 # the statistics the update has just advanced)
@@ -83,9 +78,7 @@ def test_acting_observations_of_the_wrong_width_are_refused_before_updating():
 def test_compiled_acting_update_is_one_graph_and_matches_eager(kind):
     """The actions are part of the one compiled graph (dynamo + AOTAutograd here) and equal eager ones up to
     float32 rounding; the first-call check compares them too and keeps compiling."""
-    eager, traced = _learner(kind), _learner(kind, compile=True, native_update=False)
-    compiled = traced._update_fn  # the learner's CompiledUpdate (its first-call check), tracing without inductor
-    compiled._compiled = torch.compile(compiled._eager, fullgraph=True, backend="aot_eager")
+    eager, traced = _learner(kind), trace_with_aot_eager(_learner(kind, update="compile"))
     stats = torch._dynamo.utils.counters["stats"]
     graphs_before = stats["unique_graphs"]
     for step in range(3):
@@ -94,24 +87,27 @@ def test_compiled_acting_update_is_one_graph_and_matches_eager(kind):
         actions = traced.update(batch, act_obs=_acting_obs(step))
         torch.testing.assert_close(actions, expected, rtol=1e-5, atol=1e-6)
     assert stats["unique_graphs"] - graphs_before == (2 if kind == "crossq" else 1)  # CrossQ: policy delay 2
-    assert traced.fallbacks == [] and traced._update_fn.compiled
-    assert all(d < compilation.VERIFY_RTOL / 10 for d in traced._update_fn.first_call_differences.values())
+    assert traced.fallbacks == [] and traced.runner.kind == "compile"
+    assert all(d < runners.VERIFY_RTOL / 10 for d in traced.runner.checked.first_call_differences.values())
 
 
 def test_the_first_call_check_compares_the_returned_actions(monkeypatch):
     """A compiled update whose state is right but whose actions are wrong falls back all the same."""
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
-    learner = _learner("sac", compile=True, native_update=False)
+    learner = _learner("sac", update="compile")
 
-    def wrong_actions(*args):
-        return learner._update_fn._eager(*args) + 1e-2
+    class WrongActions:  # stands for a compiled update whose state is right but whose actions are off
+        kind, what = "compile", "torch.compile of the update"
 
-    learner._update_fn._compiled = wrong_actions
+        def __call__(self, *args):
+            return learner._update(*args) + 1e-2
+
+    learner.runner.checked.use(WrongActions())
     with pytest.warns(UserWarning, match="returned actions"):
         actions = learner.update(_batch(8), act_obs=_acting_obs(0))
     reference = _learner("sac")
     torch.testing.assert_close(actions, reference.update(_batch(8), act_obs=_acting_obs(0)), rtol=0, atol=0)
-    assert [f.kind for f in learner.fallbacks] == ["compile"] and not learner._update_fn.compiled
+    assert [f.kind for f in learner.fallbacks] == ["compile"] and learner.runner.kind == "eager"
 
 
 class _SimulatedGraph:
@@ -148,26 +144,16 @@ def _simulated_capture(graph, **_):
         _SimulatedGraph.recording = None
 
 
-class _FakeStream:
-    def wait_stream(self, other):
-        pass
-
-
 @pytest.mark.parametrize("kind", ["sac", "crossq"])
 def test_captured_update_fills_its_static_inputs_and_returns_its_static_output(monkeypatch, kind):
-    """The real CapturedUpdate with CUDA's graph simulated on the CPU: the acting and the plain update are separate
+    """The real GraphRunner with CUDA's graph simulated on the CPU: the acting and the plain update are separate
     graphs (separate static inputs), the flag reaches the update in its place, and the returned actions are a copy
     of the graph's output (the next replay overwrites that). Warm-up runs and captures leave no trace: the
     replayed learner equals an eager one."""
-    monkeypatch.setattr(torch.cuda, "Stream", lambda *a, **k: _FakeStream())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a, **k: _FakeStream())
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", _SimulatedGraph)
+    simulate_cuda_graph_calls(monkeypatch, _SimulatedGraph)
     monkeypatch.setattr(torch.cuda, "graph", _simulated_capture)
-    eager, graphed = _learner(kind), _learner(kind)
-    graphed.use_cuda_graph = True
-    graphed._graphs = cuda_graph.CapturedUpdate(_recording(graphed._captured_step), graphed.device,
-                                                graphed._mutable_tensors, graphed.fallbacks)
+    eager, graphed = _learner(kind), replayed_from_graphs(_learner(kind))
+    graphed.runner.graph._run_inner = _recording(graphed.runner.graph._run_inner)
     held = []
     for step in range(5):
         batch = _batch(8, seed=step)
@@ -181,20 +167,20 @@ def test_captured_update_fills_its_static_inputs_and_returns_its_static_output(m
         else:
             assert actions is None
     assert all(torch.equal(a, e) for a, e in held)  # earlier results were not overwritten by later replays
-    assert graphed.use_cuda_graph and graphed.fallbacks == []
+    assert graphed.runner.graphed and graphed.fallbacks == []
     # sac: one acting graph and one plain (policy delay 1); crossq (delay 2): acting with and without the actor
     # step, and the plain one (step 2 updates the actor)
-    assert graphed._graphs.num_graphs == (2 if kind == "sac" else 3)
+    assert graphed.runner.graph.num_graphs == (2 if kind == "sac" else 3)
     _assert_same_learner(eager, graphed)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("compile", [False, True])
-def test_cuda_graph_acting_update_matches_eager(compile):
+@pytest.mark.parametrize("update", ["eager", "compile"])
+def test_cuda_graph_acting_update_matches_eager(update):
     """On CUDA: the captured acting update returns the eager update's actions (up to rounding when compiled)."""
     cfg = dataclasses.replace(SMALL, hidden_sizes=(64, 64), policy_delay=2)
     eager = make_learner(OBS, ActionSpec(False, ACT), dataclasses.replace(cfg, cuda_graph=False), "cuda")
-    graphed = make_learner(OBS, ActionSpec(False, ACT), dataclasses.replace(cfg, compile=compile, cuda_graph=True),
+    graphed = make_learner(OBS, ActionSpec(False, ACT), dataclasses.replace(cfg, update=update, cuda_graph=True),
                            "cuda")
     for step in range(5):
         batch = tuple(t.cuda() for t in _batch(64, seed=step))
@@ -202,4 +188,4 @@ def test_cuda_graph_acting_update_matches_eager(compile):
         expected = eager.update(batch, act_obs=obs)
         actions = graphed.update(batch, act_obs=obs)
         torch.testing.assert_close(actions, expected, rtol=1e-4, atol=1e-5)
-    assert graphed.use_cuda_graph and graphed._graphs.flags == {True, False} and graphed.fallbacks == []
+    assert graphed.runner.graphed and graphed.runner.graph.flags == {True, False} and graphed.fallbacks == []

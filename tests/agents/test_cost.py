@@ -30,6 +30,6 @@ def counted_flops(update, batch) -> int:
 def test_update_flops_matches_the_eager_update(discrete, obs_dim, act, hidden, batch_size):
     n = max(act, 2) if discrete else act
     learner = make_learner(obs_dim, ActionSpec(discrete, n),
-                           LearnerConfig(compile=False, hidden_sizes=hidden, policy_delay=1))
+                           LearnerConfig(update="eager", hidden_sizes=hidden, policy_delay=1))
     batch = _batch(batch_size, obs_dim, n, discrete)
     assert counted_flops(learner.update, batch) == update_flops(obs_dim, n, hidden, batch_size, discrete=discrete)

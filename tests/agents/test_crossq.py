@@ -16,9 +16,8 @@ import torch
 
 from fastsac import ops
 from fastsac.agents import ActionSpec, CrossQLearner, LearnerConfig, make_learner
-from fastsac.agents.compilation import VERIFY_RTOL
-from fastsac.agents.cuda_graph import restore, snapshot
-from tests.agents.helpers import graphs_made_stepping
+from fastsac.agents.runners import VERIFY_RTOL, restore, snapshot
+from tests.agents.helpers import graphs_made_stepping, trace_with_aot_eager
 
 OBS, ACT = 5, 2
 # Measured (bench/RESULTS.md): torch 2.11 compiles CrossQ's update with other numbers than eager; 2.13 does not.
@@ -27,7 +26,7 @@ _TORCH_MISCOMPILES_CROSSQ = tuple(int(v) for v in torch.__version__.split("+")[0
 
 def small_cfg(**overrides) -> LearnerConfig:
     """CrossQ's defaults with small networks and a short batch-renorm warm-up (so tests cross it)."""
-    values = dict(hidden_sizes=(16, 16), critic_hidden_sizes=(32, 32), compile=False, brn_warmup_steps=3, seed=1)
+    values = dict(hidden_sizes=(16, 16), critic_hidden_sizes=(32, 32), update="eager", brn_warmup_steps=3, seed=1)
     return dataclasses.replace(LearnerConfig().with_agent("crossq"), **{**values, **overrides})
 
 
@@ -162,7 +161,7 @@ def test_compiled_update_is_one_graph_and_matches_eager():
     """The real inductor compile of CrossQ's full update (policy_delay 1: one variant), warm-up crossed."""
     cfg = small_cfg(policy_delay=1, brn_warmup_steps=2)
     eager = make_learner(OBS, ACT, cfg)
-    compiled = make_learner(OBS, ACT, dataclasses.replace(cfg, compile=True))
+    compiled = make_learner(OBS, ACT, dataclasses.replace(cfg, update="compile"))
     batches = [_batch(32, seed=step) for step in range(4)]
     assert graphs_made_stepping(eager, compiled, batches) == 1  # one graph, no recompile when the warm-up ends
     if _TORCH_MISCOMPILES_CROSSQ:
@@ -171,8 +170,8 @@ def test_compiled_update_is_one_graph_and_matches_eager():
         (record,) = compiled.fallbacks
         assert record.kind == "compile" and "other numbers than the eager update" in record.reason
     else:
-        assert not compiled.fallbacks and compiled._update_fn.compiled
-        (first_call,) = compiled._update_fn.first_call_differences.values()
+        assert not compiled.fallbacks and compiled.runner.kind == "compile"
+        (first_call,) = compiled.runner.checked.first_call_differences.values()
         assert first_call < VERIFY_RTOL / 10  # rounding: ~2.5e-6 measured on torch 2.13
     _assert_same(eager, compiled, rtol=1e-4, atol=1e-5)
     assert compiled.metrics() == pytest.approx(eager.metrics(), rel=1e-4, abs=1e-6)
@@ -181,15 +180,14 @@ def test_compiled_update_is_one_graph_and_matches_eager():
 @pytest.mark.parametrize("critic_network", ["mlp", "simba"])
 def test_policy_delay_variants_trace_as_single_graphs(critic_network):
     """Both variants (with and without the actor step) trace as single graphs (dynamo + AOTAutograd, no inductor),
-    run through the learner's CompiledUpdate (whose first-call check keeps them), and each traced update equals the
+    run through the learner's runner (whose first-call check keeps them), and each traced update equals the
     eager one from the same state. Each step starts from the eager learner's state: torch 2.11's AOTAutograd
     rounds differently from eager (~3e-7 of a tensor's scale per update, measured), and Adam turns such rounding
     in near-zero gradients into parameter steps of up to ~lr, so trajectories drift apart by more than one update's
     rounding within five updates (2.13 traces bit-exactly)."""
     cfg = small_cfg(critic_network=critic_network, obs_norm=True)
-    eager, traced = make_learner(OBS, ACT, cfg), make_learner(OBS, ACT, dataclasses.replace(cfg, compile=True))
-    compiled = traced._update_fn
-    compiled._compiled = torch.compile(compiled._eager, fullgraph=True, backend="aot_eager")
+    eager, traced = make_learner(OBS, ACT, cfg), trace_with_aot_eager(make_learner(OBS, ACT, cfg))
+    compiled = traced.runner.checked
     stats = torch._dynamo.utils.counters["stats"]
     graphs_before = stats["unique_graphs"]
     for step in range(5):  # the batch-renorm warm-up (3 updates) ends on the way
@@ -199,7 +197,7 @@ def test_policy_delay_variants_trace_as_single_graphs(critic_network):
         _assert_same(eager, traced, rtol=1e-5, atol=1e-6)
         traced.load_state_dict(eager.state_dict())  # in place: the compiled graphs stay valid
     assert stats["unique_graphs"] - graphs_before == 2
-    assert traced.fallbacks == [] and compiled.compiled
+    assert traced.fallbacks == [] and compiled.kind == "compile"
     assert all(d < VERIFY_RTOL / 10 for d in compiled.first_call_differences.values())
 
 
@@ -225,7 +223,7 @@ def test_state_dict_round_trip_continues_exactly():
     assert a.metrics() == b.metrics()
     assert int(b.critic.state_dict()["layers_0_steps"][0]) == 8
     with pytest.raises(ValueError, match="saved by"):
-        make_learner(OBS, ACT, LearnerConfig(hidden_sizes=(16, 16), compile=False)).load_state_dict(a.state_dict())
+        make_learner(OBS, ACT, LearnerConfig(hidden_sizes=(16, 16), update="eager")).load_state_dict(a.state_dict())
 
 
 def test_snapshot_restore_undoes_updates():
@@ -252,19 +250,19 @@ def test_make_learner_refuses_discrete_crossq():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("compile", [False, True])
-def test_cuda_graph_update_matches_eager(compile):
+@pytest.mark.parametrize("update", ["eager", "compile"])
+def test_cuda_graph_update_matches_eager(update):
     """On CUDA: the captured (and optionally compiled) CrossQ update equals eager updates: the batch-renorm and
     observation statistics are updated inside the graph, across the warm-up boundary and both policy-delay graphs."""
     cfg = small_cfg(critic_hidden_sizes=(64, 64), brn_warmup_steps=3, obs_norm=True)
-    eager = make_learner(OBS, ACT, dataclasses.replace(cfg, compile=False, cuda_graph=False), "cuda")
-    graphed = make_learner(OBS, ACT, dataclasses.replace(cfg, compile=compile, cuda_graph=True), "cuda")
-    assert graphed.use_cuda_graph
+    eager = make_learner(OBS, ACT, dataclasses.replace(cfg, update="eager", cuda_graph=False), "cuda")
+    graphed = make_learner(OBS, ACT, dataclasses.replace(cfg, update=update, cuda_graph=True), "cuda")
+    assert graphed.runner.graphed
     for step in range(7):
         batch = tuple(t.cuda() for t in _batch(64, seed=step))
         eager.update(batch)
         graphed.update(batch)
-    assert graphed._graphs.num_graphs == 2  # with and without the actor step
+    assert graphed.runner.graph.num_graphs == 2  # with and without the actor step
     _assert_same(eager, graphed, rtol=1e-4, atol=1e-5)
     assert int(graphed.critic.state_dict()["layers_0_steps"][0]) == 7
     assert graphed.metrics() == pytest.approx(eager.metrics(), rel=1e-4, abs=1e-6)

@@ -14,13 +14,14 @@ import pytest
 import torch
 
 import fastsac.kernels
-from fastsac.agents import DiscreteSACLearner, LearnerConfig, SACLearner, compilation, cuda_graph
+from fastsac.agents import DiscreteSACLearner, LearnerConfig, SACLearner, runners
 from fastsac.fallbacks import FallbackError, FallbackWarning
 from fastsac.ops import backends
 
+from .helpers import replayed_from_graphs, simulate_cuda_graph_calls
 from .test_learner import ACT, NUM_ACTIONS, OBS, _assert_same_state, _batch
 
-CFG = LearnerConfig(hidden_sizes=(16, 16), compile=False, seed=3)
+CFG = LearnerConfig(hidden_sizes=(16, 16), update="eager", seed=3)
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +54,7 @@ def _failing_compile(message):
 
 def _compiled_beside_eager(steps):
     """A compiling SAC learner and an eager one stepped on the same batches; the fallback warnings caught."""
-    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True, native_update=False))
+    learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, update="compile"))
     reference = SACLearner(OBS, ACT, CFG)
     with fallback_warnings() as caught:
         for step in range(steps):
@@ -69,13 +70,13 @@ def test_compile_failure_restores_the_state_and_runs_eager(monkeypatch):
     assert len(caught) == 1 and "simulated: inductor could not compile" in str(caught[0].message)
     (record,) = learner.fallbacks
     assert record.kind == "compile" and "SACLearner update" in record.what and "eager" in record.instead
-    assert not learner._update_fn.compiled
+    assert learner.runner.kind == "eager"
 
 
 def test_compile_failure_is_an_error_when_strict(monkeypatch):
     monkeypatch.setattr(torch, "compile", _failing_compile("simulated: no compiler"))
     monkeypatch.setenv("FASTSAC_STRICT", "1")
-    learner = DiscreteSACLearner(OBS, NUM_ACTIONS, dataclasses.replace(CFG, compile=True))
+    learner = DiscreteSACLearner(OBS, NUM_ACTIONS, dataclasses.replace(CFG, update="compile"))
     untouched = DiscreteSACLearner(OBS, NUM_ACTIONS, CFG)
     with pytest.raises(FallbackError, match="simulated: no compiler.*FASTSAC_STRICT=1"):
         learner.update(_batch(discrete=True))
@@ -108,8 +109,8 @@ def test_a_miscompiled_update_falls_back_and_keeps_the_eager_result(monkeypatch)
     (record,) = learner.fallbacks
     assert record.kind == "compile" and "other numbers than the eager update" in record.reason
     assert "critic_optim.exp_avg[0]" in record.reason or "metric sums" in record.reason
-    assert not learner._update_fn.compiled
-    (difference,) = learner._update_fn.first_call_differences.values()
+    assert learner.runner.kind == "eager"
+    (difference,) = learner.runner.checked.first_call_differences.values()
     assert difference == pytest.approx(1e-3, rel=1e-3)
 
 
@@ -119,43 +120,43 @@ def test_a_compiled_update_within_rounding_is_kept(monkeypatch):
     was compared with), so that a process's first update computes what any later one would (exact resume)."""
     monkeypatch.setattr(torch, "compile", _miscompiling(1e-6))
     learner, reference, caught = _compiled_beside_eager(steps=1)
-    assert not caught and not learner.fallbacks and learner._update_fn.compiled
+    assert not caught and not learner.fallbacks and learner.runner.kind == "compile"
     with torch.no_grad():  # the stand-in's compiled result: the eager one with these two scaled
         reference.critic_optim.exp_avg[0].mul_(1.0 + 1e-6)
         reference._metric_sums.mul_(1.0 + 1e-6)
     _assert_same_state(learner, reference)
-    (difference,) = learner._update_fn.first_call_differences.values()
+    (difference,) = learner.runner.checked.first_call_differences.values()
     assert difference == pytest.approx(1e-6, rel=0.1)  # 1 + 1e-6 in float32 is 1 + 8 ulp = 1 + 9.5e-7
 
 
 def test_a_miscompiled_update_is_an_error_when_strict(monkeypatch):
     monkeypatch.setattr(torch, "compile", _miscompiling(1e-2))
     monkeypatch.setenv("FASTSAC_STRICT", "1")
-    learner = DiscreteSACLearner(OBS, NUM_ACTIONS, dataclasses.replace(CFG, compile=True))
+    learner = DiscreteSACLearner(OBS, NUM_ACTIONS, dataclasses.replace(CFG, update="compile"))
     with pytest.raises(FallbackError, match="other numbers than the eager update.*FASTSAC_STRICT=1"):
         learner.update(_batch(discrete=True))
 
 
 def test_worst_difference_reads_integer_and_non_finite_tensors():
     a = torch.tensor([1.0, 2.0, float("nan")])
-    assert compilation.worst_difference(["a"], [a.clone()], [a]) == (0.0, "all compared tensors equal")
-    ratio, where = compilation.worst_difference(["a"], [torch.tensor([1.0, 2.002, float("nan")])], [a])
+    assert runners.worst_difference(["a"], [a.clone()], [a]) == (0.0, "all compared tensors equal")
+    ratio, where = runners.worst_difference(["a"], [torch.tensor([1.0, 2.002, float("nan")])], [a])
     assert ratio == pytest.approx(1e-3, rel=1e-3) and where.startswith("a:")
-    ratio, where = compilation.worst_difference(["a"], [torch.tensor([1.0, float("nan"), 3.0])], [a])
+    ratio, where = runners.worst_difference(["a"], [torch.tensor([1.0, float("nan"), 3.0])], [a])
     assert ratio == float("inf") and "non-finite" in where
     steps = torch.tensor([3, 4])
-    assert compilation.worst_difference(["steps"], [torch.tensor([3, 5])], [steps]) == (float("inf"), "steps differs")
-    assert compilation.worst_difference(["zeros"], [torch.zeros(3)], [torch.zeros(3)])[0] == 0.0
+    assert runners.worst_difference(["steps"], [torch.tensor([3, 5])], [steps]) == (float("inf"), "steps differs")
+    assert runners.worst_difference(["zeros"], [torch.zeros(3)], [torch.zeros(3)])[0] == 0.0
     # Against an all-zero eager tensor, differences count relative to 1e-12: 1e-20 is rounding, 1e-3 is not.
-    assert compilation.worst_difference(["tiny"], [torch.full((2,), 1e-20)], [torch.zeros(2)])[0] < 1e-4
-    assert compilation.worst_difference(["off"], [torch.full((2,), 1e-3)], [torch.zeros(2)])[0] > 1.0
+    assert runners.worst_difference(["tiny"], [torch.full((2,), 1e-20)], [torch.zeros(2)])[0] < 1e-4
+    assert runners.worst_difference(["off"], [torch.full((2,), 1e-3)], [torch.zeros(2)])[0] > 1.0
 
 
 def test_torch_without_trace_autograd_ops_updates_eagerly_with_one_warning(monkeypatch):
-    monkeypatch.setattr(compilation, "trace_autograd_ops_supported", lambda: False)
+    monkeypatch.setattr(runners.update_runner, "trace_autograd_ops_supported", lambda: False)
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("must not try to compile"))
     with fallback_warnings() as caught:
-        learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, compile=True, native_update=False))
+        learner = SACLearner(OBS, ACT, dataclasses.replace(CFG, update="compile"))
         reference = SACLearner(OBS, ACT, CFG)
         for step in range(2):
             learner.update(_batch(seed=step))
@@ -165,32 +166,20 @@ def test_torch_without_trace_autograd_ops_updates_eagerly_with_one_warning(monke
     assert [f.kind for f in learner.fallbacks] == ["torch_version"]
 
 
-class _FakeStream:
-    def wait_stream(self, other):
-        pass
-
-
 @pytest.mark.parametrize("discrete", [False, True], ids=["sac", "discrete"])
 def test_failed_capture_restores_the_state_and_runs_without_a_graph(monkeypatch, discrete):
-    """The real CapturedUpdate on CPU tensors with CUDA's stream calls stubbed: the warm-up runs change the state,
-    then the capture itself fails."""
-    monkeypatch.setattr(torch.cuda, "Stream", lambda *a, **k: _FakeStream())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a, **k: _FakeStream())
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: (_ for _ in ()).throw(RuntimeError("simulated capture")))
+    """The real GraphRunner on CPU tensors with CUDA's calls stubbed: the warm-up runs change the state, then the
+    capture itself fails; the update of that call then runs without a graph on the same inputs (its noise drawn
+    once), and every later one too."""
+    simulate_cuda_graph_calls(monkeypatch, lambda: (_ for _ in ()).throw(RuntimeError("simulated capture")))
     cls, n = (DiscreteSACLearner, NUM_ACTIONS) if discrete else (SACLearner, ACT)
-    learner, reference = cls(OBS, n, CFG), cls(OBS, n, CFG)
-    learner.use_cuda_graph = True
-    learner._graphs = cuda_graph.CapturedUpdate(learner._captured_step, learner.device, learner._mutable_tensors,
-                                                learner.fallbacks)
+    learner, reference = replayed_from_graphs(cls(OBS, n, CFG)), cls(OBS, n, CFG)
     with fallback_warnings() as caught:
         for step in range(3):
             learner.update(_batch(seed=step, discrete=discrete))
-            if step == 0:  # the failed replay drew the first update's noise into the graph's buffer
-                reference._draw_noise(8)
             reference.update(_batch(seed=step, discrete=discrete))
     _assert_same_state(learner, reference)
-    assert not learner.use_cuda_graph and learner._graphs.failed and learner._graphs.num_graphs == 0
+    assert not learner.runner.graphed and learner.runner.graph.failed and learner.runner.graph.num_graphs == 0
     assert len(caught) == 1 and "simulated capture" in str(caught[0].message)
     assert [f.kind for f in learner.fallbacks] == ["cuda_graph"]
 
@@ -210,12 +199,12 @@ def test_a_backend_failing_its_self_check_is_a_learner_fallback(monkeypatch):
 
 # ---------------------------------------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
-@pytest.mark.parametrize("backend", ["triton", "cuda", "torch"])
+@pytest.mark.parametrize("backend", ["triton", "cpp", "torch"])
 @pytest.mark.parametrize("discrete", [False, True], ids=["sac", "discrete"])
 def test_both_updates_capture_on_every_backend(backend, discrete):
     """CUDA graphs of both updates (both policy-delay variants), Triton and the extension under capture: the
     graphed update equals eager updates and nothing fell back (the GPU tests run with FASTSAC_STRICT=1)."""
-    if backend == "cuda" and "cuda" not in backends.available_backends("cuda"):
+    if backend == "cpp" and "cpp" not in backends.available_backends("cuda"):
         pytest.skip("fastsac._C is not built with CUDA here")
     cfg = dataclasses.replace(CFG, hidden_sizes=(64, 64), policy_delay=2, backend=backend)
     cls, n = (DiscreteSACLearner, NUM_ACTIONS) if discrete else (SACLearner, ACT)
@@ -225,5 +214,5 @@ def test_both_updates_capture_on_every_backend(backend, discrete):
         batch = tuple(t.cuda() for t in _batch(64, seed=step, discrete=discrete))
         eager.update(batch)
         graphed.update(batch)
-    assert graphed.use_cuda_graph and graphed._graphs.num_graphs == 2 and graphed.fallbacks == []
+    assert graphed.runner.graphed and graphed.runner.graph.num_graphs == 2 and graphed.fallbacks == []
     _assert_same_state(eager, graphed, rtol=1e-4, atol=1e-5)

@@ -21,12 +21,12 @@ from fastsac.agents import (
     SACLearner,
     make_learner,
 )
-from fastsac.agents import compilation
-from fastsac.agents.cuda_graph import restore, snapshot
-from tests.agents.helpers import graphs_made_stepping
+from fastsac.agents import runners
+from fastsac.agents.runners import restore, snapshot
+from tests.agents.helpers import graphs_made_stepping, trace_with_aot_eager
 
 OBS, ACT, NUM_ACTIONS = 5, 2, 4
-SMALL = dict(hidden_sizes=(16, 16), compile=False)
+SMALL = dict(hidden_sizes=(16, 16), update="eager")
 
 
 def _batch(batch_size=8, seed=0, discrete=False, terminated=None):
@@ -220,22 +220,21 @@ def test_fixed_alpha_stays_fixed():
 def test_compiled_update_is_one_graph_and_matches_eager():
     """The real inductor compile (fullgraph=True would raise on any graph break)."""
     cfg = LearnerConfig(hidden_sizes=(32, 32), seed=5)
-    eager = SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=False))
-    compiled = SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=True, native_update=False))  # torch.compile
+    eager = SACLearner(OBS, ACT, dataclasses.replace(cfg, update="eager"))
+    compiled = SACLearner(OBS, ACT, dataclasses.replace(cfg, update="compile"))  # torch.compile
     batches = [_batch(32, seed=step) for step in range(4)]
     assert graphs_made_stepping(eager, compiled, batches) == 1  # one graph, compiled once, reused (no recompiles)
-    # Its first call was checked against the eager update and kept compiling: rounding only (~5e-7 measured),
-    # well inside the check's bound.
-    assert not compiled.fallbacks and compiled._update_fn.compiled
-    (first_call,) = compiled._update_fn.first_call_differences.values()
-    assert first_call < compilation.VERIFY_RTOL / 10
-    # Same noise and same math; inductor fuses and reorders float32 reductions (~1e-7 relative per op), and
-    # four Adam steps carry that forward. Observed max difference: ~1e-7; 1e-5 leaves room for other CPUs'
-    # vector widths while still catching any real divergence (Adam moves each parameter by ~lr = 1e-3 per step).
-    _assert_same_state(eager, compiled, rtol=1e-4, atol=1e-5)
+    # Its first call was checked against the eager update and kept compiling: rounding only.
+    assert not compiled.fallbacks and compiled.runner.kind == "compile"
+    (first_call,) = compiled.runner.checked.first_call_differences.values()
+    assert first_call < 5e-6  # measured 4.5e-7 (torch 2.13, CI's 2-core x86-64 machine): ~10x
+    # Same noise and same math; inductor fuses and reorders float32 reductions, and four Adam steps carry that
+    # forward. Measured (as above): state at most 1.2e-7 apart (1 ulp at magnitude 1), metrics 7e-8 relative; the
+    # bounds are 8x and 14x that.
+    _assert_same_state(eager, compiled, rtol=0, atol=1e-6)
     m_eager, m_compiled = eager.metrics(), compiled.metrics()
     for key in m_eager:
-        assert m_compiled[key] == pytest.approx(m_eager[key], rel=1e-4, abs=1e-6), key
+        assert m_compiled[key] == pytest.approx(m_eager[key], rel=1e-6, abs=1e-9), key
 
 
 @pytest.mark.parametrize("discrete", [False, True])
@@ -245,8 +244,7 @@ def test_policy_delay_graphs_and_schedule(discrete):
     n = NUM_ACTIONS if discrete else ACT
     cfg = LearnerConfig(**SMALL, policy_delay=2, seed=6)
     eager = make_learner(OBS, ActionSpec(discrete, n), cfg)
-    traced = make_learner(OBS, ActionSpec(discrete, n), cfg)
-    traced._update_fn = torch.compile(traced._update, fullgraph=True, backend="aot_eager")
+    traced = trace_with_aot_eager(make_learner(OBS, ActionSpec(discrete, n), cfg))
     stats = torch._dynamo.utils.counters["stats"]
     graphs_before = stats["unique_graphs"]
     for step in range(4):
@@ -254,8 +252,7 @@ def test_policy_delay_graphs_and_schedule(discrete):
         actor_before = [p.clone() for p in eager.actor_params]
         critic_before = [p.clone() for p in eager.critic_params]
         eager.update(batch)
-        with torch._dynamo.config.patch(trace_autograd_ops=True):  # the learner sets it only when cfg.compile
-            traced.update(batch)
+        traced.update(batch)
         actor_moved = any(not torch.equal(a, b) for a, b in zip(actor_before, eager.actor_params))
         assert actor_moved == (step % 2 == 0)
         assert all(not torch.equal(a, b) for a, b in zip(critic_before, eager.critic_params))
@@ -308,7 +305,7 @@ def test_state_dict_round_trip_continues_identically(discrete):
 def test_critic_loss_decreases_on_a_fixed_batch():
     # gamma = 0: the target is the reward itself, so the critics can fit it (with gamma > 0 the target carries
     # the fresh -alpha * log pi(a'|s') sample of every update, whose variance is the loss's floor).
-    cfg = LearnerConfig(hidden_sizes=(64, 64), compile=False, seed=10, gamma=0.0, critic_lr=3e-3)
+    cfg = LearnerConfig(hidden_sizes=(64, 64), update="eager", seed=10, gamma=0.0, critic_lr=3e-3)
     learner = SACLearner(OBS, ACT, cfg)
     batch = _batch(64, seed=11)
     losses = []
@@ -394,17 +391,19 @@ def test_snapshot_restore_undoes_updates(discrete):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("compile", [False, True])
-def test_cuda_graph_update_matches_eager(compile):
+@pytest.mark.parametrize("update", ["eager", "compile"])
+def test_cuda_graph_update_matches_eager(update):
     """On CUDA: the captured (and optionally compiled) update equals plain eager updates, warm-up included."""
     cfg = LearnerConfig(hidden_sizes=(64, 64), policy_delay=2, seed=12)
-    eager = SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=False, cuda_graph=False), "cuda")
-    graphed = SACLearner(OBS, ACT, dataclasses.replace(cfg, compile=compile, cuda_graph=True), "cuda")
-    assert graphed.use_cuda_graph
+    eager = SACLearner(OBS, ACT, dataclasses.replace(cfg, update="eager", cuda_graph=False), "cuda")
+    graphed = SACLearner(OBS, ACT, dataclasses.replace(cfg, update=update, cuda_graph=True), "cuda")
+    assert graphed.runner.graphed
     for step in range(5):
         batch = tuple(t.cuda() for t in _batch(64, seed=step))
         eager.update(batch)
         graphed.update(batch)
-    assert graphed._graphs.flags == {True, False} and graphed.fallbacks == []
+    assert graphed.runner.graph.flags == {True, False} and graphed.fallbacks == []
+    # Not measured yet: no GPU has run this test (scripts/gpu_checks.sh runs it); eager and captured updates run
+    # the same kernels, so a difference beyond this rounding bound is a capture bug.
     _assert_same_state(eager, graphed, rtol=1e-4, atol=1e-5)
     assert graphed.metrics() == pytest.approx(eager.metrics(), rel=1e-4, abs=1e-6)

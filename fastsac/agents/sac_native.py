@@ -1,10 +1,8 @@
-"""The continuous SAC update as one C++ call on a CPU (``csrc/sac_update_cpu.cpp``): the native update.
+"""Continuous SAC's update as one C++ call on a CPU (``csrc/sac_update_cpu.cpp``): the native update.
 
-On a CPU, torch.compile's update spends 22-28% of its time outside its matrix products (at two threads; 14-17%
-at one): the wrapper's Python, the dispatcher, guards, the bias copies of ``baddbmm``, Inductor's ReLU and Adam
-kernels (bench/RESULTS.md, eighth session). The native update makes the same matrix products (ATen's, in the
-layouts of ``EnsembleQ._forward_mlp``). Everything else is a few vectorized loops over the learner's own tensors,
-with no Python in between and nothing to compile:
+It makes the same matrix products as the eager and compiled updates (ATen's, in the layouts of
+``EnsembleQ._forward_mlp``); everything else is a few vectorized loops over the learner's own tensors, with no
+Python in between and nothing to compile:
 
 - bias and ReLU in place, the ReLU's backward read from its output;
 - the 1-output layer's backward as an outer product;
@@ -13,60 +11,47 @@ with no Python in between and nothing to compile:
 
 It is ``SACLearner._update`` written out for the default networks, in the same step order. It writes the same
 tensors in place: parameters, optimizer moments and step factors, the metric sums. It draws no random numbers:
-the learner passes the noise it drew. Checkpoints, metrics and the trainer's loop do not change.
+the learner passes the noise it drew. The C++ side checks every tensor it is given (device, dtype, shape,
+contiguity) before it writes any.
 
-It runs where :func:`unsupported` returns None:
+It runs where :func:`config_unsupported` is None and the built learner fits (:class:`NativeSACUpdate` checks):
 
-- an exact ``SACLearner`` on a CPU, with the fused ops on the C++ extension;
+- on a CPU, with the fused ops on the C++ extension (backend ``cpp``);
 - the default networks (an MLP actor with mean and log-std heads, MLP critic members);
-- float32;
-- no observation normalization, no weight decay, no data-parallel ``grad_reducer``.
+- float32; no observation normalization, no weight decay, no data-parallel ``grad_reducer``.
 
-A learner with ``cfg.compile`` and ``cfg.native_update`` uses it instead of torch.compile. Its first call of each
-kind is compared with the eager update (``CompiledUpdate``), and any failure falls back to torch.compile, loudly.
+``SACLearner.native_unsupported`` and ``SACLearner.native_update`` hand it to the update runner
+(``fastsac.agents.runners``), which checks its first call against the eager update and falls back loudly.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
+from fastsac import ops
 from fastsac.agents.networks import Actor, ContinuousTwinQ
+from fastsac.agents.optim import ForeachAdam
+from fastsac.ops import extension
 
-if TYPE_CHECKING:
-    from fastsac.agents.config import LearnerConfig
-    from fastsac.agents.optim import ForeachAdam
-    from fastsac.agents.sac import SACLearner
-
-__all__ = ["NativeUpdate", "config_unsupported", "unsupported"]
+__all__ = ["NativeSACUpdate", "config_unsupported"]
 
 
 def _extension():
     """The loaded C++ extension module with the native update, or None."""
-    from fastsac.ops import extension
-
     module = extension.module_for("cpu")
     return module if module is not None and hasattr(module, "sac_update_cpu") else None
 
 
-def config_unsupported(cfg: LearnerConfig, device: torch.device, *, discrete: bool,
-                       data_parallel: bool = False) -> str | None:
-    """Why a learner built from ``cfg`` on ``device`` would not run the native update (a sentence), or None when
-    it would, as far as the config tells (``unsupported`` checks the built learner; the compile rule,
-    ``fastsac.training.resolve.decide_compile``, asks this before the learner exists). ``data_parallel``: the
-    learner will get a ``grad_reducer``."""
-    from fastsac import ops
-
-    if not cfg.native_update:
-        return "cfg.native_update is off"
-    if discrete or cfg.agent != "sac":
-        return f"it is written for continuous SAC, not {'discrete SAC' if discrete else cfg.agent}"
+def config_unsupported(cfg: Any, device: torch.device, *, data_parallel: bool = False) -> str | None:
+    """Why an SAC learner built from ``cfg`` on ``device`` would not run the native update (a sentence), or None
+    when it would, as far as the config tells. ``data_parallel``: the learner will get a ``grad_reducer``."""
     if device.type != "cpu":
         return f"it runs on a CPU, the learner is on {device}"
     backend = ops.resolve_backend(torch.empty(1, device=device), backend=cfg.backend)
-    if backend != "cuda":  # the C++ extension's backend name (its CPU kernels run CPU tensors)
-        return f"the fused ops run on the {backend!r} backend, not the C++ extension"
+    if backend != "cpp":
+        return f"the fused ops run on the {backend!r} backend, not the C++ extension ('cpp')"
     if _extension() is None:
         return "the C++ extension with sac_update_cpu is not built"
     if cfg.uses_obs_norm:
@@ -78,16 +63,8 @@ def config_unsupported(cfg: LearnerConfig, device: torch.device, *, discrete: bo
     return None
 
 
-def unsupported(learner: SACLearner) -> str | None:
-    """Why ``learner`` cannot run the native update (a sentence), or None when it can."""
-    from fastsac.agents.sac import SACLearner
-
-    if type(learner) is not SACLearner:
-        return f"it is written for SACLearner, not {type(learner).__name__}"
-    reason = config_unsupported(learner.cfg, learner.device, discrete=learner.discrete,
-                                data_parallel=learner.grad_reducer is not None)
-    if reason is not None:
-        return reason
+def _learner_unsupported(learner: Any) -> str | None:
+    """Why the built ``learner`` does not fit the native update (its networks, dtypes, optimizers), or None."""
     if type(learner.actor) is not Actor or type(learner.critic) is not ContinuousTwinQ:
         return "the networks are not the default actor and twin critics"
     if learner.critic._layers is None or learner.critic._buffer_names:
@@ -108,18 +85,21 @@ def _adam(opt: ForeachAdam):
 
 
 def _cpu_float(name: str, t: torch.Tensor) -> torch.Tensor:
-    """``t`` as a contiguous float32 tensor, or a ValueError when it is not on the CPU. (Its shape is checked by
-    ``Learner.update`` before the update runs: ``_check_batch``, ``_check_act_obs``.)"""
+    """``t`` as a contiguous float32 tensor, or a ValueError when it is not on the CPU (its shape is checked by
+    ``Learner.update`` and again by the C++ call)."""
     if t.device.type != "cpu":
         raise ValueError(f"native SAC update: {name} must be on the CPU, with the learner, got {t.device}")
     return t.to(torch.float32).contiguous()
 
 
-class NativeUpdate:
+class NativeSACUpdate:
     """``SACLearner._update``'s signature and effect, as one call of the C++ extension's ``sac_update_cpu``."""
 
-    def __init__(self, learner: SACLearner):
-        reason = unsupported(learner)
+    source = "csrc/sac_update_cpu.cpp"
+
+    def __init__(self, learner: Any):
+        reason = config_unsupported(learner.cfg, learner.device,
+                                    data_parallel=learner.grad_reducer is not None) or _learner_unsupported(learner)
         if reason is not None:
             raise ValueError(f"native SAC update: not for this learner: {reason}")
         self._learner = learner
