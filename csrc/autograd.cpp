@@ -17,6 +17,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The entry points' names in the messages of the argument checks (bindings.cpp).
+constexpr const char* kSgEager = "squashed_gaussian_eager";
+constexpr const char* kSgEagerBackward = "squashed_gaussian_eager (backward)";
+constexpr const char* kCatEager = "categorical_eager";
+constexpr const char* kCatEagerBackward = "categorical_eager (backward)";
+
 // An incoming gradient as the primitives take it: real and contiguous (a sum's backward hands over a stride-0
 // expanded tensor; an unused output's gradient is undefined).
 Tensor incoming(const Tensor& grad, const Tensor& like, at::IntArrayRef shape) {
@@ -27,7 +33,8 @@ struct SquashedGaussianFunction : public torch::autograd::Function<SquashedGauss
   static variable_list forward(AutogradContext* ctx, const Tensor& mean, const Tensor& log_std, const Tensor& noise,
                                const OptTensor& scale, const OptTensor& bias, std::optional<double> lo,
                                std::optional<double> hi, bool want_sum) {
-    auto [action, log_prob, lp_sum] = squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum);
+    auto [action, log_prob, lp_sum] =
+        squashed_gaussian_fwd(kSgEager, mean, log_std, noise, scale, bias, lo, hi, want_sum);
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({mean, log_std, noise, scale.has_value() ? *scale : Tensor()});
     ctx->saved_data["lo"] = lo.has_value() ? c10::IValue(*lo) : c10::IValue();
@@ -45,8 +52,8 @@ struct SquashedGaussianFunction : public torch::autograd::Function<SquashedGauss
     const OptTensor scale = saved[3].defined() ? OptTensor(saved[3]) : OptTensor();
     const c10::IValue lo = ctx->saved_data["lo"], hi = ctx->saved_data["hi"];
     auto [d_mean, d_log_std] = squashed_gaussian_bwd(
-        incoming(grads[0], mean, mean.sizes()), incoming(grads[1], mean, {mean.size(0)}), mean, saved[1], saved[2],
-        scale, lo.isNone() ? std::nullopt : std::optional<double>(lo.toDouble()),
+        kSgEagerBackward, incoming(grads[0], mean, mean.sizes()), incoming(grads[1], mean, {mean.size(0)}), mean,
+        saved[1], saved[2], scale, lo.isNone() ? std::nullopt : std::optional<double>(lo.toDouble()),
         hi.isNone() ? std::nullopt : std::optional<double>(hi.toDouble()));
     out[0] = d_mean;
     out[1] = d_log_std;
@@ -56,7 +63,7 @@ struct SquashedGaussianFunction : public torch::autograd::Function<SquashedGauss
 
 struct CategoricalFunction : public torch::autograd::Function<CategoricalFunction> {
   static variable_list forward(AutogradContext* ctx, const Tensor& logits, bool want_sum) {
-    auto [probs, log_probs, entropy, entropy_sum] = categorical_fwd(logits, want_sum);
+    auto [probs, log_probs, entropy, entropy_sum] = categorical_fwd(kCatEager, logits, want_sum);
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({logits});
     const Tensor total = entropy_sum.has_value() ? *entropy_sum : logits.new_empty({0});  // outputs must be defined
@@ -68,8 +75,9 @@ struct CategoricalFunction : public torch::autograd::Function<CategoricalFunctio
     variable_list out(2);  // logits, then no gradient for want_sum
     if (!grads[0].defined() && !grads[1].defined() && !grads[2].defined()) return out;
     const Tensor logits = ctx->get_saved_variables()[0];
-    out[0] = categorical_bwd(incoming(grads[0], logits, logits.sizes()), incoming(grads[1], logits, logits.sizes()),
-                             incoming(grads[2], logits, {logits.size(0)}), logits);
+    out[0] = categorical_bwd(kCatEagerBackward, incoming(grads[0], logits, logits.sizes()),
+                             incoming(grads[1], logits, logits.sizes()), incoming(grads[2], logits, {logits.size(0)}),
+                             logits);
     return out;
   }
 };
@@ -87,8 +95,12 @@ Tensor gap_of(const Tensor& total, int64_t rows, double target, double sign) {
   return gap;
 }
 
-void check_cpu(const char* op, const Tensor& ref) {
-  TORCH_CHECK(ref.is_cpu(), op, ": the eager entry points take CPU tensors, got ", ref.device());
+// The main input of an eager entry point: a CPU tensor (the others are checked against it by the entry points of
+// bindings.cpp, which name the eager entry point in their messages too).
+void check_cpu(const char* op, const char* name, const Tensor& t) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
+  TORCH_CHECK(t.is_cpu(), op, ": ", name, " must be a CPU tensor (the eager entry points take CPU tensors), got ",
+              t.device());
 }
 
 }  // namespace
@@ -98,14 +110,14 @@ std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_eager(const Tensor& mean
                                                               const OptTensor& bias, std::optional<double> lo,
                                                               std::optional<double> hi, std::optional<double> target,
                                                               bool grad) {
-  check_cpu("squashed_gaussian_eager", mean);
+  check_cpu(kSgEager, "mean", mean);
   const bool want_sum = target.has_value();
   Tensor action, log_prob, total;
   if (grad) {
     variable_list r = SquashedGaussianFunction::apply(mean, log_std, noise, scale, bias, lo, hi, want_sum);
     action = r[0], log_prob = r[1], total = r[2];
   } else {
-    auto [a, lp, sum] = squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum);
+    auto [a, lp, sum] = squashed_gaussian_fwd(kSgEager, mean, log_std, noise, scale, bias, lo, hi, want_sum);
     action = a, log_prob = lp, total = want_sum ? *sum : Tensor();
   }
   if (!want_sum) return {action, log_prob, std::nullopt};
@@ -114,14 +126,14 @@ std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_eager(const Tensor& mean
 
 std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_eager(const Tensor& logits, std::optional<double> target,
                                                                 bool grad) {
-  check_cpu("categorical_eager", logits);
+  check_cpu(kCatEager, "logits", logits);
   const bool want_sum = target.has_value();
   Tensor probs, log_probs, entropy, total;
   if (grad) {
     variable_list r = CategoricalFunction::apply(logits, want_sum);
     probs = r[0], log_probs = r[1], entropy = r[2], total = r[3];
   } else {
-    auto [p, lp, h, sum] = categorical_fwd(logits, want_sum);
+    auto [p, lp, h, sum] = categorical_fwd(kCatEager, logits, want_sum);
     probs = p, log_probs = lp, entropy = h, total = want_sum ? *sum : Tensor();
   }
   if (!want_sum) return {probs, log_probs, entropy, std::nullopt};

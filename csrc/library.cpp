@@ -11,7 +11,8 @@
 //
 // Semantics: fastsac/ops/reference.py. With a target the last output is the alpha loss's gap, formed as the Python
 // custom ops form it (mean(log_prob) + target, mean(entropy) - target; the same ATen arithmetic, the same bits),
-// else an empty tensor. Arguments are validated by the entry points of bindings.cpp; CPU and CUDA tensors go to
+// else an empty tensor. Arguments are validated by the entry points of bindings.cpp (the target by check_target),
+// whose messages name the op (fastsac_ext_C::squashed_gaussian, ...) and the argument; CPU and CUDA tensors go to
 // the implementation of their device there.
 #include <torch/library.h>
 
@@ -20,21 +21,43 @@
 namespace fastsac {
 namespace {
 
+// The ops' names in the messages of the argument checks (bindings.cpp): torch.ops.<namespace>.<op>.
+#define FASTSAC_OP_NAME(op) FASTSAC_STR(FASTSAC_OP_NAMESPACE) "::" op
+constexpr const char* kSg = FASTSAC_OP_NAME("squashed_gaussian");
+constexpr const char* kSgBackward = FASTSAC_OP_NAME("squashed_gaussian_backward");
+constexpr const char* kCat = FASTSAC_OP_NAME("categorical");
+constexpr const char* kCatBackward = FASTSAC_OP_NAME("categorical_backward");
+#undef FASTSAC_OP_NAME
+
 std::tuple<Tensor, Tensor, Tensor> squashed_gaussian_op(const Tensor& mean, const Tensor& log_std,
                                                         const Tensor& noise, const OptTensor& scale,
                                                         const OptTensor& bias, std::optional<double> lo,
                                                         std::optional<double> hi, const OptTensor& target) {
   const bool want_gap = target.has_value();
-  auto [action, log_prob, lp_sum] = squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_gap);
+  auto [action, log_prob, lp_sum] = squashed_gaussian_fwd(kSg, mean, log_std, noise, scale, bias, lo, hi, want_gap);
+  check_target(kSg, target, mean);
   Tensor gap = want_gap ? lp_sum->div(mean.size(0)).add(*target) : mean.new_empty({0});
   return {action, log_prob, gap};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> categorical_op(const Tensor& logits, const OptTensor& target) {
   const bool want_gap = target.has_value();
-  auto [probs, log_probs, entropy, entropy_sum] = categorical_fwd(logits, want_gap);
+  auto [probs, log_probs, entropy, entropy_sum] = categorical_fwd(kCat, logits, want_gap);
+  check_target(kCat, target, logits);
   Tensor gap = want_gap ? entropy_sum->div(logits.size(0)).sub(*target) : logits.new_empty({0});
   return {probs, log_probs, entropy, gap};
+}
+
+std::tuple<Tensor, Tensor> squashed_gaussian_backward_op(const Tensor& grad_action, const Tensor& grad_log_prob,
+                                                         const Tensor& mean, const Tensor& log_std,
+                                                         const Tensor& noise, const OptTensor& scale,
+                                                         std::optional<double> lo, std::optional<double> hi) {
+  return squashed_gaussian_bwd(kSgBackward, grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi);
+}
+
+Tensor categorical_backward_op(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
+                               const Tensor& logits) {
+  return categorical_bwd(kCatBackward, grad_probs, grad_log_probs, grad_entropy, logits);
 }
 
 }  // namespace
@@ -52,16 +75,16 @@ TORCH_LIBRARY(FASTSAC_OP_NAMESPACE, m) {
 
 TORCH_LIBRARY_IMPL(FASTSAC_OP_NAMESPACE, CPU, m) {
   m.impl("squashed_gaussian", &fastsac::squashed_gaussian_op);
-  m.impl("squashed_gaussian_backward", &fastsac::squashed_gaussian_bwd);
+  m.impl("squashed_gaussian_backward", &fastsac::squashed_gaussian_backward_op);
   m.impl("categorical", &fastsac::categorical_op);
-  m.impl("categorical_backward", &fastsac::categorical_bwd);
+  m.impl("categorical_backward", &fastsac::categorical_backward_op);
 }
 
 #ifdef FASTSAC_WITH_CUDA
 TORCH_LIBRARY_IMPL(FASTSAC_OP_NAMESPACE, CUDA, m) {
   m.impl("squashed_gaussian", &fastsac::squashed_gaussian_op);
-  m.impl("squashed_gaussian_backward", &fastsac::squashed_gaussian_bwd);
+  m.impl("squashed_gaussian_backward", &fastsac::squashed_gaussian_backward_op);
   m.impl("categorical", &fastsac::categorical_op);
-  m.impl("categorical_backward", &fastsac::categorical_bwd);
+  m.impl("categorical_backward", &fastsac::categorical_backward_op);
 }
 #endif

@@ -45,17 +45,24 @@ Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_prob
                            const Tensor& logits);
 
 // The validated entry points (bindings.cpp): check every argument, then run the implementation of its device.
-std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd(const Tensor& mean, const Tensor& log_std,
+// `op` is the entry point the caller called (what Python or the dispatcher sees: "squashed_gaussian_fwd",
+// "squashed_gaussian_eager", "fastsac_ext_C::squashed_gaussian", ...); every error message starts with it and names
+// the argument at fault.
+std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd(const char* op, const Tensor& mean, const Tensor& log_std,
                                                             const Tensor& noise, const OptTensor& scale,
                                                             const OptTensor& bias, std::optional<double> lo,
                                                             std::optional<double> hi, bool want_sum);
-std::tuple<Tensor, Tensor> squashed_gaussian_bwd(const Tensor& grad_action, const Tensor& grad_log_prob,
-                                                 const Tensor& mean, const Tensor& log_std, const Tensor& noise,
-                                                 const OptTensor& scale, std::optional<double> lo,
-                                                 std::optional<double> hi);
-std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd(const Tensor& logits, bool want_sum);
-Tensor categorical_bwd(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
-                       const Tensor& logits);
+std::tuple<Tensor, Tensor> squashed_gaussian_bwd(const char* op, const Tensor& grad_action,
+                                                 const Tensor& grad_log_prob, const Tensor& mean,
+                                                 const Tensor& log_std, const Tensor& noise, const OptTensor& scale,
+                                                 std::optional<double> lo, std::optional<double> hi);
+std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd(const char* op, const Tensor& logits, bool want_sum);
+Tensor categorical_bwd(const char* op, const Tensor& grad_probs, const Tensor& grad_log_probs,
+                       const Tensor& grad_entropy, const Tensor& logits);
+// The alpha loss's target as the dispatcher ops take it (library.cpp): None, or a 0-dim tensor in the compute dtype
+// of `ref` (the main input) on its device, as fastsac/ops/_validate.py's target_entropy makes it and the ops' fake
+// functions assume.
+void check_target(const char* op, const OptTensor& target, const Tensor& ref);
 // The eager entry points for CPU tensors (autograd.cpp): the forwards, as autograd nodes whose backward is the
 // primitives' when grad is true; with a target, the last output is the alpha loss's gap
 // (mean(log_prob) + target, mean(entropy) - target), else None.

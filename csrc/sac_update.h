@@ -1,5 +1,6 @@
 // The native continuous-SAC update on the CPU (sac_update_cpu.cpp): what it reads and writes, by reference to the
-// learner's own tensors (fastsac/agents/native_update.py passes them). Float32, contiguous, on the CPU.
+// learner's own tensors (fastsac/agents/sac_native.py passes them). Float32, contiguous, on the CPU: checked by
+// check_sac_update before anything is written.
 #pragma once
 
 #include <optional>
@@ -36,7 +37,19 @@ struct SacHyper {
   bool update_actor;
 };
 
-// One update, in place; the stochastic policy's actions for act_obs after it (with act_noise), when given.
+// Every precondition of sac_update_cpu (bindings.cpp), checked before anything is written: each tensor on the CPU,
+// float32 (the Adam tuples' beta_pows and betas float64), contiguous, of the shape its role and its partner give
+// (the actor's layers chain from obs_dim to the two heads of action_dim; the critic members are stacked and their
+// first layer takes obs_dim + action_dim; target_critic[i], exp_avg[i], exp_avg_sq[i] have their parameter's shape;
+// log_alpha, target_entropy and the step tensors 0-dim; metric_sums (7,)); the batch (obs (B, obs_dim) with B >= 1,
+// action (B, A), reward and terminated B elements, next_obs as obs, noise (2, B, A)); act_obs (N, obs_dim) and
+// act_noise (N, A) both given or both absent; finite hyper-parameters. Raises c10::Error naming the argument.
+void check_sac_update(const SacNets& nets, const AdamRef& actor_opt, const AdamRef& critic_opt,
+                      const std::optional<AdamRef>& alpha_opt, const SacBatch& batch, const SacHyper& hyper,
+                      const OptTensor& act_obs, const OptTensor& act_noise);
+
+// One update, in place (check_sac_update first); the stochastic policy's actions for act_obs after it (with
+// act_noise), when given. Not thread-safe on one learner's tensors (bindings.cpp, sac_update_entry).
 std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_opt, const AdamRef& critic_opt,
                                      const std::optional<AdamRef>& alpha_opt, const SacBatch& batch,
                                      const SacHyper& hyper, const OptTensor& act_obs, const OptTensor& act_noise);

@@ -1,9 +1,10 @@
-// One whole continuous-SAC update on the CPU, written out: the native update of fastsac/agents/native_update.py.
+// One whole continuous-SAC update on the CPU, written out: the native update of fastsac/agents/sac_native.py.
 //
 // The same arithmetic as SACLearner._update (fastsac/agents/sac.py, learner.py) for its default networks: an MLP
 // actor (ReLU trunk, mean and raw log-std heads) and C stacked MLP critics (ReLU, one output), run
-// feature-major as EnsembleQ._forward_mlp runs them. Float32, contiguous tensors; the Python side checks that
-// before it calls (NativeUpdate.supports) and compares the first call with the eager update. Why it exists:
+// feature-major as EnsembleQ._forward_mlp runs them. Float32, contiguous tensors: check_sac_update (bindings.cpp)
+// checks every tensor before anything is written; the Python side also decides where it applies
+// (fastsac/agents/sac_native.py) and compares the first call with the eager update. Why it exists:
 // the compiled update spends 22-28% of its time besides its matrix products (bench/RESULTS.md, eighth
 // session); here the products are the same ATen calls, and everything else is a few fused loops over memory
 // the update already holds: bias and ReLU in place (the ReLU mask is read from the activation itself), the
@@ -300,6 +301,9 @@ Tensor policy_actions(const Tensors& actor, const Tensor& obs, const Tensor& noi
 std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_opt, const AdamRef& critic_opt,
                                      const std::optional<AdamRef>& alpha_opt, const SacBatch& batch,
                                      const SacHyper& hyper, const OptTensor& act_obs, const OptTensor& act_noise) {
+  // Everything below reads and writes through raw float pointers: every shape, dtype and layout is checked first,
+  // so a call that raises has written nothing.
+  check_sac_update(nets, actor_opt, critic_opt, alpha_opt, batch, hyper, act_obs, act_noise);
   at::AutoGradMode no_grad(false);
   const int64_t B = batch.obs.size(0), obs_dim = batch.obs.size(1), A = batch.action.size(1);
   const BoundsArg bounds{true, hyper.log_std_lo, 0.5 * (hyper.log_std_hi - hyper.log_std_lo)};
