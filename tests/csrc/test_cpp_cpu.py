@@ -18,6 +18,7 @@ u by sigma * noise * (hi - lo) / 2 ulps, about 40 ulps of the action).
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 import subprocess
@@ -42,8 +43,51 @@ CONFIGS = {
     "affine_bounds": (True, True, True),
     "scale_only": (True, False, False),
 }
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 LO, HI = -5.0, 2.0
+
+# The CPU runs the full product of DTYPES x NS x AS x (CONFIGS or masked). The CUDA kernels' launch shape depends on
+# the group size G (lanes per row, csrc/ops_cuda.cu: the power of two >= A, at most 32), the dtype and the batch (rows
+# per block, grid-stride loops), so the CUDA half is a covering set instead: every G of 1..32 (A = 1, 2, 3, 6, 12,
+# 17, 64; 64 is two elements per lane), every dtype at a small and at the full group, every configuration, a batch of
+# 1, odd batches (7, 4097) and a large one (4097 rows: several blocks at every G). Noncontiguous inputs on CUDA:
+# tests/csrc/test_cpp_boundaries.py.
+LARGE_N = 4097
+SG_CUDA = [  # (dtype, N, A, cfg)
+    (torch.float64, 1, 1, "plain"),
+    (torch.float32, 7, 2, "affine"),
+    (torch.bfloat16, 300, 3, "bounds"),
+    (torch.float16, 7, 6, "affine_bounds"),
+    (torch.float32, 300, 12, "scale_only"),
+    (torch.float32, LARGE_N, 17, "affine_bounds"),
+    (torch.bfloat16, 1, 64, "affine"),
+    (torch.float16, LARGE_N, 64, "bounds"),
+    (torch.float64, 300, 64, "affine_bounds"),
+]
+CAT_CUDA = [  # (dtype, N, A, masked)
+    (torch.float64, 1, 1, False),
+    (torch.float32, 7, 2, True),
+    (torch.bfloat16, 300, 3, True),
+    (torch.float16, 7, 6, False),
+    (torch.float32, 300, 12, True),
+    (torch.float32, LARGE_N, 17, True),
+    (torch.bfloat16, 1, 64, False),
+    (torch.float16, LARGE_N, 64, True),
+    (torch.float64, 300, 64, True),
+]
+
+
+def _cases(last_axis, cuda_cases, last_id=str):
+    """``dtype, N, A, <last>, device`` parameters: the full product on CPU, ``cuda_cases`` on CUDA (``gpu``)."""
+    def param(case, device, marks=()):
+        dtype, n, a, last = case
+        return pytest.param(*case, device, marks=marks, id=f"{dtype}-{n}-{a}-{last_id(last)}-{device}")
+
+    cpu = [param(case, "cpu") for case in itertools.product(DTYPES, NS, AS, last_axis)]
+    return cpu + [param(case, "cuda", pytest.mark.gpu) for case in cuda_cases]
+
+
+SG_CASES = _cases(list(CONFIGS), SG_CUDA)
+CAT_CASES = _cases([False, True], CAT_CUDA, lambda masked: "masked" if masked else "dense")
 
 pytestmark = pytest.mark.usefixtures("cpp_ext")
 
@@ -150,11 +194,7 @@ def _reference_variants(fn, dtype, *args):
                  for i, (x, x32) in enumerate(zip(others[0], in32)))
 
 
-@pytest.mark.parametrize("device", DEVICES, indirect=True)
-@pytest.mark.parametrize("cfg", list(CONFIGS))
-@pytest.mark.parametrize("A", AS)
-@pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype, N, A, cfg, device", SG_CASES, indirect=["device"])
 def test_squashed_gaussian_fwd(dtype, N, A, cfg, device, gen):
     g, seed = gen, gen.initial_seed()
     mean, log_std, noise, scale, bias, lo, hi = _sg_inputs(N, A, dtype, device, cfg, g)
@@ -174,11 +214,7 @@ def test_squashed_gaussian_fwd(dtype, N, A, cfg, device, gen):
     assert torch.equal(action2, action) and torch.equal(log_prob2, log_prob), ctx
 
 
-@pytest.mark.parametrize("device", DEVICES, indirect=True)
-@pytest.mark.parametrize("cfg", list(CONFIGS))
-@pytest.mark.parametrize("A", AS)
-@pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype, N, A, cfg, device", SG_CASES, indirect=["device"])
 def test_squashed_gaussian_bwd(dtype, N, A, cfg, device, gen):
     g, seed = gen, gen.initial_seed()
     mean, log_std, noise, scale, _, lo, hi = _sg_inputs(N, A, dtype, device, cfg, g)
@@ -205,11 +241,7 @@ def _logits(N, A, dtype, device, masked, g):
     return z.to(dtype).to(device)
 
 
-@pytest.mark.parametrize("device", DEVICES, indirect=True)
-@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
-@pytest.mark.parametrize("A", AS)
-@pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype, N, A, masked, device", CAT_CASES, indirect=["device"])
 def test_categorical_fwd(dtype, N, A, masked, device, gen):
     g, seed = gen, gen.initial_seed()
     logits = _logits(N, A, dtype, device, masked, g)
@@ -229,11 +261,7 @@ def test_categorical_fwd(dtype, N, A, masked, device, gen):
     assert all(torch.equal(a, b) for a, b in zip(out2[:3], (probs, log_probs, entropy))), ctx
 
 
-@pytest.mark.parametrize("device", DEVICES, indirect=True)
-@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
-@pytest.mark.parametrize("A", AS)
-@pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype, N, A, masked, device", CAT_CASES, indirect=["device"])
 def test_categorical_bwd(dtype, N, A, masked, device, gen):
     g, seed = gen, gen.initial_seed()
     logits = _logits(N, A, dtype, device, masked, g)
