@@ -440,6 +440,7 @@ def test_ctrl_c_stops_children_and_rerun_resumes(tmp_path, fake, monkeypatch):
     assert len(fake.calls()) == 6  # all finished: nothing started
 
 
+@pytest.mark.slow  # 55 s in a full suite run on the 2-core CI machine, 148 s beside another test run
 def test_smoke_suite_end_to_end_with_real_trainer(tmp_path):
     """`python -m fastsac bench smoke` with the real trainer: Ctrl-C mid-suite, then the same command resumes it
     and writes results.csv, valid PNGs and the report."""
