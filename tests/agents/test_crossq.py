@@ -157,6 +157,7 @@ def test_no_target_critics_and_policy_delay():
     assert moved == [True, False, False, True, False, False]  # policy_delay 3
 
 
+@pytest.mark.slow  # a real inductor compile: ~70 s here
 def test_compiled_update_is_one_graph_and_matches_eager():
     """The real inductor compile of CrossQ's full update (policy_delay 1: one variant), warm-up crossed."""
     cfg = small_cfg(policy_delay=1, brn_warmup_steps=2)

@@ -20,16 +20,22 @@ sys.modules.setdefault("bench_sps", bench_sps)  # its dataclasses look their mod
 _spec.loader.exec_module(bench_sps)
 
 
-def test_repeats_interleave_the_providers_and_report_per_round_ratios(tmp_path, capsys, monkeypatch):
-    order = []
-    for name in ("run_fastsac", "run_baseline"):
+def _record_calls(monkeypatch, names) -> list[str]:
+    """The names of ``bench_sps``'s functions ``names``, in the order they are called (each still runs)."""
+    calls = []
+    for name in names:
         real = getattr(bench_sps, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
-            order.append(_name)
+            calls.append(_name)
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(bench_sps, name, spy)
+    return calls
+
+
+def test_repeats_interleave_the_providers_and_report_per_round_ratios(tmp_path, capsys, monkeypatch):
+    order = _record_calls(monkeypatch, ("run_fastsac", "run_baseline"))
     out = tmp_path / "sps.json"
     assert bench_sps.main(["--configs", "1", "--providers", "fastsac-eager", "baseline", "--learning-starts", "16",
                            "--burn-in", "8", "--measure", "16", "--repeats", "2", "--threads", "1",
@@ -51,15 +57,7 @@ def test_components_time_the_loop_and_report_the_products_ratio(tmp_path, capsys
     timed, and replays one timed update's BLAS products alone: every part is reported, the parts add up to the
     step's total, and products alone / update is printed and saved as a ratio. Behaviour only: which of two
     measured durations is the smaller is the benchmark's output (the ratio), not something a test asserts."""
-    ran = []
-    for name in ("run_fastsac", "run_baseline", "fastsac_components"):
-        real = getattr(bench_sps, name)
-
-        def spy(*args, _real=real, _name=name, **kwargs):
-            ran.append(_name)
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(bench_sps, name, spy)
+    ran = _record_calls(monkeypatch, ("run_fastsac", "run_baseline", "fastsac_components"))
     out = tmp_path / "sps.json"
     assert bench_sps.main(["--configs", "1", "--providers", "baseline", "--learning-starts", "16", "--burn-in", "8",
                            "--measure", "16", "--threads", "1", "--components", "--json", str(out)]) == 0  # fmt: skip

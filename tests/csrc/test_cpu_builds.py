@@ -36,6 +36,7 @@ sys.exit(pytest.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # builds the extension a second time and runs its accuracy tests: ~5 min here
 def test_the_scalar_build_passes_the_accuracy_tests(tmp_path):
     env = {**os.environ, "FASTSAC_CPU_VEC": "0", "FASTSAC_EXTENSION_DIR": str(tmp_path / "ext")}
     assert cpu_build_flags.cxx_flags(environ=env) == ["-O3", *cpu_build_flags.openmp_flags()]
