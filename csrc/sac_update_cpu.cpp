@@ -4,10 +4,9 @@
 // actor (ReLU trunk, mean and raw log-std heads) and C stacked MLP critics (ReLU, one output), run
 // feature-major as EnsembleQ._forward_mlp runs them. Float32, contiguous tensors: check_sac_update (bindings.cpp)
 // checks every tensor before anything is written; the Python side also decides where it applies
-// (fastsac/agents/sac_native.py) and compares the first call with the eager update. Why it exists:
-// the compiled update spends 22-28% of its time besides its matrix products (bench/RESULTS.md, eighth
-// session); here the products are the same ATen calls, and everything else is a few fused loops over memory
-// the update already holds: bias and ReLU in place (the ReLU mask is read from the activation itself), the
+// (fastsac/agents/sac_native.py) and compares the first call with the eager update. The matrix products are
+// the same ATen calls as the compiled update's; everything else is a few fused loops over memory the update
+// already holds: bias and ReLU in place (the ReLU mask is read from the activation itself), the
 // critic's loss, its gradient and the Adam steps in one pass per tensor, no Python between them.
 //
 // Step order, as the eager update: the target (the actor on s', the fused op, the target critics, the min);

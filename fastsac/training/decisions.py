@@ -68,8 +68,8 @@ class RunDecisions:
         return [f"threads: {self.threads.reason}", f"update: {self.update.reason}"]
 
     def update_note(self, learner) -> str | None:
-        """What runs the update; said where the run starts, not when the learner is built (data parallel changes
-        it: ``grad_reducer``). None for the eager update."""
+        """What runs the update, said where the run starts (after the fallbacks a built learner already knows of).
+        None for the eager update."""
         return f"update: {learner.runner.describe()}" if self.fast else None
 
     def first_call_note(self, learner) -> str | None:

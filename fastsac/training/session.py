@@ -67,7 +67,7 @@ class Session:
                  env_seed: int | None = None, decisions: dict[str, Any] | None = None):
         """``scope``: where it runs (default: one process). ``env_seed``: the envs' seed (default: the run's, or
         this rank's). ``decisions``: a resumed run's checkpoint ``decisions`` part, kept unless the resume names
-        --compile/--no-compile or --threads. Sets torch's thread count to the run's (``train`` restores it)."""
+        --update or --threads. Sets torch's thread count to the run's (``train`` restores it)."""
         self.scope = scope = SingleProcess() if scope is None else scope
         self.config, self.run_dir = config, run_dir
         self.notes: list[str] = []  # said once the progress bar exists

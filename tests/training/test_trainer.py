@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from fastsac.agents import sac_native
 from fastsac.data import envs
 from fastsac.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastsac.training.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
@@ -139,8 +138,6 @@ def test_discrete_sac_learns_cartpole(tmp_path):
 def test_compiled_run(tmp_path, update):
     # The compiled runs of the suite (torch.compile's: ~1 min of compilation on a small CPU): the trainer drives
     # the fast updates like the eager one.
-    if update == "native" and sac_native._extension() is None:
-        pytest.skip("the C++ extension (with sac_update_cpu) is not built")
     run = train(tiny(tmp_path / "compiled", update=update, total_steps=300, learning_starts=100))
     assert run.summary["update"] == update and run.summary["updates"] == 201
     assert run.summary["update_kind"] == update
@@ -149,7 +146,6 @@ def test_compiled_run(tmp_path, update):
     assert math.isfinite(run.final_eval_return)
 
 
-@pytest.mark.skipif(sac_native._extension() is None, reason="the C++ extension (with sac_update_cpu) is not built")
 def test_a_default_cpu_run_decides_on_the_native_update_and_says_so(tmp_path, capsys):
     """No --update flag: 1,000 updates repay the native update's start, so the run uses it and says why, what
     runs and what its first call took; summary.json keeps the decision and the kind."""
