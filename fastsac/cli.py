@@ -7,6 +7,7 @@
     fastsac train --resume RUN_DIR [--total-steps N] [...]
     fastsac eval RUN_DIR [--episodes N] [--video] [--seed S] [--device D]
     fastsac bench SUITE [--num-seeds N] [--jobs N] [--device D] [--out DIR] [--report-only] | --list
+    fastsac plot RUN [RUN ...] [--x steps|time] [--out FILE]   (runs side by side: return, alpha, steps/s)
     fastsac presets                    (list the shipped presets)
 
 The ``train`` flags are generated from the config dataclasses (``fastsac.training.config.TrainConfig`` and
@@ -151,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
         description="Handled by bench_main (its own parser).",
     )
+    plot_p = sub.add_parser("plot", help="draw runs side by side (return, alpha, steps/s)", description="Draw the "
+                            "evaluation return, alpha and steps/s of one or more run directories (their metrics.csv) "
+                            "side by side into one PNG. Each run also keeps its own RUN_DIR/curves.png, redrawn at "
+                            "every evaluation.")  # fmt: skip
+    plot_p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `fastsac train`")
+    plot_p.add_argument("--x", choices=("steps", "time"), default="steps",
+                        help="horizontal axis: env steps or wall-clock seconds (default: steps)")
+    plot_p.add_argument("--out", type=Path, default=Path("runs.png"), metavar="FILE",
+                        help="the PNG to write (default: runs.png)")
     sub.add_parser("presets", help="list the shipped hyperparameter presets")
     return parser
 
@@ -222,6 +232,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from fastsac.training.curves import plot_runs
+
+    try:
+        path = plot_runs(args.runs, args.out, x=args.x)
+    except FileNotFoundError as exc:
+        return _err(str(exc))
+    print(f"plot: {path}")
+    return 0
+
+
 def _cmd_presets() -> int:
     from fastsac.training.presets import PRESETS_DIR, available_presets
 
@@ -252,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_eval(args)
         if args.command == "presets":
             return _cmd_presets()
+        if args.command == "plot":
+            return _cmd_plot(args)
     except TrainingInterrupted as exc:
         print(f"fastsac: {exc}", file=sys.stderr)
         return 130
@@ -298,7 +321,8 @@ def build_bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="training device passed to each new run (e.g. cpu, cuda); default: the trainer's")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="runs at once, each its own process (default 1)")
     p.add_argument("--out", type=Path, help="output folder (default: bench/suites/<suite>)")
-    p.add_argument("--report-only", action="store_true", help="do not train; aggregate the runs already in --out")
+    p.add_argument("--report-only", action="store_true", help="do not train; aggregate the runs already in --out "
+                   "(or, when their folders are gone, rebuild the report and plots from --out/results.csv)")
     return p
 
 
@@ -329,8 +353,10 @@ def bench_main(argv: Sequence[str] | None = None, *, train_command: Sequence[str
         seeds = list(range(args.num_seeds)) if args.num_seeds is not None else args.seeds
         out = args.out if args.out is not None else Path("bench") / "suites" / suite.name
         runs = plan_runs(suite, out, seeds=seeds, total_steps=args.total_steps, only=args.only)
-        if args.report_only and not any((out / "runs" / safe_name(e.label)).is_dir() for e in suite.envs):
-            raise SuiteError(f"--report-only: no runs of suite {suite.name!r} under {out / 'runs'} (see --out)")
+        from_results = args.report_only and not any((out / "runs" / safe_name(e.label)).is_dir() for e in suite.envs)
+        if from_results and not (out / "results.csv").is_file():
+            raise SuiteError(f"--report-only: no runs of suite {suite.name!r} under {out / 'runs'} and no "
+                             f"{out / 'results.csv'} (see --out)")
         if not args.report_only:
             check_existing(runs)
     except SuiteError as e:
@@ -338,8 +364,8 @@ def bench_main(argv: Sequence[str] | None = None, *, train_command: Sequence[str
         return 2
     command = "fastsac bench " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     if args.report_only:
-        paths = write_outputs(suite, out, command=command)
-        print(f"report: {paths['report']}")
+        paths = write_outputs(suite, out, command=command, from_results=from_results)
+        print(f"report: {paths['report']}" + (f" (from {paths['results']}: no run folders)" if from_results else ""))
         return 0
     return run_suite(suite, runs, out, jobs=args.jobs, device=args.device,
                      train_command=TRAIN_COMMAND if train_command is None else train_command, command=command)

@@ -8,8 +8,11 @@ own run directory, ``--jobs`` at a time, and what the runs wrote is aggregated i
 curves (``plots/``) and ``report.md``.
 
 Files: ``schema.py`` (suite and reference files), ``runner.py`` (the process pool, resume, signals),
-``results.py`` (where runs live, reading them back, results.csv), ``plots.py``, ``report.py``, ``formatting.py``; the shipped suites
-and the published reference scores with their sources are in ``definitions/``.
+``results.py`` (where runs live, reading them back, results.csv), ``plots.py``, ``report.py`` and
+``report_stats.py`` (the report and its statistical sections), ``stats.py`` (IQM, intervals, profiles and the
+probability of improvement, from rliable: the optional extra ``fastsac[report]``), ``random_scores.py`` (the
+random-policy scores that normalization starts from), ``formatting.py``; the shipped suites, the published
+reference scores with their sources and the random-policy scores are in ``definitions/``.
 """
 
 from fastsac.suite.report import write_outputs

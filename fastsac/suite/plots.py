@@ -80,7 +80,8 @@ def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Seq
         ax.set_ylabel("evaluation return")
         ax.set_title(f"{env_id} (up to {seeds} seed{'s' if seeds != 1 else ''}; bands: min-max over seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="best")
+        if ax.get_legend_handles_labels()[0]:  # a row whose seeds share no range has no mean line to name
+            ax.legend(fontsize="small", loc="best")
         path = plots / f"{safe_name(env_id)}_{axis}.png"
         fig.savefig(path)
         written.append(path)

@@ -1,5 +1,7 @@
-"""The suite report (``report.md``): final returns beside published references, curves, sources; and
-:func:`write_outputs`, which writes results.csv, the plots and the report from the runs on disk."""
+"""The suite report (``report.md``): final returns over seeds with intervals, published references at the rows'
+own budget, normalized aggregates over envs, time to threshold, curves and sources; and :func:`write_outputs`,
+which writes results.csv, the plots and the report from the runs on disk (or, when the runs are gone, the report
+and plots from a committed results.csv)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from fastsac.suite.formatting import duration, mean_std, plus_minus, steps_label
+from fastsac.suite import stats
+from fastsac.suite.formatting import duration, fmt, mean_std, plus_minus, steps_label
 from fastsac.suite.plots import plot_env
-from fastsac.suite.results import Run, RunRecord, collect, write_results_csv
+from fastsac.suite.report_stats import aggregate_section, row_interval, threshold_section
+from fastsac.suite.results import Run, RunRecord, collect, read_results_csv, write_results_csv
 from fastsac.suite.schema import Reference, Suite
 
 __all__ = ["write_outputs"]
@@ -81,31 +85,52 @@ def _report(
     *,
     missing: Sequence[Run],
     command: str | None,
+    previous: dict[str, str] | None = None,
 ) -> str:
     import torch
 
     devices = sorted({r.device for rs in results.values() for r in rs if r.device})
-    lines = [
-        f"# fastsac benchmark: `{suite.name}`",
-        "",
-        suite.description.strip(),
-        "",
-        f"- Date: {datetime.datetime.now().isoformat(timespec='seconds')}; fastsac git revision {_git_revision()}",
-        f"- Machine: {_machine()}; device(s): {', '.join(devices) or 'n/a'}",
-        f"- Software: Python {platform.python_version()}, torch {torch.__version__}",
-    ]
-    if command:
-        lines.append(f"- Command: `{command}`")
+    lines = [f"# fastsac benchmark: `{suite.name}`", ""]
+    if (why := stats.missing()) is not None:
+        lines += [f"> **Statistics missing**: {why}. This report shows means and stds only: no IQM, no confidence "
+                  "intervals, no performance profile, no probability of improvement.", ""]
+    lines += [suite.description.strip(), ""]
+    if previous is not None:  # rebuilt from results.csv: the runs were made elsewhere, earlier
+        machine = previous.get("Machine", "not recorded")
+        lines += [
+            f"- Report rebuilt {datetime.datetime.now().isoformat(timespec='seconds')} at fastsac revision "
+            f"{_git_revision()} from the committed results.csv (the run folders are not kept); the runs' own",
+            f"  date, machine and command, carried over from the report they were first written with:",
+            f"- Runs made: {previous.get('Date', 'not recorded')}",
+            f"- Machine: {machine}",
+            f"- Software: {previous.get('Software', 'not recorded')}",
+        ]
+        if "Command" in previous:
+            lines.append(f"- Command: {previous['Command']}")
+    else:
+        machine = f"{_machine()}; device(s): {', '.join(devices) or 'n/a'}"
+        lines += [
+            f"- Date: {datetime.datetime.now().isoformat(timespec='seconds')}; fastsac git revision {_git_revision()}",
+            f"- Machine: {machine}",
+            f"- Software: Python {platform.python_version()}, torch {torch.__version__}",
+        ]
+        if command:
+            lines.append(f"- Command: `{command}`")
+    sps_note = ("Steps/s is each run's steps over its wall-clock time at the last evaluation (evaluation included:\n"
+                "results.csv keeps no training time), averaged over seeds" if previous is not None else
+                "Steps/s is each run's overall env steps per second (training only), averaged over seeds")
     lines += [
         "",
         "Final return is each run's last evaluation (mean deterministic-policy return, as the trainer logs it);",
-        "mean ± std over seeds (population std). Steps/s is each run's overall env steps per second, averaged",
-        "over seeds; wall time is per run. Agent: the learner (sac, crossq) of the row's configuration.",
+        "mean ± std over seeds (population std), and the IQM over seeds with its 95% bootstrap confidence interval",
+        f"(rliable). Seeds: the runs finished of those planned. {sps_note}; wall time is per run. Agent: the",
+        "learner (sac, crossq) of the row's configuration.",
         "",
         "## Results",
         "",
-        "| Env | Agent | Preset | Steps | Seeds | Final return (mean ± std) | Steps/s | Wall time / run |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Env | Agent | Preset | Steps | Seeds | Final return (mean ± std) | Steps/s | Wall time / run "
+        "| IQM [95% CI] |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = _row_names(suite)
     finals: dict[str, tuple[float, float | None, int, int | None]] = {}
@@ -114,7 +139,7 @@ def _report(
         preset = entry.preset_used or "none"
         row = f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(entry.total_steps)}"
         if not done:
-            lines.append(f"{row} | 0 of {len(suite.seeds)} | no finished run{_in_progress(results[entry.label])} | | |")
+            lines.append(f"{row} | 0 of {len(suite.seeds)} | no finished run{_in_progress(results[entry.label])} | | | |")
             continue
         mean, std = mean_std([float(r.final_return) for r in done])
         steps = {r.total_steps for r in done}
@@ -127,26 +152,34 @@ def _report(
         seeds_txt = str(len(done)) if len(done) >= len(suite.seeds) else f"{len(done)} of {len(suite.seeds)}"
         final_txt = plus_minus(mean, std) + _in_progress(results[entry.label])
         lines.append(f"| {names[entry.label]} | {entry.agent} | {preset} | {steps_label(budget)} | {seeds_txt} | "
-                     f"{final_txt} | {sps_txt} | {wall_txt} |")
+                     f"{final_txt} | {sps_txt} | {wall_txt} | {row_interval([float(r.final_return) for r in done])} |")
     lines += [
         "",
         "## Against published results",
         "",
-        "▲ ours above the reference, ▼ below. A reference at a larger step budget than ours is not a like-for-like",
-        "comparison; the budgets are shown. Protocols differ between sources (see Sources). A reference published",
-        "for one agent is compared with that agent's rows only.",
+        "Like for like only: a reference enters a row when it was published for the row's own step budget (and for",
+        "the row's agent, or for none). ▲ ours above the reference, ▼ below. Protocols still differ between sources",
+        "(env versions, seeds, evaluation; see Sources). References at other budgets are listed under Sources,",
+        "not compared.",
         "",
         "| Env | Agent | Ours | Reference | Source | Ours vs reference |",
         "| --- | --- | ---: | ---: | --- | --- |",
     ]
     sources: list[Reference] = []
+    compared_refs: list[Reference] = []  # compared with at least one row; the others are cited, not compared
     for entry in suite.envs:
+        compared = 0
+        # the runs' own budget (a suite run with --total-steps differs from its file), else the suite's
+        budget = finals[entry.label][3] if entry.label in finals else entry.total_steps
         for ref in entry.references:
             if ref not in sources:
                 sources.append(ref)
             n = sources.index(ref) + 1
-            ref_txt = plus_minus(ref.score, ref.std)
-            ref_txt += f" @ {steps_label(ref.steps)}" if ref.steps else ""
+            if ref.steps is None or ref.steps != budget:
+                continue
+            compared += 1
+            compared_refs.append(ref)
+            ref_txt = plus_minus(ref.score, ref.std) + f" @ {steps_label(ref.steps)}"
             src = f"{ref.source} [{n}]" + ("" if ref.verified else " (unverified)")
             head = f"| {names[entry.label]} | {entry.agent}"
             if entry.label not in finals:
@@ -154,12 +187,18 @@ def _report(
                 continue
             mean, std, _, budget = finals[entry.label]
             mark = "▲ above" if mean > ref.score else ("= equal" if mean == ref.score else "▼ below")
-            if ref.steps and budget and ref.steps != budget:
-                mark += f" (ours at {steps_label(budget)}, reference at {steps_label(ref.steps)} steps)"
             lines.append(f"{head} | {plus_minus(mean, std)} @ {steps_label(budget)} | {ref_txt} | {src} | {mark} |")
-        if not entry.references:
-            lines.append(f"| {names[entry.label]} | {entry.agent} | | none recorded | | |")
-    lines += ["", "## Learning curves", ""]
+        if not compared:
+            lines.append(f"| {names[entry.label]} | {entry.agent} | | none at {steps_label(budget)} | | |")
+    lines.append("")
+    by_label = {e.label: {r.seed: float(r.final_return) for r in results[e.label]
+                          if r.finished and r.final_return is not None} for e in suite.envs}
+    for _, ref in suite.normalization.values():  # cited under Sources as well
+        if ref not in sources:
+            sources.append(ref)
+    lines += aggregate_section(suite, by_label, out, out / "plots")
+    lines += threshold_section(suite, results, machine)
+    lines += ["## Learning curves", ""]
     for env_id in _envs(suite):
         pngs = plots.get(env_id, [])
         lines.append(f"### {env_id}")
@@ -175,7 +214,11 @@ def _report(
         for n, ref in enumerate(sources, 1):
             on = f" on {ref.measured_on}" if ref.measured_on != ref.env else ""
             flag = "" if ref.verified else " **Unverified**: not checked against the source text."
-            lines.append(f"{n}. {ref.source}{on}: {ref.protocol}. <{ref.url}>{flag}")
+            budget = f"at {steps_label(ref.steps)} steps" if ref.steps else "no step budget"
+            why = "" if ref in compared_refs else f" Not compared ({budget}: not a row's budget)."
+            if any(ref is r for _, r in suite.normalization.values()):
+                why += " The 1 of its env's normalized scores."
+            lines.append(f"{n}. {ref.source} ({ref.env}){on}, {fmt(ref.score)}: {ref.protocol}. <{ref.url}>{flag}{why}")
         lines.append("")
     unfinished = [(label, r) for label, rs in results.items() for r in rs if not r.finished]
     if unfinished or missing:
@@ -186,22 +229,48 @@ def _report(
     return "\n".join(lines)
 
 
+def _previous_header(report: Path) -> dict[str, str]:
+    """The ``- Key: value`` lines at the top of an earlier report.md (where its runs were made), by key."""
+    found: dict[str, str] = {}
+    if not report.is_file():
+        return found
+    for line in report.read_text().splitlines():
+        if line.startswith("## "):
+            break
+        if line.startswith("- ") and ": " in line:
+            key, value = line[2:].split(": ", 1)
+            if key == "Date" and "; fastsac git revision" in value:
+                value = value.replace("; fastsac git revision", " at fastsac git revision")
+            found.setdefault("Date" if key == "Runs made" else key, value)
+    return found
+
+
 def write_outputs(
-    suite: Suite, out: Path, *, planned: Sequence[Run] = (), command: str | None = None
+    suite: Suite, out: Path, *, planned: Sequence[Run] = (), command: str | None = None, from_results: bool = False
 ) -> dict[str, Path]:
-    """Aggregate the runs under ``out/runs`` into results.csv, plots/*.png and report.md; returns their paths."""
+    """Aggregate the runs under ``out/runs`` into results.csv, plots/*.png and report.md; returns their paths.
+    ``from_results``: the run folders are gone; read ``out/results.csv`` instead (left as it is) and carry the
+    runs' date, machine and command over from the report.md already there."""
     out = Path(out)
-    results = collect(suite, out)
+    previous = None
+    if from_results:
+        results = read_results_csv(suite, out / "results.csv")
+        previous = _previous_header(out / "report.md")
+    else:
+        results = collect(suite, out)
     plots_dir = out / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
     names = _row_names(suite, legend=True)
     plots = {}
     for env_id in _envs(suite):
         entries = [e for e in suite.envs if e.env == env_id]
-        refs = list(dict.fromkeys(r for e in entries for r in e.references))
+        # only the references at the entries' own budget are drawn, as only they are compared
+        refs = list(dict.fromkeys(r for e in entries for r in e.references if r.steps == e.total_steps))
         rows = [(names[e.label], results[e.label]) for e in entries]
         plots[env_id] = plot_env(env_id, rows, refs, plots_dir)
-    write_results_csv(suite, results, out / "results.csv")
+    if not from_results:
+        write_results_csv(suite, results, out / "results.csv")
     missing = [run for run in planned if not run.path.exists()]
-    (out / "report.md").write_text(_report(suite, results, plots, out, missing=missing, command=command))
+    text = _report(suite, results, plots, out, missing=missing, command=command, previous=previous)
+    (out / "report.md").write_text(text)
     return {"results": out / "results.csv", "report": out / "report.md", "plots": plots_dir}

@@ -13,8 +13,8 @@ from pathlib import Path
 from fastsac.suite.schema import Suite, SuiteEnv
 
 __all__ = [
-    "RESULT_COLUMNS", "Run", "RunRecord", "collect", "read_json", "read_run", "run_dir", "safe_name",
-    "write_results_csv",
+    "RESULT_COLUMNS", "Run", "RunRecord", "collect", "read_json", "read_run", "read_results_csv", "run_dir",
+    "safe_name", "write_results_csv",
 ]
 
 RESULT_COLUMNS = ("suite", "env", "label", "agent", "seed", "step", "wall_time", "eval_return", "sps")
@@ -121,3 +121,35 @@ def write_results_csv(suite: Suite, results: dict[str, list[RunRecord]], path: P
 
 def _num(x: float) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(float(x))
+
+
+def read_results_csv(suite: Suite, path: Path) -> dict[str, list[RunRecord]]:
+    """Each suite entry's label -> its runs as a committed ``results.csv`` holds them (when the run folders are
+    gone). A file written before suites had labels (no ``label`` column) names each entry by its env id. What a
+    results.csv cannot hold is derived: a run is finished when its last evaluation is at the entry's budget, its
+    final return is that evaluation, its wall time the wall-clock at it, and its steps/s its steps over that wall
+    time (evaluation time included: results.csv keeps no training time)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_run: dict[tuple[str, int], list[tuple[int, float, float, float]]] = {}
+    for row in rows:
+        if row.get("suite") not in (None, "", suite.name):
+            continue
+        label = row.get("label") or row["env"]
+        by_run.setdefault((label, int(row["seed"])), []).append(
+            (int(float(row["step"])), _float(row.get("wall_time")), _float(row.get("eval_return")), _float(row.get("sps"))))
+    results: dict[str, list[RunRecord]] = {}
+    for entry in suite.envs:
+        records = []
+        for (label, seed), evals in sorted(by_run.items()):
+            if label != entry.label:
+                continue
+            evals.sort()
+            step, wall, ret, _ = evals[-1]
+            finished = step >= entry.total_steps
+            sps = step / wall if wall > 0 else None
+            records.append(RunRecord(entry.env, seed, Path(path).parent / "runs" / safe_name(label) / f"seed{seed}",
+                                     finished, evals, step, ret if finished else None, sps,
+                                     None if math.isnan(wall) else wall, None))
+        results[entry.label] = records
+    return results

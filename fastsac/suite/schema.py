@@ -27,7 +27,7 @@ import difflib
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,12 +36,14 @@ from fastsac.suite.formatting import fmt, steps_label
 __all__ = [
     "REFERENCES_FILE",
     "SUITES_DIR",
+    "RandomScore",
     "Reference",
     "Suite",
     "SuiteEnv",
     "SuiteError",
     "available_suites",
     "describe_suite",
+    "load_random_scores",
     "load_references",
     "load_suite",
     "suite_path",
@@ -77,6 +79,25 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class RandomScore:
+    """The mean return of a uniformly random policy on one env: the 0 of its normalized score."""
+
+    env: str
+    score: float
+    source: str  #: who measured it, e.g. "fastsac random policy"
+    protocol: str  #: how (episodes, seeds, the command that measured it)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A return to reach (the report's time-to-score column), with why this number."""
+
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class SuiteEnv:
     """One env of a suite and how it is trained."""
 
@@ -101,6 +122,10 @@ class Suite:
     seeds: tuple[int, ...]
     envs: tuple[SuiteEnv, ...]
     path: Path
+    #: env -> (random-policy score, the published reference) between which its scores are normalized to [0, 1];
+    #: empty when the suite names no [normalization]
+    normalization: dict[str, tuple[RandomScore, Reference]] = field(default_factory=dict)
+    thresholds: dict[str, Threshold] = field(default_factory=dict)  #: env -> the return of the time-to-score column
 
 
 class _Errors:
@@ -202,7 +227,7 @@ def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference
     path = Path(path if path is not None else REFERENCES_FILE)
     data = _read_toml(path)
     err = _Errors(str(path))
-    err.unknown_keys(data, ("reference",), "")
+    err.unknown_keys(data, ("reference", "random"), "")
     entries = data.get("reference", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         err.add("'reference' must be an array of tables ([[reference]])")
@@ -236,7 +261,91 @@ def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference
     return {k: tuple(v) for k, v in refs.items()}
 
 
-_SUITE_KEYS = ("name", "description", "seeds", "total_steps", "config", "envs")
+_RANDOM_KEYS = ("env", "score", "source", "protocol", "url")
+
+
+def load_random_scores(path: Path | str | None = None) -> dict[str, RandomScore]:
+    """The ``[[random]]`` tables of a references file (default ``definitions/references.toml``): env id -> the mean
+    return of a uniformly random policy, with who measured it and how. Raises SuiteError."""
+    path = Path(path if path is not None else REFERENCES_FILE)
+    data = _read_toml(path)
+    err = _Errors(str(path))
+    tables = data.get("random", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        err.add("'random' must be an array of tables ([[random]])")
+        tables = []
+    out: dict[str, RandomScore] = {}
+    for i, table in enumerate(tables):
+        ctx = f"random[{i}] ({table.get('env', '?')}): "
+        err.unknown_keys(table, _RANDOM_KEYS, ctx)
+        values = {"env": err.get(table, "env", "str", ctx, required=True),
+                  "score": err.get(table, "score", "float", ctx, required=True),
+                  "source": err.get(table, "source", "str", ctx, required=True),
+                  "protocol": err.get(table, "protocol", "str", ctx, required=True),
+                  "url": err.get(table, "url", "str", ctx)}  # fmt: skip
+        if values["env"] in out:
+            err.add(f"{ctx}a second random score for {values['env']!r}")
+        if all(values[k] is not None for k in ("env", "score", "source", "protocol")):
+            out[values["env"]] = RandomScore(**values)
+    err.raise_if_any()
+    return out
+
+
+def _normalization(err: _Errors, table: Any, env_ids: Sequence[str], references: dict[str, tuple[Reference, ...]],
+                   randoms: dict[str, RandomScore]) -> dict[str, tuple[RandomScore, Reference]]:
+    """``[normalization] reference = "Source"`` (or a list, the first source an env has wins): per env, its random
+    score and that reference. Every env of the suite must have both."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        err.add(f"'normalization' must be a table (reference = \"<source>\"), got {table!r}")
+        return {}
+    err.unknown_keys(table, ("reference",), "normalization: ")
+    sources = table.get("reference")
+    sources = [sources] if isinstance(sources, str) else sources
+    if not isinstance(sources, list) or not sources or not all(isinstance(x, str) and x for x in sources):
+        err.add(f"normalization.reference must be a source name or a list of them, got {table.get('reference')!r}")
+        return {}
+    out = {}
+    for env_id in env_ids:
+        refs = [r for src in sources for r in references.get(env_id, ()) if r.source == src]
+        if env_id not in randoms:
+            err.add(f"normalization: no random-policy score for {env_id!r} ([[random]] in the references file)")
+        if not refs:
+            err.add(f"normalization: {env_id!r} has no reference from {', '.join(map(repr, sources))}")
+        if refs and env_id in randoms:
+            if refs[0].score == randoms[env_id].score:
+                err.add(f"normalization: {env_id!r}'s reference equals its random score (nothing to divide by)")
+            else:
+                out[env_id] = (randoms[env_id], refs[0])
+    return out
+
+
+def _thresholds(err: _Errors, table: Any, env_ids: Sequence[str]) -> dict[str, Threshold]:
+    """``[thresholds] "<env>" = { score = 3000, reason = "..." }``."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        err.add(f"'thresholds' must be a table of env = {{ score = ..., reason = \"...\" }}, got {table!r}")
+        return {}
+    out = {}
+    for env_id, spec in table.items():
+        ctx = f"thresholds.{env_id}: "
+        if env_id not in env_ids:
+            err.add(f"{ctx}not an env of this suite")
+            continue
+        if not isinstance(spec, dict):
+            err.add(f"{ctx}must be {{ score = <return>, reason = \"<why this number>\" }}, got {spec!r}")
+            continue
+        err.unknown_keys(spec, ("score", "reason"), ctx)
+        score = err.get(spec, "score", "float", ctx, required=True)
+        reason = err.get(spec, "reason", "str", ctx, required=True)
+        if score is not None and reason is not None:
+            out[env_id] = Threshold(score, reason)
+    return out
+
+
+_SUITE_KEYS = ("name", "description", "seeds", "total_steps", "config", "envs", "normalization", "thresholds")
 _ENV_KEYS = ("env", "label", "preset", "total_steps", "config")
 # Options a suite may not set through `config`: the runner sets them per run (or they have their own field).
 _RESERVED = {"env_id": "env", "seed": "seeds", "out": "--out", "device": "--device", "total_steps": "total_steps"}
@@ -279,7 +388,8 @@ def _check_config(err: _Errors, config: Any, ctx: str) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _RESERVED and not isinstance(v, (dict, list))}
 
 
-def load_suite(name_or_path: str | Path, *, references: dict[str, tuple[Reference, ...]] | None = None) -> Suite:
+def load_suite(name_or_path: str | Path, *, references: dict[str, tuple[Reference, ...]] | None = None,
+               random_scores: dict[str, RandomScore] | None = None) -> Suite:
     """Read and check a suite file; every problem is reported in one :class:`SuiteError`.
 
     Each env's training options (preset, budget, ``config``) are resolved with :func:`fastsac.training.presets.resolve_config`
@@ -293,6 +403,8 @@ def load_suite(name_or_path: str | Path, *, references: dict[str, tuple[Referenc
     data = _read_toml(path)
     if references is None:
         references = load_references()
+    if random_scores is None:
+        random_scores = load_random_scores(REFERENCES_FILE) if "normalization" in data else {}
     err = _Errors(str(path))
     err.unknown_keys(data, _SUITE_KEYS, "")
     name = err.get(data, "name", "str", "") or path.stem
@@ -353,8 +465,11 @@ def load_suite(name_or_path: str | Path, *, references: dict[str, tuple[Referenc
         entries.append(SuiteEnv(env_id, preset, steps or 0, config, refs, preset_used, label, agent))
     for env_id, close in _unknown_env_ids([e.env for e in entries]).items():
         err.add(_env_problem(env_id, close))
+    env_ids = list(dict.fromkeys(e.env for e in entries))
+    norm = _normalization(err, data.get("normalization"), env_ids, references, random_scores)
+    thresholds = _thresholds(err, data.get("thresholds"), env_ids)
     err.raise_if_any()
-    return Suite(name, description, tuple(seeds), tuple(entries), path)
+    return Suite(name, description, tuple(seeds), tuple(entries), path, norm, thresholds)
 
 
 def describe_suite(name: str) -> list[str]:

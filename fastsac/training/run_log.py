@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fastsac.training.config import TrainConfig
+from fastsac.training.curves import CurvesWriter
 from fastsac.training.metrics_log import MetricsLogger, Progress
 from fastsac.training.rundir import SUMMARY_FILE, write_json
 
@@ -58,6 +59,7 @@ class RunLog:
         self.logger: MetricsLogger | None = None
         self.progress: Progress | None = None
         self._first_call_said = False
+        self.curves: CurvesWriter | None = None
 
     def open(self, step: int, resume_step: int | None, notes: list[str]) -> None:
         """Start the metrics files (``resume_step``: drop rows after it; None: a new run) and the progress bar, and
@@ -65,6 +67,7 @@ class RunLog:
         cfg = self.config
         if self.is_main:
             self.logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=resume_step)
+            self.curves = CurvesWriter(self.run_dir, f"{cfg.env_id}, {cfg.learner.agent}, seed {cfg.seed}")
         self.progress = Progress(cfg.total_steps, step, cfg.progress and self.is_main, desc=cfg.env_id)
         for note in notes:
             self.write(note)
@@ -78,6 +81,16 @@ class RunLog:
             self.progress.close()
         if self.logger is not None:
             self.logger.close()
+
+    def _draw(self, step: int, evaluated: bool) -> None:
+        """Redraw curves.png after an evaluation; a picture that cannot be drawn never stops the run (said once)."""
+        if self.curves is None:
+            return
+        try:
+            self.curves.update(step, evaluated)
+        except Exception as exc:  # noqa: BLE001 - matplotlib or the disk; the run matters more than its picture
+            self.curves = None
+            self.write(f"curves.png: not drawn from now on ({type(exc).__name__}: {exc})")
 
     # --- summary.json ------------------------------------------------------------------------------------------
     def summary(self, session, finished: bool) -> dict[str, Any]:
@@ -139,6 +152,7 @@ class RunLog:
         }
         row.update({key: value for key, value in metrics.items() if key != "num_updates"})
         self.logger.log(row)
+        self._draw(c.step, evaluated)
         recent = float(np.mean(c.recent_returns)) if c.recent_returns else None
         self.progress.update(c.step, {
             "sps": f"{row['sps']:.0f}" if row["sps"] else None,

@@ -20,6 +20,12 @@ description = "One env, two agents."
 seeds = [0, 1]
 total_steps = 200
 
+[normalization]
+reference = "Any bar"
+
+[thresholds]
+"HalfCheetah-v5" = { score = 15, reason = "a test threshold" }
+
 [[envs]]
 env = "HalfCheetah-v5"
 label = "hc-sac"
@@ -36,6 +42,7 @@ REFS = """
 env = "HalfCheetah-v5"
 source = "SAC bar"
 score = 15.0
+steps = 200
 protocol = "test"
 url = "https://example.org/sac"
 verified = true
@@ -45,6 +52,7 @@ agent = "sac"
 env = "HalfCheetah-v5"
 source = "CrossQ bar"
 score = 25.0
+steps = 200
 protocol = "test"
 url = "https://example.org/crossq"
 verified = true
@@ -57,6 +65,22 @@ score = 100.0
 protocol = "test"
 url = "https://example.org/any"
 verified = true
+
+[[reference]]
+env = "HalfCheetah-v5"
+source = "Far bar"
+score = 5000.0
+steps = 1_000_000
+protocol = "test"
+url = "https://example.org/far"
+verified = true
+agent = "sac"
+
+[[random]]
+env = "HalfCheetah-v5"
+score = 0.0
+source = "test random"
+protocol = "a test random policy"
 """
 
 
@@ -72,7 +96,7 @@ def test_one_env_with_two_agents_runs_reports_and_compares_per_agent(tmp_path, f
     suite = suites.load_suite(two_agents)
     assert [(e.label, e.agent, e.preset_used) for e in suite.envs] == [
         ("hc-sac", "sac", "HalfCheetah-v5"), ("hc-crossq", "crossq", "HalfCheetah-v5-crossq")]
-    assert [r.source for r in suite.envs[0].references] == ["SAC bar", "Any bar"]
+    assert [r.source for r in suite.envs[0].references] == ["SAC bar", "Any bar", "Far bar"]
     assert [r.source for r in suite.envs[1].references] == ["CrossQ bar", "Any bar"]
 
     out = tmp_path / "out"
@@ -95,10 +119,31 @@ def test_one_env_with_two_agents_runs_reports_and_compares_per_agent(tmp_path, f
     assert re.search(r"\| HalfCheetah-v5 \| sac \| HalfCheetah-v5 \| 200 \| 2 \| 20\.5 ± 0\.5 \|", report)
     assert re.search(r"\| HalfCheetah-v5 \| crossq \| HalfCheetah-v5-crossq \| 200 \| 2 \| 20\.5 ± 0\.5 \|", report)
     compared = re.findall(r"\| HalfCheetah-v5 \| (\w+) \| 20\.5 ± 0\.5 @ 200 \| [^|]+ \| (\w+ bar) \[\d\] \| (.)", report)
-    assert sorted(compared) == [("crossq", "Any bar", "▼"), ("crossq", "CrossQ bar", "▼"), ("sac", "Any bar", "▼"),
-                                ("sac", "SAC bar", "▲")]
+    # Like for like: only the references stated for the rows' own budget (200) are compared; "Any bar" (no
+    # budget) and "Far bar" (1M) are listed under Sources only.
+    assert sorted(compared) == [("crossq", "CrossQ bar", "▼"), ("sac", "SAC bar", "▲")]
+    assert re.search(r"Far bar \(HalfCheetah-v5\), 5000: test\. <https://example.org/far> Not compared \(at 1M", report)
+    assert "Any bar (HalfCheetah-v5), 100.0: test. <https://example.org/any> Not compared (no step budget" in report
+    if suites.stats.missing() is not None:  # rliable absent: the report says so; the statistics below need it
+        assert "> **Statistics missing**" in report
+        return
+    # Per row: IQM over the 2 seeds with its interval.
+    assert re.search(r"\| HalfCheetah-v5 \| sac \| [^\n]+ \| 20\.5 \[20\.0, 21\.0\] \|\n", report), report
+    # Over envs: normalized by (x - 0) / (100 - 0): finals 20, 21 -> 0.20, 0.21 for both agents.
+    assert "| HalfCheetah-v5 | 0.0 | 100.0, Any bar |" in report
+    assert "- HalfCheetah-v5: test random, a test random policy" in report
+    for agent in ("sac", "crossq"):
+        assert re.search(rf"\| {agent} \| HalfCheetah-v5 \| 2 \(0, 1\) \| 0\.2\d \[0\.20, 0\.21\] \| 0\.2\d \[0\.20, "
+                         r"0\.21\] \|", report), report
+    # Two agents: the probability of improvement of the pair (equal scores: 0.5).
+    assert re.search(r"\| sac \| crossq \| HalfCheetah-v5 \| 0\.50 \[[01]\.\d\d, [01]\.\d\d\] \|", report), report
+    assert "![performance profile](plots/profile.png)" in report
+    # Time to threshold 15: first reached at the evaluation of step 200 (returns 20, 21) by both seeds.
+    assert re.search(r"\| HalfCheetah-v5 \| sac \| 15\.0 \| 2 of 2 seeds \| 200 \[200, 200\] \| ", report), report
+    assert "- HalfCheetah-v5: 15.0: a test threshold." in report
+    assert "Measured on: Linux" in report.split("## Time to threshold")[1].split("|")[0]
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert pngs == ["HalfCheetah-v5_steps.png", "HalfCheetah-v5_time.png"]  # both rows in the env's plots
+    assert pngs == ["HalfCheetah-v5_steps.png", "HalfCheetah-v5_time.png", "profile.png"]  # both rows in each
     for name in pngs:
         _check_png(out / "plots" / name)
 

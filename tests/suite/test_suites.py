@@ -301,8 +301,10 @@ def test_suite_runs_every_pair_then_never_reruns_finished(tmp_path, fake):
     # Pendulum finals 30 and 31 -> 30.5 ± 0.5, above the low bar; CartPole 20, 21 -> below the high bar.
     assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 2 \| 30\.5 ± 0\.5 \| 1000 \|", report)
     assert "| Pendulum-v1 | sac | 30.5 ± 0.5 @ 300 | 10.0 @ 300 | Low bar [1] | ▲ above |" in report
-    assert "▼ below (ours at 200, reference at 1M steps)" in report
-    assert "High bar [2] (unverified)" in report and "<https://example.org/high>" in report
+    # Like for like: CartPole's reference is for 1M steps, not its 200: listed under Sources, not compared.
+    assert "| CartPole-v1 | sac | | none at 200 | | |" in report
+    assert "High bar (CartPole-v1), 1000: test. <https://example.org/high> **Unverified**" in report
+    assert "Not compared (at 1M steps: not a row's budget)." in report
     assert "![Pendulum-v1 steps](plots/Pendulum-v1_steps.png)" in report
 
     # Everything is finished: a second invocation trains nothing and only re-aggregates.
@@ -482,7 +484,9 @@ def test_smoke_suite_end_to_end_with_real_trainer(tmp_path):
     report = (out / "report.md").read_text()
     assert re.search(r"\| Pendulum-v1 \| sac \| [^|]+ \| 300 \| 2 \|", report)
     assert re.search(r"\| CartPole-v1 \| sac \| [^|]+ \| 300 \| 2 \|", report)
-    assert "RL Zoo SAC [1]" in report and "▼ below (ours at 300, reference at 20k steps)" in report
+    # RL Zoo's Pendulum score is for 20k steps, not 300: cited under Sources, not compared.
+    assert "| Pendulum-v1 | sac | | none at 300 | | |" in report
+    assert re.search(r"1\. RL Zoo SAC \(Pendulum-v1\), -157\.0: .* Not compared \(at 20k steps", report), report
 
 
 def test_only_runs_the_named_entries_and_rejects_unknown_ones(fake, tmp_path):
