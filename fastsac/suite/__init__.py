@@ -15,6 +15,7 @@ random-policy scores that normalization starts from), ``formatting.py``; the shi
 reference scores with their sources and the random-policy scores are in ``definitions/``.
 """
 
+from fastsac.suite.listing import describe_suite
 from fastsac.suite.report import write_outputs
 from fastsac.suite.results import RESULT_COLUMNS, RunRecord, read_run
 from fastsac.suite.runner import Run, execute, plan_runs, run_dir, run_status, run_suite, train_argv
@@ -26,7 +27,6 @@ from fastsac.suite.schema import (
     SuiteEnv,
     SuiteError,
     available_suites,
-    describe_suite,
     load_references,
     load_suite,
 )

@@ -16,7 +16,7 @@ from typing import Sequence
 from fastsac.suite import stats
 from fastsac.suite.formatting import duration, fmt, mean_std, plus_minus, steps_label
 from fastsac.suite.plots import plot_env
-from fastsac.suite.report_stats import aggregate_section, row_interval, threshold_section
+from fastsac.suite.report_stats import aggregate_section, poi_vs_reference, row_interval, threshold_section
 from fastsac.suite.results import Run, RunRecord, collect, read_results_csv, write_results_csv
 from fastsac.suite.schema import Reference, Suite
 
@@ -160,11 +160,14 @@ def _report(
         "Like for like only: a reference enters a row when it was published for the row's own step budget (and for",
         "the row's agent, or for none). ▲ ours above the reference, ▼ below. Protocols still differ between sources",
         "(env versions, seeds, evaluation; see Sources). References at other budgets are listed under Sources,",
-        "not compared.",
+        "not compared. P(ours > reference): where the source publishes per-seed scores, the probability that a",
+        "run of ours beats one of theirs (ties half) with a 95% bootstrap interval (rliable; seeds of both resampled).",
         "",
-        "| Env | Agent | Ours | Reference | Source | Ours vs reference |",
-        "| --- | --- | ---: | ---: | --- | --- |",
+        "| Env | Agent | Ours | Reference | Source | Ours vs reference | P(ours > reference) [95% CI] |",
+        "| --- | --- | ---: | ---: | --- | --- | ---: |",
     ]
+    by_label = {e.label: {r.seed: float(r.final_return) for r in results[e.label]
+                          if r.finished and r.final_return is not None} for e in suite.envs}
     sources: list[Reference] = []
     compared_refs: list[Reference] = []  # compared with at least one row; the others are cited, not compared
     for entry in suite.envs:
@@ -183,16 +186,15 @@ def _report(
             src = f"{ref.source} [{n}]" + ("" if ref.verified else " (unverified)")
             head = f"| {names[entry.label]} | {entry.agent}"
             if entry.label not in finals:
-                lines.append(f"{head} | n/a | {ref_txt} | {src} | no finished run |")
+                lines.append(f"{head} | n/a | {ref_txt} | {src} | no finished run | |")
                 continue
             mean, std, _, budget = finals[entry.label]
             mark = "▲ above" if mean > ref.score else ("= equal" if mean == ref.score else "▼ below")
-            lines.append(f"{head} | {plus_minus(mean, std)} @ {steps_label(budget)} | {ref_txt} | {src} | {mark} |")
+            poi = poi_vs_reference(list(by_label[entry.label].values()), ref.per_seed)
+            lines.append(f"{head} | {plus_minus(mean, std)} @ {steps_label(budget)} | {ref_txt} | {src} | {mark} | {poi} |")
         if not compared:
-            lines.append(f"| {names[entry.label]} | {entry.agent} | | none at {steps_label(budget)} | | |")
+            lines.append(f"| {names[entry.label]} | {entry.agent} | | none at {steps_label(budget)} | | | |")
     lines.append("")
-    by_label = {e.label: {r.seed: float(r.final_return) for r in results[e.label]
-                          if r.finished and r.final_return is not None} for e in suite.envs}
     for _, ref in suite.normalization.values():  # cited under Sources as well
         if ref not in sources:
             sources.append(ref)

@@ -20,7 +20,7 @@ from fastsac.suite.formatting import duration, fmt, steps_label
 from fastsac.suite.results import RunRecord
 from fastsac.suite.schema import Suite
 
-__all__ = ["aggregate_section", "row_interval", "threshold_section"]
+__all__ = ["aggregate_section", "poi_vs_reference", "row_interval", "threshold_section"]
 
 
 def _ci(point: float, lo: float, hi: float, n: int, f=fmt) -> str:
@@ -44,6 +44,18 @@ def row_interval(finals: Sequence[float]) -> str:
         return "n/a"
     iv = stats.aggregates({"row": np.array(finals, dtype=float)[:, None]})["row"]["IQM"]
     return _ci(*iv, len(finals))
+
+
+def poi_vs_reference(ours: Sequence[float], theirs: Sequence[float] | None) -> str:
+    """P(a run of ours beats a published run) [95% CI] on one env, from the reference's per-seed scores."""
+    if not theirs:
+        return "n/a (no per-seed values)"
+    if not ours or stats.missing():
+        return "n/a"
+    p = stats.probability_of_improvement(np.array(ours, dtype=float)[:, None], np.array(theirs, dtype=float)[:, None])
+    seeds = (f"1 seed of ours, fixed; their {len(theirs)} resampled" if len(ours) == 1 else
+             f"{len(ours)} seeds of ours vs {len(theirs)}")
+    return f"{_norm(p[0])} [{_norm(p[1])}, {_norm(p[2])}] ({seeds})"
 
 
 def _groups(suite: Suite) -> dict[str, list]:

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from fastsac.suite.formatting import fmt, steps_label
-
 __all__ = [
     "REFERENCES_FILE",
     "SUITES_DIR",
@@ -42,7 +40,6 @@ __all__ = [
     "SuiteEnv",
     "SuiteError",
     "available_suites",
-    "describe_suite",
     "load_random_scores",
     "load_references",
     "load_suite",
@@ -76,6 +73,8 @@ class Reference:
     url: str  #: exact location (a pinned commit where possible)
     verified: bool  #: whether the number was checked against the source text
     agent: str | None = None  #: the agent the score is for ("sac", "crossq"); None: any agent (thresholds)
+    #: the published per-seed scores behind ``score`` at ``steps`` (their mean), when the source gives them
+    per_seed: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,8 @@ def _env_problem(env_id: str, close: list[str]) -> str:
     return f"unknown env id {env_id!r} (in neither EnvPool nor gymnasium){hint}"
 
 
-_REFERENCE_KEYS = ("env", "source", "score", "std", "steps", "measured_on", "protocol", "url", "verified", "agent")
+_REFERENCE_KEYS = ("env", "source", "score", "std", "steps", "measured_on", "protocol", "url", "verified", "agent",
+                   "per_seed")
 
 
 def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference, ...]]:
@@ -250,6 +250,18 @@ def load_references(path: Path | str | None = None) -> dict[str, tuple[Reference
         }
         if values["agent"] is not None and values["agent"] not in AGENTS:
             err.add(f"{ctx}'agent' must be one of {', '.join(AGENTS)} (or absent: any agent), got {values['agent']!r}")
+        per_seed = table.get("per_seed")
+        if per_seed is not None:
+            if (not isinstance(per_seed, list) or len(per_seed) < 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in per_seed)):
+                err.add(f"{ctx}'per_seed' must be a list of two or more finite numbers, got {per_seed!r}")
+            elif values["score"] is not None and abs(sum(per_seed) / len(per_seed) - values["score"]) > 0.01:
+                err.add(f"{ctx}'score' {values['score']} is not the mean of 'per_seed' "
+                        f"({sum(per_seed) / len(per_seed):.3f})")
+            elif values["steps"] is None:
+                err.add(f"{ctx}'per_seed' needs 'steps' (the step the per-seed scores were read at)")
+            else:
+                values["per_seed"] = tuple(float(v) for v in per_seed)
         required = ("env", "source", "score", "protocol", "url", "verified")
         if any(values[k] is None for k in required):
             continue
@@ -470,20 +482,3 @@ def load_suite(name_or_path: str | Path, *, references: dict[str, tuple[Referenc
     thresholds = _thresholds(err, data.get("thresholds"), env_ids)
     err.raise_if_any()
     return Suite(name, description, tuple(seeds), tuple(entries), path, norm, thresholds)
-
-
-def describe_suite(name: str) -> list[str]:
-    try:
-        suite = load_suite(name)
-    except SuiteError as e:
-        return [f"{name}: INVALID", *("    " + line for line in str(e).splitlines())]
-    seeds = ", ".join(map(str, suite.seeds))
-    lines = [f"{suite.name}: {suite.description.strip()}", f"    seeds: {seeds}"]
-    names = [e.env if e.label == e.env else f"{e.label} ({e.env})" for e in suite.envs]
-    width = max(26, *map(len, names))
-    for name, e in zip(names, suite.envs):
-        refs = "; ".join(f"{r.source} {fmt(r.score)}" for r in e.references) or "none"
-        preset = e.preset_used or "none"
-        lines.append(f"    {name:<{width}} {e.agent:<6} {steps_label(e.total_steps):>6} steps  preset {preset:<26} "
-                     f"refs: {refs}")
-    return lines

@@ -4,6 +4,8 @@ report made without rliable, which says so at its top."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,16 @@ from tests.suite.test_suites import TINY_REFERENCES, TINY_SUITE, _check_png
 needs_rliable = pytest.mark.skipif(stats.missing() is not None, reason="rliable (fastsac[report]) not installed")
 
 RANDOM = """
+[[reference]]
+env = "Pendulum-v1"
+source = "Seeded bar"
+score = 30.5
+steps = 300
+per_seed = [29.0, 32.0]
+protocol = "test"
+url = "https://example.org/seeded"
+verified = true
+
 [[random]]
 env = "Pendulum-v1"
 score = -1000.0
@@ -118,8 +130,22 @@ def test_report_rebuilt_from_an_old_results_csv(stats_suite, tmp_path):
     assert "| sac | Pendulum-v1, CartPole-v1 | 1 (0) | 0.76 (1 seed: no interval) | 0.76 (1 seed" in report
     # Time to 25 on Pendulum: seed 0 at step 300 (3.0 s), seed 1 at step 200 (2.5 s).
     assert "| Pendulum-v1 | sac | 25.0 | 2 of 2 seeds | 250 [200, 300] | 3 s [2 s, 3 s] |" in report
+    # Per-seed published scores: P(ours > theirs) over the pairs (30 or 31 against 29 or 32): 0.5.
+    assert re.search(r"\| Seeded bar \[\d\] \| = equal \| 0\.50 \[[01]\.\d\d, [01]\.\d\d\] \(2 seeds of ours vs 2\) \|",
+                     report), report
+    assert "| Low bar [1] | ▲ above | n/a (no per-seed values) |" in report
     _check_png(out / "plots" / "profile.png")
     assert (out / "plots" / "Pendulum-v1_steps.png").is_file()
+
+
+def test_per_seed_references_are_checked(tmp_path):
+    bad = tmp_path / "refs.toml"
+    bad.write_text(RANDOM.replace("score = 30.5", "score = 31.5").replace("steps = 300\n", "")
+                   + RANDOM.split("[[random]]")[0].replace("[29.0, 32.0]", "[29.0]"))
+    with pytest.raises(suites.SuiteError) as e:
+        suites.load_references(bad)
+    assert "needs 'steps'" in str(e.value) or "is not the mean of 'per_seed' (30.500)" in str(e.value)
+    assert "'per_seed' must be a list of two or more finite numbers" in str(e.value)
 
 
 def test_a_report_without_rliable_says_so_at_its_top(stats_suite, tmp_path, monkeypatch):
