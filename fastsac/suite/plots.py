@@ -41,10 +41,10 @@ def _grid(curves: list[tuple[list[float], list[float]]], axis: str) -> list[floa
 
 
 def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Sequence[Reference],
-             plots: Path) -> list[Path]:
+             plots: Path, threshold: float | None = None) -> list[Path]:
     """Two PNGs for one env: eval return against env steps and against wall-clock seconds. One colour per suite
     entry of the env (``rows``: (legend name, its runs)), each its seeds thin, their mean thick, the min-max band
-    shaded; ``refs`` as dashed lines."""
+    shaded; ``refs`` as dashed lines; the suite's time-to-score ``threshold`` as a dotted one."""
     from matplotlib.figure import Figure
 
     rows = [(name, [r for r in runs if r.evals]) for name, runs in rows]
@@ -75,10 +75,12 @@ def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Seq
         for ref, color in zip(refs, REF_COLORS):
             budget = f" @ {steps_label(ref.steps)}" if ref.steps else ""
             ax.axhline(ref.score, color=color, linestyle="--", linewidth=1, label=f"{ref.source}{budget}: {fmt(ref.score)}")
+        if threshold is not None:
+            ax.axhline(threshold, color="dimgray", linestyle=":", linewidth=1.2, label=f"threshold {fmt(threshold)}")
         seeds = max(len(runs) for _, runs in rows)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("evaluation return")
-        ax.set_title(f"{env_id} (up to {seeds} seed{'s' if seeds != 1 else ''}; bands: min-max over seeds)")
+        ax.set_title(f"{env_id}: up to {seeds} seed{'s' if seeds != 1 else ''}, bands min-max", fontsize="medium")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # a row whose seeds share no range has no mean line to name
             ax.legend(fontsize="small", loc="best")

@@ -269,7 +269,8 @@ def write_outputs(
         # only the references at the entries' own budget are drawn, as only they are compared
         refs = list(dict.fromkeys(r for e in entries for r in e.references if r.steps == e.total_steps))
         rows = [(names[e.label], results[e.label]) for e in entries]
-        plots[env_id] = plot_env(env_id, rows, refs, plots_dir)
+        th = suite.thresholds.get(env_id)
+        plots[env_id] = plot_env(env_id, rows, refs, plots_dir, threshold=None if th is None else th.score)
     if not from_results:
         write_results_csv(suite, results, out / "results.csv")
     missing = [run for run in planned if not run.path.exists()]
