@@ -161,3 +161,17 @@ def test_a_report_without_rliable_says_so_at_its_top(stats_suite, tmp_path, monk
     assert "Intervals, profiles and probabilities of improvement not computed" in report
     assert "| Pendulum-v1 | sac | 25.0 | 2 of 2 seeds | 250 (mean) |" in report
     assert not (out / "plots" / "profile.png").exists()
+
+
+def test_random_scores_are_measured_and_printed_as_a_random_table(tmp_path, capsys):
+    import tomllib
+
+    from fastsac.suite.random_scores import main, measure_random
+
+    returns = measure_random("CartPole-v1", episodes=3, seed=0)
+    assert len(returns) == 3 and all(5 <= r <= 200 for r in returns)  # a random CartPole falls within ~10-60 steps
+    assert measure_random("CartPole-v1", episodes=3, seed=0) == returns  # seeded
+    assert main(["Pendulum-v1", "--episodes", "2"]) == 0
+    (tmp_path / "r.toml").write_text(capsys.readouterr().out)
+    table = suites.schema.load_random_scores(tmp_path / "r.toml")["Pendulum-v1"]
+    assert -2000 < table.score < -100 and "random_scores Pendulum-v1 --episodes 2" in table.protocol
