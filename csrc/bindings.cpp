@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "ops.h"
+#include "crossq_update.h"
 #include "sac_update.h"
+#include "update_checks.h"
 
 namespace fastsac {
 namespace {
@@ -171,100 +173,12 @@ void check_target(const char* op, const OptTensor& target, const Tensor& ref) {
 // ------------------------------------------------------------------------------------------------ sac_update_cpu
 // The native update writes the learner's tensors through raw float pointers (sac_update_cpu.cpp), so every tensor it
 // is given is checked here, before anything is written: a call that fails a check leaves every tensor as it was.
+using namespace update_checks;  // NOLINT(build/namespaces): check_raw, check_flat, check_adam, ArgName
+
 namespace {
 
 constexpr const char* kSac = "sac_update_cpu";
-
-// An argument's name in a message: base, base[index], base.field or base.field[index].
-struct ArgName {
-  const char* base;
-  const char* field = nullptr;
-  int64_t index = -1;
-};
-
-std::ostream& operator<<(std::ostream& os, const ArgName& n) {
-  os << n.base;
-  if (n.field != nullptr) os << '.' << n.field;
-  if (n.index >= 0) os << '[' << n.index << ']';
-  return os;
-}
-
-// An expected shape; -1 is any size.
-struct ShapeSpec {
-  at::IntArrayRef dims;
-};
-
-std::ostream& operator<<(std::ostream& os, const ShapeSpec& s) {
-  if (s.dims.empty()) return os << "[] (0-dim)";
-  os << '[';
-  for (size_t i = 0; i < s.dims.size(); ++i) {
-    if (i > 0) os << ", ";
-    if (s.dims[i] < 0) {
-      os << '*';
-    } else {
-      os << s.dims[i];
-    }
-  }
-  return os << ']';
-}
-
-// What a tensor that failed a check is.
-struct Got {
-  const Tensor& t;
-};
-
-std::ostream& operator<<(std::ostream& os, const Got& g) {
-  if (!g.t.defined()) return os << "an undefined tensor";
-  os << "a " << g.t.scalar_type() << " tensor of shape " << g.t.sizes() << " on " << g.t.device();
-  if (!g.t.is_contiguous()) os << ", not contiguous (strides " << g.t.strides() << ")";
-  return os;
-}
-
-bool is_cpu_contiguous(const Tensor& t, at::ScalarType dtype) {
-  return t.defined() && t.device().is_cpu() && t.scalar_type() == dtype && t.is_contiguous();
-}
-
-// A tensor the update reads or writes through a raw pointer: on the CPU, of `dtype`, contiguous, of `shape`.
-template <typename... Why>
-void check_raw(const ArgName& name, const Tensor& t, at::IntArrayRef shape, at::ScalarType dtype, const Why&... why) {
-  bool ok = is_cpu_contiguous(t, dtype) && t.dim() == static_cast<int64_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || t.size(static_cast<int64_t>(i)) == shape[i];
-  TORCH_CHECK(ok, kSac, ": ", name, " must be a contiguous ", dtype, " CPU tensor of shape ", ShapeSpec{shape}, " (",
-              why..., "), got ", Got{t});
-}
-
-// As check_raw, for a tensor read as a flat run of `numel` floats (reward, terminated: any shape).
-void check_flat(const ArgName& name, const Tensor& t, int64_t numel, const char* why) {
-  TORCH_CHECK(is_cpu_contiguous(t, at::kFloat) && t.numel() == numel, kSac, ": ", name,
-              " must be a contiguous Float CPU tensor of ", numel, " elements (", why, "), got ", Got{t});
-}
-
-// A ForeachAdam over `params` (named `params_name`): one moment pair per parameter, of its shape; the step tensors as
-// fastsac/agents/optim.py makes them; hyper-parameters in ForeachAdam's ranges.
-// `indexed`: params_name is a list (the message says "as actor[3]"), else the one parameter's name.
-void check_adam(const char* name, const AdamRef& opt, const std::vector<Tensor>& params, const char* params_name,
-                bool indexed = true) {
-  for (const auto& [field, moments] : {std::pair{"exp_avg", &opt.exp_avg}, std::pair{"exp_avg_sq", &opt.exp_avg_sq}}) {
-    TORCH_CHECK(moments->size() == params.size(), kSac, ": ", name, '.', field, " must hold one tensor per ",
-                indexed ? "tensor of " : "parameter, ", params_name, " (", params.size(), "), got ", moments->size());
-    for (size_t k = 0; k < params.size(); ++k) {
-      const int64_t i = static_cast<int64_t>(k);
-      check_raw({name, field, i}, (*moments)[k], params[k].sizes(), at::kFloat, "as ",
-                ArgName{params_name, nullptr, indexed ? i : -1});
-    }
-  }
-  check_raw({name, "step_count"}, opt.step_count, {}, at::kFloat, "ForeachAdam.step_count");
-  check_raw({name, "beta_pows"}, opt.beta_pows, {2}, at::kDouble, "ForeachAdam.beta_pows: beta1**t, beta2**t");
-  check_raw({name, "betas"}, opt.betas, {2}, at::kDouble, "ForeachAdam._betas");
-  check_raw({name, "step_size"}, opt.step_size, {}, at::kFloat, "ForeachAdam.step_size");
-  check_raw({name, "bias_correction2_sqrt"}, opt.bias_correction2_sqrt, {}, at::kFloat,
-            "ForeachAdam.bias_correction2_sqrt");
-  TORCH_CHECK(std::isfinite(opt.lr) && opt.lr >= 0.0, kSac, ": ", name, " lr must be finite and >= 0, got ", opt.lr);
-  TORCH_CHECK(opt.beta1 >= 0.0 && opt.beta1 < 1.0 && opt.beta2 >= 0.0 && opt.beta2 < 1.0, kSac, ": ", name,
-              " betas must be in [0, 1), got (", opt.beta1, ", ", opt.beta2, ")");
-  TORCH_CHECK(std::isfinite(opt.eps) && opt.eps >= 0.0, kSac, ": ", name, " eps must be finite and >= 0, got ",
-              opt.eps);
-}
+constexpr const char* kCrossQ = "crossq_update_cpu";
 
 }  // namespace
 
@@ -276,69 +190,72 @@ void check_sac_update(const SacNets& nets, const AdamRef& actor_opt, const AdamR
   const int64_t n_actor = static_cast<int64_t>(actor.size());
   TORCH_CHECK(n_actor >= 6 && n_actor % 2 == 0, kSac, ": actor must be [W, b] for each hidden layer (at least one), "
               "then W_mean, b_mean, W_log_std, b_log_std: an even number of tensors, at least 6, got ", n_actor);
-  check_raw({"actor", nullptr, 0}, actor[0], {-1, -1}, at::kFloat, "the first layer's weight, (width, obs_dim)");
+  check_raw(kSac, {"actor", nullptr, 0}, actor[0], {-1, -1}, at::kFloat, "the first layer's weight, (width, obs_dim)");
   const int64_t obs_dim = actor[0].size(1), trunk = n_actor / 2 - 2;
   int64_t width = obs_dim;
   for (int64_t l = 0; l < trunk; ++l) {
-    check_raw({"actor", nullptr, 2 * l}, actor[2 * l], {-1, width}, at::kFloat, "hidden layer ", l,
+    check_raw(kSac, {"actor", nullptr, 2 * l}, actor[2 * l], {-1, width}, at::kFloat, "hidden layer ", l,
               "'s weight, (width, ", width, ")");
     width = actor[2 * l].size(0);
-    check_raw({"actor", nullptr, 2 * l + 1}, actor[2 * l + 1], {width}, at::kFloat, "hidden layer ", l, "'s bias");
+    check_raw(kSac, {"actor", nullptr, 2 * l + 1}, actor[2 * l + 1], {width}, at::kFloat, "hidden layer ", l,
+              "'s bias");
   }
-  check_raw({"actor", nullptr, 2 * trunk}, actor[2 * trunk], {-1, width}, at::kFloat,
+  check_raw(kSac, {"actor", nullptr, 2 * trunk}, actor[2 * trunk], {-1, width}, at::kFloat,
             "W_mean, (action_dim, the last hidden width)");
   const int64_t A = actor[2 * trunk].size(0);
-  check_raw({"actor", nullptr, 2 * trunk + 1}, actor[2 * trunk + 1], {A}, at::kFloat, "b_mean");
-  check_raw({"actor", nullptr, 2 * trunk + 2}, actor[2 * trunk + 2], {A, width}, at::kFloat, "W_log_std, as W_mean");
-  check_raw({"actor", nullptr, 2 * trunk + 3}, actor[2 * trunk + 3], {A}, at::kFloat, "b_log_std");
+  check_raw(kSac, {"actor", nullptr, 2 * trunk + 1}, actor[2 * trunk + 1], {A}, at::kFloat, "b_mean");
+  check_raw(kSac, {"actor", nullptr, 2 * trunk + 2}, actor[2 * trunk + 2], {A, width}, at::kFloat,
+            "W_log_std, as W_mean");
+  check_raw(kSac, {"actor", nullptr, 2 * trunk + 3}, actor[2 * trunk + 3], {A}, at::kFloat, "b_log_std");
 
   // The critics: [W, b] per layer, stacked over C members: W (C, out, in), b (C, out); the last layer has one output.
   const std::vector<Tensor>& critic = nets.critic;
   const int64_t n_critic = static_cast<int64_t>(critic.size());
   TORCH_CHECK(n_critic >= 2 && n_critic % 2 == 0, kSac, ": critic must be [W, b] for each layer, stacked over the "
               "members: an even number of tensors, at least 2, got ", n_critic);
-  check_raw({"critic", nullptr, 0}, critic[0], {-1, -1, obs_dim + A}, at::kFloat,
+  check_raw(kSac, {"critic", nullptr, 0}, critic[0], {-1, -1, obs_dim + A}, at::kFloat,
             "the first layer's weights, (members, width, obs_dim + action_dim) from the actor");
   const int64_t C = critic[0].size(0);
   TORCH_CHECK(C >= 1, kSac, ": critic[0] must stack at least one member, got shape ", critic[0].sizes());
   width = obs_dim + A;
   for (int64_t l = 0; l < n_critic / 2; ++l) {
     const bool last = 2 * l + 2 == n_critic;
-    check_raw({"critic", nullptr, 2 * l}, critic[2 * l], {C, last ? 1 : -1, width}, at::kFloat, "layer ", l,
+    check_raw(kSac, {"critic", nullptr, 2 * l}, critic[2 * l], {C, last ? 1 : -1, width}, at::kFloat, "layer ", l,
               "'s weights, (members, ", last ? "1" : "width", ", ", width, ")");
     width = critic[2 * l].size(1);
-    check_raw({"critic", nullptr, 2 * l + 1}, critic[2 * l + 1], {C, width}, at::kFloat, "layer ", l, "'s biases");
+    check_raw(kSac, {"critic", nullptr, 2 * l + 1}, critic[2 * l + 1], {C, width}, at::kFloat, "layer ", l,
+              "'s biases");
   }
   TORCH_CHECK(nets.target_critic.size() == critic.size(), kSac, ": target_critic must hold one tensor per tensor of "
               "critic (", n_critic, "), got ", nets.target_critic.size());
   for (int64_t i = 0; i < n_critic; ++i) {
-    check_raw({"target_critic", nullptr, i}, nets.target_critic[i], critic[i].sizes(), at::kFloat, "as ",
+    check_raw(kSac, {"target_critic", nullptr, i}, nets.target_critic[i], critic[i].sizes(), at::kFloat, "as ",
               ArgName{"critic", nullptr, i});
   }
-  check_raw({"log_alpha"}, nets.log_alpha, {}, at::kFloat, "the temperature's log");
-  check_raw({"target_entropy"}, nets.target_entropy, {}, at::kFloat, "the entropy target");
-  check_raw({"metric_sums"}, nets.metric_sums, {7}, at::kFloat, "Learner._metric_sums");
+  check_raw(kSac, {"log_alpha"}, nets.log_alpha, {}, at::kFloat, "the temperature's log");
+  check_raw(kSac, {"target_entropy"}, nets.target_entropy, {}, at::kFloat, "the entropy target");
+  check_raw(kSac, {"metric_sums"}, nets.metric_sums, {7}, at::kFloat, "Learner._metric_sums");
 
-  check_adam("actor_opt", actor_opt, actor, "actor");
-  check_adam("critic_opt", critic_opt, critic, "critic");
-  if (alpha_opt.has_value()) check_adam("alpha_opt", *alpha_opt, {nets.log_alpha}, "log_alpha", false);
+  check_adam(kSac, "actor_opt", actor_opt, actor, "actor");
+  check_adam(kSac, "critic_opt", critic_opt, critic, "critic");
+  if (alpha_opt.has_value()) check_adam(kSac, "alpha_opt", *alpha_opt, {nets.log_alpha}, "log_alpha", false);
 
   // The batch, of B >= 1 transitions (a mean over none is 0 / 0).
-  check_raw({"batch[0] (obs)"}, batch.obs, {-1, obs_dim}, at::kFloat, "(batch, obs_dim) of the actor");
+  check_raw(kSac, {"batch[0] (obs)"}, batch.obs, {-1, obs_dim}, at::kFloat, "(batch, obs_dim) of the actor");
   const int64_t B = batch.obs.size(0);
   TORCH_CHECK(B >= 1, kSac, ": batch[0] (obs) must hold at least one transition, got shape ", batch.obs.sizes());
-  check_raw({"batch[1] (action)"}, batch.action, {B, A}, at::kFloat, "(batch, action_dim)");
-  check_flat({"batch[2] (reward)"}, batch.reward, B, "one per transition");
-  check_raw({"batch[3] (next_obs)"}, batch.next_obs, {B, obs_dim}, at::kFloat, "as obs");
-  check_flat({"batch[4] (terminated)"}, batch.terminated, B, "one per transition, 0 or 1");
-  check_raw({"batch[5] (noise)"}, batch.noise, {2, B, A}, at::kFloat, "(2, batch, action_dim)");
+  check_raw(kSac, {"batch[1] (action)"}, batch.action, {B, A}, at::kFloat, "(batch, action_dim)");
+  check_flat(kSac, {"batch[2] (reward)"}, batch.reward, B, "one per transition");
+  check_raw(kSac, {"batch[3] (next_obs)"}, batch.next_obs, {B, obs_dim}, at::kFloat, "as obs");
+  check_flat(kSac, {"batch[4] (terminated)"}, batch.terminated, B, "one per transition, 0 or 1");
+  check_raw(kSac, {"batch[5] (noise)"}, batch.noise, {2, B, A}, at::kFloat, "(2, batch, action_dim)");
 
   TORCH_CHECK(act_obs.has_value() == act_noise.has_value(), kSac, ": act_obs and act_noise must both be tensors or "
               "both be None, got act_obs ", act_obs.has_value() ? "given" : "None", " and act_noise ",
               act_noise.has_value() ? "given" : "None");
   if (act_obs.has_value()) {
-    check_raw({"act_obs"}, *act_obs, {-1, obs_dim}, at::kFloat, "(n, obs_dim)");
-    check_raw({"act_noise"}, *act_noise, {act_obs->size(0), A}, at::kFloat, "(n, action_dim), n from act_obs");
+    check_raw(kSac, {"act_obs"}, *act_obs, {-1, obs_dim}, at::kFloat, "(n, obs_dim)");
+    check_raw(kSac, {"act_noise"}, *act_noise, {act_obs->size(0), A}, at::kFloat, "(n, action_dim), n from act_obs");
   }
   TORCH_CHECK(std::isfinite(hyper.gamma) && std::isfinite(hyper.tau), kSac, ": gamma and tau must be finite, got ",
               hyper.gamma, " and ", hyper.tau);
@@ -353,9 +270,9 @@ namespace {
 // bias_correction2_sqrt], [lr, beta1, beta2, eps]) (the native update, fastsac/agents/sac_native.py, builds it).
 using AdamTuple = std::tuple<std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>, std::vector<double>>;
 
-AdamRef adam_ref(const char* name, const AdamTuple& t) {
+AdamRef adam_ref(const char* name, const AdamTuple& t, const char* op = kSac) {
   const auto& [m, v, state, hyper] = t;
-  TORCH_CHECK(state.size() == 5 && hyper.size() == 4, kSac, ": ", name, " must be (exp_avg, exp_avg_sq, [step_count, "
+  TORCH_CHECK(state.size() == 5 && hyper.size() == 4, op, ": ", name, " must be (exp_avg, exp_avg_sq, [step_count, "
               "beta_pows, betas, step_size, bias_correction2_sqrt], [lr, beta1, beta2, eps]), got ", state.size(),
               " state tensors and ", hyper.size(), " numbers");
   return AdamRef{m, v, state[0], state[1], state[2], state[3], state[4], hyper[0], hyper[1], hyper[2], hyper[3]};
@@ -392,6 +309,36 @@ std::optional<Tensor> sac_update_entry(std::vector<Tensor> actor, std::vector<Te
   const AdamRef a = adam_ref("actor_opt", actor_opt), c = adam_ref("critic_opt", critic_opt);
   pybind11::gil_scoped_release no_gil;
   return sac_update_cpu(nets, a, c, alpha, b, {gamma, tau, log_std_lo, log_std_hi, update_actor}, act_obs, act_noise);
+}
+
+// The entry point of the native CrossQ update (fastsac/agents/crossq_native.py calls it). Thread safety and errors as
+// sac_update_entry's: it writes every tensor of actor, critic, actor_stats and critic_stats, the optimizers' state,
+// log_alpha (with alpha_opt) and metric_sums in place, with the GIL released; callers serialise every use of one
+// learner's tensors around it; every argument is checked before anything is written.
+std::optional<Tensor> crossq_update_entry(std::vector<Tensor> actor, std::vector<Tensor> actor_stats,
+                                          std::vector<Tensor> critic, std::vector<Tensor> critic_stats,
+                                          Tensor log_alpha, Tensor target_entropy, Tensor metric_sums,
+                                          const AdamTuple& actor_opt, const AdamTuple& critic_opt,
+                                          const std::optional<AdamTuple>& alpha_opt, std::vector<Tensor> batch,
+                                          bool update_actor, double gamma, double log_std_lo, double log_std_hi,
+                                          std::vector<double> brn, std::optional<Tensor> act_obs,
+                                          std::optional<Tensor> act_noise) {
+  TORCH_CHECK(batch.size() == 6, kCrossQ, ": batch must be [obs, action, reward, next_obs, terminated, noise], got ",
+              batch.size(), " tensors");
+  TORCH_CHECK(brn.size() == 5, kCrossQ, ": brn must be [momentum, eps, r_max, d_max, warmup_steps], got ", brn.size(),
+              " numbers");
+  TORCH_CHECK(std::isfinite(brn[4]) && brn[4] >= 0.0 && brn[4] < 9.0e18, kCrossQ,
+              ": brn warmup_steps must be a count >= 0, got ", brn[4]);
+  const CrossQNets nets{std::move(actor), std::move(actor_stats), std::move(critic), std::move(critic_stats),
+                        log_alpha, target_entropy, metric_sums};
+  const SacBatch b{batch[0], batch[1], batch[2], batch[3], batch[4], batch[5]};
+  std::optional<AdamRef> alpha;
+  if (alpha_opt.has_value()) alpha = adam_ref("alpha_opt", *alpha_opt, kCrossQ);
+  const AdamRef a = adam_ref("actor_opt", actor_opt, kCrossQ), c = adam_ref("critic_opt", critic_opt, kCrossQ);
+  const BrnConsts k{brn[0], brn[1], brn[2], brn[3], static_cast<int64_t>(brn[4])};
+  pybind11::gil_scoped_release no_gil;
+  return crossq_update_cpu(nets, a, c, alpha, b, {gamma, log_std_lo, log_std_hi, update_actor}, k, act_obs,
+                           act_noise);
 }
 
 }  // namespace
@@ -453,6 +400,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "one continuous-SAC update in place (csrc/sac_update_cpu.cpp); every argument is checked before anything is "
         "written; the next actions for act_obs when given. Not thread-safe on one learner's tensors: callers "
         "serialise (csrc/bindings.cpp, sac_update_entry)");
+  m.def("crossq_update_cpu", &fastsac::crossq_update_entry, py::arg("actor"), py::arg("actor_stats"),
+        py::arg("critic"), py::arg("critic_stats"), py::arg("log_alpha"), py::arg("target_entropy"),
+        py::arg("metric_sums"), py::arg("actor_opt"), py::arg("critic_opt"), py::arg("alpha_opt"), py::arg("batch"),
+        py::arg("update_actor"), py::arg("gamma"), py::arg("log_std_lo"), py::arg("log_std_hi"), py::arg("brn"),
+        py::arg("act_obs"), py::arg("act_noise"),
+        "one CrossQ update in place (csrc/crossq_update_cpu.cpp); every argument is checked before anything is "
+        "written; the next actions for act_obs when given. Not thread-safe on one learner's tensors: callers "
+        "serialise (csrc/bindings.cpp, crossq_update_entry)");
   m.def("categorical_eager", &fastsac::categorical_eager, py::arg("logits"), py::arg("target"), py::arg("grad"),
         py::call_guard<py::gil_scoped_release>(),
         "(probs, log_probs, entropy, gap or None): the forward, an autograd node with its backward when grad");

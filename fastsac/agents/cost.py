@@ -9,8 +9,9 @@ with the work of an update. Checked against ``torch.utils.flop_counter`` on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["update_flops"]
+__all__ = ["crossq_update_flops", "learner_update_flops", "update_flops"]
 
 
 def _mlp_macs(dims: Sequence[int]) -> int:
@@ -41,3 +42,33 @@ def update_flops(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], bat
         p = _mlp_macs((o, *hidden)) + 2 * a * hidden[-1]
         macs = 4 * p + 12 * c - 2 * (o + a) * h1 - o * h1
     return 2.0 * macs * batch_size
+
+
+def crossq_update_flops(obs_dim: int, action_dim: int, actor_hidden: Sequence[int], critic_hidden: Sequence[int],
+                        batch_size: int, *, policy_delay: int = 1) -> float:
+    """FLOPs of the matrix products of one CrossQ update, averaged over a policy-delay cycle (the actor's step
+    runs every ``policy_delay``-th update).
+
+    Per sample, with C the MACs of one critic's forward (``critic_hidden``) and P the actor's (both heads): next
+    action (actor P, evaluation mode); critic step over the joint batch of 2 x batch rows (forward 2C, weight
+    gradients 2C, input gradients 2C, all per row: the first layer's input gradient too, since the input's batch
+    renorm has parameters), so 12C per sample; actor step (actor P, critics 2C in evaluation mode, their input
+    gradients 2C, actor weight gradients P and input gradients P, the first layer's included for the same reason).
+    No target critics."""
+    o, a = obs_dim, action_dim
+    actor_hidden, critic_hidden = tuple(actor_hidden), tuple(critic_hidden)
+    c = _mlp_macs((o + a, *critic_hidden, 1))
+    p = _mlp_macs((o, *actor_hidden)) + 2 * a * actor_hidden[-1]
+    critic_macs = p + 12 * c
+    actor_macs = 3 * p + 4 * c
+    return 2.0 * (critic_macs + actor_macs / max(1, int(policy_delay))) * batch_size
+
+
+def learner_update_flops(cfg: Any, obs_dim: int, action_size: int, batch_size: int, *, discrete: bool = False) -> float:
+    """The FLOPs of one update of the learner ``cfg`` (a ``LearnerConfig``) builds: :func:`crossq_update_flops` for
+    CrossQ (its critic widths, the joint batch, its policy delay), :func:`update_flops` of ``cfg.hidden_sizes``
+    otherwise."""
+    if cfg.agent == "crossq":
+        return crossq_update_flops(obs_dim, action_size, cfg.hidden_sizes, cfg.critic_widths, batch_size,
+                                   policy_delay=cfg.policy_delay)
+    return update_flops(obs_dim, action_size, cfg.hidden_sizes, batch_size, discrete=discrete)

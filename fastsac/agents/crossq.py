@@ -26,8 +26,11 @@ renorm layer keeps its running mean, variance and step counter as buffers that `
 (``fastsac.agents.normalization``), the warm-up switch is a ``where`` on the device-side counter, and the critics'
 buffers are stacked by ``EnsembleQ`` and written through the vmapped call. On CUDA the captured graph therefore
 replays those in-place updates on fixed addresses; they are among the tensors snapshotted around a capture's
-warm-up runs (``Learner._mutable_tensors``), and they are in ``state_dict`` for exact resume. CrossQ has no native
-update: ``update='auto'`` compiles it.
+warm-up runs (``Learner._mutable_tensors``), and they are in ``state_dict`` for exact resume.
+
+On a CPU the same update also exists as one C++ call (``fastsac.agents.crossq_native``, for the batch-renormalized
+MLPs of ``critic_network="mlp"`` without observation normalization), which ``update='native'`` (and ``auto`` where
+it applies) runs instead; elsewhere ``auto`` compiles it.
 
 Defaults: :data:`fastsac.agents.config.CROSSQ_DEFAULTS` (``LearnerConfig().with_agent("crossq")``), the settings
 of the paper's reference implementation, with the source there. Deliberate differences from that code: the
@@ -42,6 +45,7 @@ import torch
 
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
+from fastsac.agents.crossq_native import NativeCrossQUpdate, config_unsupported
 from fastsac.agents.learner import Learner
 from fastsac.agents.networks import ContinuousTwinQ
 from fastsac.agents.normed_networks import BatchRenormActor, batch_renorm_options, critic_member
@@ -117,3 +121,12 @@ class CrossQLearner(Learner):
         self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)  # no target critics to update
         # the next env step's actions, when asked for: the actor in evaluation mode, with the statistics just left
         return self._actions_after_update(act_obs, act_noise)
+
+    @classmethod
+    def native_unsupported(cls, cfg, device, *, data_parallel=False):
+        if cls is not CrossQLearner:
+            return f"the native update is written for CrossQLearner, not {cls.__name__}"
+        return config_unsupported(cfg, device, data_parallel=data_parallel)
+
+    def native_update(self):
+        return NativeCrossQUpdate(self)

@@ -12,18 +12,21 @@ On CUDA always (the update is also captured in a CUDA graph). On a CPU when the 
   machine, 1 thread, batch 256; bench/RESULTS.md). The rule prices it at ``NATIVE_FIRST_CALL_SECONDS`` (the first
   call is also run eagerly to check it, and a busy machine is slower) against ``NATIVE_SAVING_MS +
   NATIVE_SAVING_MS_PER_GFLOP * GFLOP`` saved per update: it pays from a few hundred updates on, so the default
-  Pendulum run (9,000 updates) runs it.
-- torch.compile elsewhere (CrossQ, discrete SAC, normalized critics, data parallel): compiling costs tens of
-  seconds once and saves a few milliseconds on every update after it. Measured with the same benchmark: the first
-  compile of the 2x256 update took 23 s with torch's on-disk cache cold and 3.6 s warm, and compiling saved 1.7 ms
-  per update at 2x64 (45 MFLOP of products per update) and 7.1 ms at 2x256 (582 MFLOP). Estimated saving per
-  update ``COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * GFLOP`` against ``CPU_COMPILE_SECONDS``, a cold-cache
-  cost with margin for a busy machine. The cold cost always, so that a seeded run decides the same way whatever
-  the cache holds (compiled and eager updates differ in their last bits). A 2x64 run compiles from ~30,000
-  updates on; a HalfCheetah run of its preset (995,000 updates of 2x256: ~2 h saved) compiles.
+  Pendulum run (9,000 updates) runs it. CrossQ's native update (``fastsac.agents.crossq_native``: batch-renormalized
+  MLPs) is priced alike, with CrossQ's own product count.
+- torch.compile elsewhere (discrete SAC, normalized critics, observation normalization, data parallel): compiling
+  costs tens of seconds once and saves a few milliseconds on every update after it. Measured with the same
+  benchmark: the first compile of the 2x256 update took 23 s with torch's on-disk cache cold and 3.6 s warm, and
+  compiling saved 1.7 ms per update at 2x64 (45 MFLOP of products per update) and 7.1 ms at 2x256 (582 MFLOP).
+  Estimated saving per update ``COMPILE_SAVING_MS + COMPILE_SAVING_MS_PER_GFLOP * GFLOP`` against
+  ``CPU_COMPILE_SECONDS``, a cold-cache cost with margin for a busy machine. The cold cost always, so that a seeded
+  run decides the same way whatever the cache holds (compiled and eager updates differ in their last bits). A 2x64
+  run compiles from ~30,000 updates on; a HalfCheetah run of its preset (995,000 updates of 2x256: ~2 h saved)
+  compiles.
 
-The products counted are ``fastsac.agents.cost.update_flops``'s. A resumed run keeps the decision it started
-with, since switching would change its numbers.
+The products counted are ``fastsac.agents.cost.learner_update_flops``'s (CrossQ's with its critic widths, the joint
+batch and its policy delay). A resumed run keeps the decision it started with, since switching would change its
+numbers.
 
 How many CPU threads torch uses (``--threads N`` decides when given; 0, the default, is this rule). One thread for
 small networks: a 2x64 update gains nothing from a second thread and two threads stall badly when another process
@@ -46,7 +49,7 @@ import numpy as np
 import torch
 
 from fastsac.agents import LearnerConfig, learner_class
-from fastsac.agents.cost import update_flops
+from fastsac.agents.cost import learner_update_flops
 from fastsac.agents.runners import UpdateChoice, choose_update
 from fastsac.training.config import ConfigError, TrainConfig
 
@@ -108,7 +111,7 @@ def decide_update(config: TrainConfig, device: torch.device, obs_dim: int, actio
     if device.type == "cuda":
         return UpdateChoice(fast.backend, "CUDA: the fast path, captured in a CUDA graph")
     updates = expected_updates(config)
-    gflop = update_flops(obs_dim, action_size, config.learner.hidden_sizes, config.batch_size, discrete=discrete) / 1e9
+    gflop = learner_update_flops(config.learner, obs_dim, action_size, config.batch_size, discrete=discrete) / 1e9
     if fast.backend == "native":
         cost_s, saving_ms = NATIVE_FIRST_CALL_SECONDS, NATIVE_SAVING_MS + NATIVE_SAVING_MS_PER_GFLOP * gflop
         what = f"~{cost_s:g} s for the native C++ update's first call"
@@ -146,7 +149,7 @@ def decide_threads(config: TrainConfig, obs_dim: int, action_size: int, discrete
         kept = "kept from the run's start: "
         reason = previous["reason"] if previous["reason"].startswith(kept) else kept + previous["reason"]
         return ThreadsDecision(int(previous["threads"]), reason)
-    gflop = update_flops(obs_dim, action_size, config.learner.hidden_sizes, config.batch_size, discrete=discrete) / 1e9
+    gflop = learner_update_flops(config.learner, obs_dim, action_size, config.batch_size, discrete=discrete) / 1e9
     if gflop < AUTO_THREADS_MIN_GFLOP:
         return ThreadsDecision(1, f"{gflop:.2f} GFLOP per update: one thread (small networks gain nothing from more, "
                                   "and stall on a shared machine; --threads N to choose)")

@@ -134,7 +134,6 @@ def test_a_learner_restored_mid_run_continues_bit_for_bit():
     ({"backend": "torch"}, "the fused ops run on the 'torch' backend"),
     ({"obs_norm": True}, "observation normalization"),
     ({"critic_network": "layernorm"}, "not plain MLPs"),
-    ({"agent": "crossq"}, "CrossQLearner has no native update"),
 ])
 def test_auto_compiles_with_torch_where_it_does_not_apply_and_native_says_why(changes, reason):
     cfg = dataclasses.replace(BASE, update="auto", **changes)

@@ -2,9 +2,10 @@
 library.cpp, autograd.cpp): a wrong dtype, shape or element count, layout or a missing partner argument is a
 RuntimeError whose message names the entry point and the argument, never a crash or a silent out-of-bounds access.
 
-``sac_update_cpu`` writes the learner's parameters, Adam moments, targets and metric sums through raw pointers, so
-its arguments are checked before anything is written: a rejected call leaves every tensor as it was. Its valid
-arguments are built from a real ``SACLearner`` as the native update (fastsac/agents) packs them. Wrong devices need a
+``sac_update_cpu`` and ``crossq_update_cpu`` write the learner's parameters, Adam moments, targets, batch-renorm
+statistics and metric sums through raw pointers, so their arguments are checked before anything is written: a
+rejected call leaves every tensor as it was. Their valid arguments are built from a real ``SACLearner`` or
+``CrossQLearner`` as the native updates (fastsac/agents) pack them. Wrong devices need a
 GPU to build a tensor on one: those cases carry the ``gpu`` marker.
 """
 
@@ -453,3 +454,129 @@ def test_checks_leave_the_valid_path_alone(cpp_ext):
     a3, lp3, gap3 = _call(cpp_ext, "op:squashed_gaussian")
     assert torch.equal(a1, a2) and torch.equal(a1, a3) and torch.equal(lp1, lp2) and torch.equal(lp1, lp3)
     assert torch.equal(gap2, gap3) and gap3.dim() == 0 and s1.dim() == 0
+
+
+# ---- crossq_update_cpu ----------------------------------------------------------------------------------------
+# CrossQ's networks from CFG: actor [brn_w, brn_b, (W, b, brn_w, brn_b) x 2, W_mean, b_mean, W_log_std, b_log_std]
+# (14 tensors), critic the same stacked over 2 members, ending in the head's W (2, 1, 6), b (2, 1) (12 tensors);
+# statistics (running_mean, running_var, steps) per batch-renorm layer: 9 tensors each.
+def _crossq_learner(**changes):
+    from fastsac.agents import CrossQLearner
+
+    cfg = dataclasses.replace(CFG.with_agent("crossq"), hidden_sizes=(16, 12), critic_hidden_sizes=(10, 6),
+                              brn_warmup_steps=2, **changes)
+    return CrossQLearner(OBS, ACT, cfg, "cpu")
+
+
+def _crossq_args(learner, seed: int = 0) -> dict:
+    """Valid keyword arguments of ``crossq_update_cpu`` for ``learner``, as fastsac/agents/crossq_native.py packs
+    them."""
+    g = torch.Generator().manual_seed(seed)
+    batch = [torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1, torch.randn(B, generator=g),
+             torch.randn(B, OBS, generator=g), (torch.arange(B) % 3 == 1).float(), torch.randn(2, B, ACT, generator=g)]
+    entropy, cfg = learner.entropy, learner.cfg
+    return dict(
+        actor=list(learner.actor_params), actor_stats=list(learner.actor.buffers()),
+        critic=list(learner.critic_params), critic_stats=list(learner.critic.buffers()),
+        log_alpha=entropy.log_alpha, target_entropy=entropy.target_tensor, metric_sums=learner._metric_sums,
+        actor_opt=_adam(learner.actor_optim), critic_opt=_adam(learner.critic_optim),
+        alpha_opt=None if learner.alpha_optim is None else _adam(learner.alpha_optim), batch=batch,
+        update_actor=True, gamma=float(cfg.gamma), log_std_lo=float(learner.log_std_bounds[0]),
+        log_std_hi=float(learner.log_std_bounds[1]),
+        brn=[cfg.brn_momentum, 1e-3, 3.0, 5.0, float(cfg.brn_warmup_steps)],
+        act_obs=torch.randn(N_ACT, OBS, generator=g), act_noise=torch.randn(N_ACT, ACT, generator=g))
+
+
+def _crossq_tensors(learner) -> list[torch.Tensor]:
+    opts = [o for o in (learner.actor_optim, learner.critic_optim, learner.alpha_optim) if o is not None]
+    return _tensors([learner.actor_params, learner.critic_params, list(learner.actor.buffers()),
+                     list(learner.critic.buffers()), learner.entropy.log_alpha, learner.entropy.target_tensor,
+                     learner._metric_sums, [[*o.state_tensors(), o._betas] for o in opts]])
+
+
+I64 = r"must be a contiguous Long CPU tensor"
+CROSSQ_CASES = {
+    "actor_short": (_drop(["actor"]), r"actor must be brn_w, brn_b, then W, b, brn_w, brn_b .* got 13"),
+    "critic_short": (_drop(["critic"]), r"critic must be brn_w, brn_b, .* got 11"),
+    "actor_stats_short": (_drop(["actor_stats"]), r"actor_stats must hold running_mean, running_var, steps for each "
+                          r"of the 3 batch-renorm layers of actor \(9 tensors\), got 8"),
+    "critic_stats_short": (_drop(["critic_stats"]), r"critic_stats must hold .* \(9 tensors\), got 8"),
+    "batch_short": (_drop(["batch"]), r"batch must be \[obs, action, reward, next_obs, terminated, noise\], got 5"),
+    "brn_short": (_drop(["brn"]), r"brn must be \[momentum, eps, r_max, d_max, warmup_steps\], got 4"),
+    "critic_opt_exp_avg_short": (_drop(["critic_opt", 0]), r"critic_opt\.exp_avg must hold one tensor per tensor of "
+                                 r"critic \(12\), got 11"),
+    "actor_brn_double": (_set(["actor", 4], lambda t: t.double()), r"actor\[4\] " + F32 + r" of shape \[16\]"),
+    "critic_brn_wide": (_set(["critic", 0], lambda t: torch.zeros(t.shape[0], t.shape[1] + 1)),
+                        r"critic\[0\] " + F32 + r" of shape \[\*, 7\]"),
+    "critic_brn_members": (_set(["critic", 0], _grow), r"critic\[1\] " + F32 + r" of shape \[3, 7\]"),
+    "critic_steps_float": (_set(["critic_stats", 2], lambda t: t.float()), r"critic_stats\[2\] " + I64 +
+                           r" of shape \[2\]"),
+    "actor_steps_1d": (_set(["actor_stats", 5], lambda t: t.reshape(1)), r"actor_stats\[5\] " + I64 +
+                       r" of shape \[\] \(0-dim\)"),
+    "critic_running_var_rows": (_set(["critic_stats", 4], _grow), r"critic_stats\[4\] " + F32 +
+                                r" of shape \[2, 10\]"),
+    "actor_running_mean_double": (_set(["actor_stats", 6], lambda t: t.double()), r"actor_stats\[6\] " + F32),
+    "critic_stats_noncontig": (_set(["critic_stats", 0], _noncontig), r"critic_stats\[0\] " + F32 + r".*not contig"),
+    "actor_chain_broken": (_set(["actor", 6], lambda t: torch.zeros(t.shape[0], t.shape[1] + 1)),
+                           r"actor\[6\] " + F32 + r" of shape \[\*, 16\]"),
+    "critic_two_outputs": (_set(["critic", 10], lambda t: torch.zeros(2, 2, 6)), r"critic\[10\] " + F32 +
+                           r" of shape \[2, 1, 6\]"),
+    "critic_members": (_set(["critic", 5], _grow), r"critic\[5\] " + F32 + r" of shape \[2, 10\]"),
+    "actor_log_std_head": (_set(["actor", 13], _grow), r"actor\[13\] " + F32 + r" of shape \[2\] \(b_log_std\)"),
+    "exp_avg_shape": (_set(["critic_opt", 0, 4], lambda t: t.reshape(-1)),
+                      r"critic_opt\.exp_avg\[4\] " + F32 + r" of shape \[2, 10\] \(as critic\[4\]\)"),
+    "obs_dim": (_set(["batch", 0], lambda t: torch.zeros(B, OBS + 1)), r"batch\[0\] \(obs\) " + F32),
+    "noise_2d": (_set(["batch", 5], lambda t: t[0].clone()), r"batch\[5\] \(noise\) " + F32 + r" of shape \[2, 8, 2\]"),
+    "terminated_bool": (_set(["batch", 4], lambda t: t.bool()), r"batch\[4\] \(terminated\) " + F32),
+    "act_noise_missing": (_set(["act_noise"], lambda t: None), r"act_obs and act_noise must both be tensors"),
+    "act_noise_rows": (_set(["act_noise"], lambda t: torch.zeros(N_ACT + 1, ACT)), r"act_noise " + F32),
+    "gamma_nan": (_set(["gamma"], lambda x: math.nan), r"gamma must be finite"),
+    "log_std_bounds_swapped": (_set(["log_std_hi"], lambda x: -10.0), r"need finite log_std_lo < log_std_hi"),
+    "momentum_one": (_set(["brn", 0], lambda x: 1.0), r"batch renorm needs momentum in \[0, 1\)"),
+    "eps_zero": (_set(["brn", 1], lambda x: 0.0), r"batch renorm needs momentum .* finite eps > 0"),
+    "r_max_below_one": (_set(["brn", 2], lambda x: 0.5), r"r_max >= 1"),
+    "warmup_negative": (_set(["brn", 4], lambda x: -1.0), r"warmup_steps must be a count >= 0"),
+    "beta1_one": (_set(["critic_opt", 3, 1], lambda x: 1.0), r"critic_opt betas must be in \[0, 1\)"),
+}
+
+
+@pytest.fixture
+def crossq_update(cpp_ext):
+    if not hasattr(cpp_ext, "crossq_update_cpu"):
+        pytest.fail("the C++ extension in use has no crossq_update_cpu (csrc/bindings.cpp should always define it)")
+    return cpp_ext.crossq_update_cpu
+
+
+def test_crossq_valid_arguments_run_and_write(crossq_update):
+    learner = _crossq_learner()
+    args = _crossq_args(learner)
+    before = [t.clone() for t in _crossq_tensors(learner)]
+    actions = crossq_update(**args)
+    assert actions.shape == (N_ACT, ACT) and torch.isfinite(actions).all()
+    changed = [not torch.equal(a, b) for a, b in zip(before, _crossq_tensors(learner))]
+    assert sum(changed) > len(changed) // 2
+    assert learner.critic.layers_0_steps.tolist() == [1, 1] and learner.actor.trunk.layers[0].steps.item() == 1
+    fixed = _crossq_learner(fixed_alpha=True, initial_alpha=0.2)
+    args = _crossq_args(fixed)
+    args.update(act_obs=None, act_noise=None, update_actor=False)
+    assert args["alpha_opt"] is None and crossq_update(**args) is None
+    assert fixed._metric_sums[2].item() == 1.0 and fixed._metric_sums[6].item() == 0.0
+    assert fixed.actor.trunk.layers[0].steps.item() == 0  # no actor step: its statistics did not move
+
+
+@pytest.mark.parametrize("case", list(CROSSQ_CASES))
+def test_crossq_update_rejects_and_writes_nothing(crossq_update, case):
+    mutate, message = CROSSQ_CASES[case]
+    learner = _crossq_learner()
+    args = _crossq_args(learner)
+    watched = _tensors(args) + _crossq_tensors(learner)
+    mutate(args)
+    watched += _tensors(args)
+    before = [t.detach().clone() for t in watched]
+    with pytest.raises(RuntimeError) as info:
+        crossq_update(**args)
+    text = str(info.value)
+    assert text.startswith("crossq_update_cpu: "), text
+    assert re.search(message, text), f"{message!r} not in {text!r}"
+    unchanged = [torch.equal(a, b) for a, b in zip(before, watched)]
+    assert all(unchanged), f"{case}: a rejected call wrote {unchanged.count(False)} tensors"

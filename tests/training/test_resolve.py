@@ -3,6 +3,8 @@ explicit flags win, resumes keep their decision."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -38,19 +40,33 @@ def test_the_native_update_pays_from_a_few_hundred_updates():
     assert NATIVE_FIRST_CALL_SECONDS < 1.0
 
 
-@pytest.mark.parametrize("where", ["torch ops", "discrete", "crossq", "data parallel"])
+@pytest.mark.parametrize("where", ["torch ops", "discrete", "data parallel"])
 def test_where_the_native_update_does_not_apply_torch_compiles_cost_decides(where):
-    """Pendulum's 9,000 updates of 2x64 networks do not repay a torch.compile (CrossQ's wider networks do), and
-    the reason says why the native update was not the choice."""
-    quick = TrainConfig().learner
-    config = TrainConfig(learner=quick.with_agent("crossq") if where == "crossq" else quick,
-                         backend="torch" if where == "torch ops" else "auto")
+    """Pendulum's 9,000 updates of 2x64 networks do not repay a torch.compile, and the reason says why the native
+    update was not the choice."""
+    config = TrainConfig(backend="torch" if where == "torch ops" else "auto")
     decision = decide_update(config, CPU, 3, 1, where == "discrete", data_parallel=where == "data parallel")
-    assert decision.backend == ("compile" if where == "crossq" else "eager")
+    assert decision.backend == "eager"
     assert decision.reason.endswith(f": {decision.backend} (--update to choose)")
     assert "s to compile (no native update: " in decision.reason
     assert {"torch ops": "the 'torch' backend", "discrete": "DiscreteSACLearner has no native update",
-            "crossq": "CrossQLearner has no native update", "data parallel": "grad_reducer"}[where] in decision.reason
+            "data parallel": "grad_reducer"}[where] in decision.reason
+
+
+def test_crossq_runs_its_native_update_as_sac_does_and_compiles_where_it_does_not_apply():
+    """CrossQ's native update is priced as SAC's (its first call, against CrossQ's own product count): a short run
+    and the HalfCheetah 512 preset take it; with observation normalization (no native update) the Pendulum run's
+    wider CrossQ networks still repay a torch.compile."""
+    quick = TrainConfig(learner=TrainConfig().learner.with_agent("crossq"))
+    decision = decide_update(quick, CPU, 3, 1, False)
+    assert decision.backend == "native" and "native C++ update's first call" in decision.reason
+    short = TrainConfig(total_steps=300, learning_starts=0, learner=quick.learner)
+    assert decide_update(short, CPU, 17, 6, False).backend == "native"
+    cheetah, preset = resolve_config("HalfCheetah-v5-crossq-512", {})
+    assert cheetah.learner.agent == "crossq" and decide_update(cheetah, CPU, 17, 6, False).backend == "native"
+    normed = TrainConfig(learner=dataclasses.replace(quick.learner, obs_norm=True))
+    decision = decide_update(normed, CPU, 3, 1, False)
+    assert decision.backend == "compile" and "observation normalization" in decision.reason
 
 
 def test_the_break_even_grows_with_the_compile_cost_and_shrinks_with_the_network():
