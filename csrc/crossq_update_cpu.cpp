@@ -332,48 +332,6 @@ std::tuple<Tensor, Tensor> actor_heads(const Net& net, const TrunkPass& pass, co
 
 Tensor feature_major(const Tensor& rows) { return rows.t().contiguous().unsqueeze(0); }  // (B, F) -> (1, F, B)
 
-// ForeachAdam.step (fastsac/agents/optim.py) on float32 tensors, as sac_update_cpu.cpp's adam_step: m = lerp(m, g,
-// 1 - beta1); v = v * beta2 + (1 - beta2) * g * g; p += (m / (sqrt(v) / bc2 + eps)) * step_size; then the step
-// count, beta powers and next step's factors (float64, rounded to float32).
-void adam_step(const AdamRef& opt, const Tensors& params, const Tensors& grads) {
-  const float w = static_cast<float>(1.0 - opt.beta1), beta2 = static_cast<float>(opt.beta2);
-  const float one_minus_beta2 = static_cast<float>(1.0 - opt.beta2), eps = static_cast<float>(opt.eps);
-  const float step_size = opt.step_size.item<float>(), bc2 = opt.bias_correction2_sqrt.item<float>();
-  for (size_t k = 0; k < params.size(); ++k) {
-    float* p = params[k].data_ptr<float>();
-    float* m = opt.exp_avg[k].data_ptr<float>();
-    float* v = opt.exp_avg_sq[k].data_ptr<float>();
-    const Tensor g_c = grads[k].contiguous();
-    const float* g = g_c.data_ptr<float>();
-    at::parallel_for(0, params[k].numel(), 8192, [&](int64_t i0, int64_t i1) {
-      const Vec vw(w), vbeta2(beta2), vomb2(one_minus_beta2), veps(eps), vbc2(bc2), vstep(step_size);
-      int64_t i = i0;
-      for (; i + Vec::size() <= i1; i += Vec::size()) {
-        const Vec gi = Vec::loadu(g + i), m0 = Vec::loadu(m + i);
-        const Vec mi = m0 + vw * (gi - m0);
-        const Vec vi = Vec::loadu(v + i) * vbeta2 + vomb2 * gi * gi;
-        mi.store(m + i);
-        vi.store(v + i);
-        (Vec::loadu(p + i) + (mi / (vi.sqrt() / vbc2 + veps)) * vstep).store(p + i);
-      }
-      for (; i < i1; ++i) {
-        const float gi = g[i];
-        const float mi = m[i] + w * (gi - m[i]);
-        const float vi = v[i] * beta2 + one_minus_beta2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] += (mi / (std::sqrt(vi) / bc2 + eps)) * step_size;
-      }
-    });
-  }
-  opt.step_count.add_(1.0);
-  opt.beta_pows.mul_(opt.betas);
-  const double* pows = opt.beta_pows.data_ptr<double>();
-  const double* betas = opt.betas.data_ptr<double>();
-  const double next0 = pows[0] * betas[0], next1 = pows[1] * betas[1];
-  opt.step_size.fill_(static_cast<float>((1.0 / (1.0 - next0)) * -opt.lr));
-  opt.bias_correction2_sqrt.fill_(static_cast<float>(std::sqrt(1.0 - next1)));
-}
 
 // The stochastic policy's (action, log_prob) for obs (B, obs_dim), the actor in evaluation mode.
 std::tuple<Tensor, Tensor> policy_eval(const Net& actor, const Tensor& heads, const Tensor& obs, const Tensor& noise,

@@ -27,6 +27,10 @@ struct AdamRef {
   double lr, beta1, beta2, eps;
 };
 
+// ForeachAdam.step on float32 CPU tensors (native_adam.cpp), shared by the native updates: params[k] and grads[k]
+// go with opt.exp_avg[k] and opt.exp_avg_sq[k]; the step count and factors advance once.
+void adam_step(const AdamRef& opt, const std::vector<Tensor>& params, const std::vector<Tensor>& grads);
+
 struct SacBatch {
   Tensor obs, action, reward, next_obs, terminated;
   Tensor noise;  // (2, B, A): [0] the next-state action's, [1] the current action's

@@ -30,37 +30,18 @@ from typing import Any
 
 import torch
 
-from fastsac import ops
+from fastsac.agents import native_call
 from fastsac.agents.networks import Actor, ContinuousTwinQ
-from fastsac.agents.optim import ForeachAdam
-from fastsac.ops import extension
 
 __all__ = ["NativeSACUpdate", "config_unsupported"]
 
-
-def _extension():
-    """The loaded C++ extension module with the native update, or None."""
-    module = extension.module_for("cpu")
-    return module if module is not None and hasattr(module, "sac_update_cpu") else None
+ENTRY = "sac_update_cpu"  #: the extension's function
 
 
 def config_unsupported(cfg: Any, device: torch.device, *, data_parallel: bool = False) -> str | None:
     """Why an SAC learner built from ``cfg`` on ``device`` would not run the native update (a sentence), or None
     when it would, as far as the config tells. ``data_parallel``: the learner will get a ``grad_reducer``."""
-    if device.type != "cpu":
-        return f"it runs on a CPU, the learner is on {device}"
-    backend = ops.resolve_backend(torch.empty(1, device=device), backend=cfg.backend)
-    if backend != "cpp":
-        return f"the fused ops run on the {backend!r} backend, not the C++ extension ('cpp')"
-    if _extension() is None:
-        return "the C++ extension with sac_update_cpu is not built"
-    if cfg.uses_obs_norm:
-        return "observation normalization is on"
-    if cfg.critic_network != "mlp":
-        return f"the critic members are not plain MLPs (critic_network={cfg.critic_network!r})"
-    if data_parallel:
-        return "data-parallel training averages the gradients in a grad_reducer hook, which it has no place for"
-    return None
+    return native_call.config_unsupported(cfg, device, entry=ENTRY, critic="plain MLPs", data_parallel=data_parallel)
 
 
 def _learner_unsupported(learner: Any) -> str | None:
@@ -72,24 +53,7 @@ def _learner_unsupported(learner: Any) -> str | None:
     tensors = [*learner.actor_params, *learner.critic_params, *learner.target_params, learner.entropy.log_alpha]
     if any(t.dtype != torch.float32 or not t.is_contiguous() for t in tensors):
         return "a network parameter is not a contiguous float32 tensor"
-    optimizers = [o for o in (learner.actor_optim, learner.critic_optim, learner.alpha_optim) if o is not None]
-    if any(o.weight_decay != 0.0 for o in optimizers):
-        return "an optimizer has weight decay"
-    return None
-
-
-def _adam(opt: ForeachAdam):
-    return (opt.exp_avg, opt.exp_avg_sq,
-            [opt.step_count, opt.beta_pows, opt._betas, opt.step_size, opt.bias_correction2_sqrt],
-            [opt.lr, opt.betas[0], opt.betas[1], opt.eps])
-
-
-def _cpu_float(name: str, t: torch.Tensor) -> torch.Tensor:
-    """``t`` as a contiguous float32 tensor, or a ValueError when it is not on the CPU (its shape is checked by
-    ``Learner.update`` and again by the C++ call)."""
-    if t.device.type != "cpu":
-        raise ValueError(f"native SAC update: {name} must be on the CPU, with the learner, got {t.device}")
-    return t.to(torch.float32).contiguous()
+    return native_call.optimizers_unsupported(learner)
 
 
 class NativeSACUpdate:
@@ -103,22 +67,15 @@ class NativeSACUpdate:
         if reason is not None:
             raise ValueError(f"native SAC update: not for this learner: {reason}")
         self._learner = learner
-        self._fn = _extension().sac_update_cpu
+        self._fn = native_call.entry_point(ENTRY)
 
     def __call__(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
                  act_obs=None, act_noise=None):
         lr = self._learner
-        if lr.grad_reducer is not None:
-            raise RuntimeError("native SAC update: the learner has a data-parallel grad_reducer, which this update "
-                               "has no hook for")
-        named = (("obs", obs), ("action", action), ("reward", reward.reshape(-1)), ("next_obs", next_obs),
-                 ("terminated", terminated.reshape(-1)), ("noise", noise))
-        batch = [_cpu_float(name, t) for name, t in named]
-        if act_obs is not None:
-            act_obs, act_noise = _cpu_float("act_obs", act_obs), _cpu_float("act_noise", act_noise)
-        entropy = lr.entropy
-        return self._fn(lr.actor_params, lr.critic_params, lr.target_params, entropy.log_alpha,
-                        entropy.target_tensor, lr._metric_sums, _adam(lr.actor_optim), _adam(lr.critic_optim),
-                        None if lr.alpha_optim is None else _adam(lr.alpha_optim), batch, bool(update_actor),
-                        float(lr.cfg.gamma), float(lr.cfg.tau), float(lr.log_std_bounds[0]),
-                        float(lr.log_std_bounds[1]), act_obs, act_noise)
+        batch, act_obs, act_noise = native_call.batch_args("native SAC update", lr, obs, action, reward, next_obs,
+                                                           terminated, noise, act_obs, act_noise)
+        adam = native_call.adam_args
+        return self._fn(lr.actor_params, lr.critic_params, lr.target_params, lr.entropy.log_alpha,
+                        lr.entropy.target_tensor, lr._metric_sums, adam(lr.actor_optim), adam(lr.critic_optim),
+                        adam(lr.alpha_optim), batch, bool(update_actor), float(lr.cfg.gamma), float(lr.cfg.tau),
+                        float(lr.log_std_bounds[0]), float(lr.log_std_bounds[1]), act_obs, act_noise)
