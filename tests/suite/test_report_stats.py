@@ -1,6 +1,7 @@
 """The statistics of suite reports (rliable): intervals, aggregates, probability of improvement; the suite fields
 that feed them ([normalization], [thresholds], [[random]]); a report rebuilt from a committed results.csv; and a
-report made without rliable, which says so at its top."""
+report made without rliable (simulated), which says so at its top. The test extra installs rliable, so none of
+these skips: a broken install fails them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from fastsac import suite as suites
 from fastsac.cli import bench_main
 from fastsac.suite import stats
 from tests.suite.test_suites import TINY_REFERENCES, TINY_SUITE, _check_png
-
-needs_rliable = pytest.mark.skipif(stats.missing() is not None, reason="rliable (fastsac[report]) not installed")
 
 RANDOM = """
 [[reference]]
@@ -72,7 +71,6 @@ def stats_suite(tmp_path, monkeypatch):
     return path
 
 
-@needs_rliable
 def test_intervals_and_probability_of_improvement():
     x = np.arange(12, dtype=float).reshape(4, 3)
     agg = stats.aggregates({"x": x})["x"]
@@ -110,7 +108,6 @@ reference = "Nobody"
     assert "thresholds.Pendulum-v1: 'score' must be a finite number" in text and "unknown field 'why'" in text
 
 
-@needs_rliable
 def test_report_rebuilt_from_an_old_results_csv(stats_suite, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
