@@ -305,22 +305,6 @@ Tensor critic_values(const Net& net, const TrunkPass& pass) {
   return at::bmm(net.p[net.head()], pass.z.back()).view({C, -1}).add_(net.p[net.head() + 1]);
 }
 
-std::tuple<Tensor, Tensor> min_over_members(const Tensor& values) {  // (C, B): the min and its gradient's share
-  const int64_t C = values.size(0), B = values.size(1);
-  Tensor vmin = at::empty({B}, values.options()), share = at::empty_like(values);
-  const float* v = values.data_ptr<float>();
-  float* m = vmin.data_ptr<float>();
-  float* s = share.data_ptr<float>();
-  for (int64_t b = 0; b < B; ++b) {
-    float best = v[b];
-    for (int64_t c = 1; c < C; ++c) best = std::min(best, v[c * B + b]);
-    int64_t ties = 0;
-    for (int64_t c = 0; c < C; ++c) ties += v[c * B + b] == best;
-    for (int64_t c = 0; c < C; ++c) s[c * B + b] = v[c * B + b] == best ? 1.0f / static_cast<float>(ties) : 0.0f;
-    m[b] = best;
-  }
-  return {vmin, share};
-}
 
 // The actor's (mean, raw log-std), each (B, A) contiguous, from a trunk pass; heads: [W_mean; W_log_std] (1, 2A, w).
 std::tuple<Tensor, Tensor> actor_heads(const Net& net, const TrunkPass& pass, const Tensor& heads) {

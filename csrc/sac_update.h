@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "ops.h"
@@ -27,9 +28,11 @@ struct AdamRef {
   double lr, beta1, beta2, eps;
 };
 
-// ForeachAdam.step on float32 CPU tensors (native_adam.cpp), shared by the native updates: params[k] and grads[k]
-// go with opt.exp_avg[k] and opt.exp_avg_sq[k]; the step count and factors advance once.
+// Shared by the native updates (native_shared.cpp). ForeachAdam.step on float32 CPU tensors: params[k] and
+// grads[k] go with opt.exp_avg[k] and opt.exp_avg_sq[k]; the step count and factors advance once.
 void adam_step(const AdamRef& opt, const std::vector<Tensor>& params, const std::vector<Tensor>& grads);
+// The min over the critic members of values (C, B) float32, and each member's share of the min's gradient.
+std::tuple<Tensor, Tensor> min_over_members(const Tensor& values);
 
 struct SacBatch {
   Tensor obs, action, reward, next_obs, terminated;

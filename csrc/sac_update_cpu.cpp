@@ -154,24 +154,6 @@ Tensor critic_backward(const Tensors& p, const CriticPass& pass, const Tensor& x
   return d;
 }
 
-// min over the members of values (C, B), and the members' share of the min's gradient: 1 / (number of members
-// equal to the min) where a member is the min, else 0 (torch.amin's backward).
-std::tuple<Tensor, Tensor> min_over_members(const Tensor& values) {
-  const int64_t C = values.size(0), B = values.size(1);
-  Tensor vmin = at::empty({B}, values.options()), share = at::empty_like(values);
-  const float* v = values.data_ptr<float>();
-  float* m = vmin.data_ptr<float>();
-  float* s = share.data_ptr<float>();
-  for (int64_t b = 0; b < B; ++b) {
-    float best = v[b];
-    for (int64_t c = 1; c < C; ++c) best = std::min(best, v[c * B + b]);
-    int64_t ties = 0;
-    for (int64_t c = 0; c < C; ++c) ties += v[c * B + b] == best;
-    for (int64_t c = 0; c < C; ++c) s[c * B + b] = v[c * B + b] == best ? 1.0f / static_cast<float>(ties) : 0.0f;
-    m[b] = best;
-  }
-  return {vmin, share};
-}
 
 // ------------------------------------------------------------------------------------------------------ actor
 // params [W0, b0, ..., W_{L-1}, b_{L-1}, W_mean, b_mean, W_logstd, b_logstd] (nn.Linear layout, W (out, in)).

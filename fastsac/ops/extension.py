@@ -49,7 +49,7 @@ __all__ = [
 _CPU_MODULE_NAME = "fastsac_cpp_cpu"
 _BUILD_NOTE = Path(__file__).resolve().parents[1] / "_build_note.txt"  # written by setup.py (NOTE_FILE)
 _CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp", "autograd.cpp", "library.cpp", "sac_update_cpu.cpp",
-                "crossq_update_cpu.cpp", "crossq_update_check.cpp", "native_adam.cpp")
+                "crossq_update_cpu.cpp", "crossq_update_check.cpp", "native_shared.cpp")
 _HEADERS = ("ops.h", "sac_math.h", "vec_sg.h", "vec_cat.h", "sac_update.h", "crossq_update.h",
             "update_checks.h")
 

@@ -1,12 +1,12 @@
-// ForeachAdam.step (fastsac/agents/optim.py) on float32 CPU tensors, shared by the native updates
-// (sac_update_cpu.cpp, crossq_update_cpu.cpp): one pass per tensor, the same operations in the same order as the
-// Python optimizer: m = lerp(m, g, 1 - beta1); v = v * beta2 + (1 - beta2) * g * g;
-// p += (m / (sqrt(v) / bc2 + eps)) * step_size; then the step count, beta powers and next step's factors.
+// What the native updates (sac_update_cpu.cpp, crossq_update_cpu.cpp) share: ForeachAdam's step and the min over
+// the critic members with its gradient's share.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "sac_update.h"
@@ -17,6 +17,9 @@ using Tensor = at::Tensor;
 using Tensors = std::vector<Tensor>;
 using Vec = at::vec::Vectorized<float>;
 
+// ForeachAdam.step (fastsac/agents/optim.py) on float32 CPU tensors: one pass per tensor, the same operations in
+// the same order as the Python optimizer: m = lerp(m, g, 1 - beta1); v = v * beta2 + (1 - beta2) * g * g;
+// p += (m / (sqrt(v) / bc2 + eps)) * step_size; then the step count, beta powers and next step's factors.
 void adam_step(const AdamRef& opt, const Tensors& params, const Tensors& grads) {
   const float w = static_cast<float>(1.0 - opt.beta1), beta2 = static_cast<float>(opt.beta2);
   const float one_minus_beta2 = static_cast<float>(1.0 - opt.beta2), eps = static_cast<float>(opt.eps);
@@ -57,6 +60,25 @@ void adam_step(const AdamRef& opt, const Tensors& params, const Tensors& grads) 
   const double next0 = pows[0] * betas[0], next1 = pows[1] * betas[1];
   opt.step_size.fill_(static_cast<float>((1.0 / (1.0 - next0)) * -opt.lr));
   opt.bias_correction2_sqrt.fill_(static_cast<float>(std::sqrt(1.0 - next1)));
+}
+
+// min over the members of values (C, B), and the members' share of the min's gradient: 1 / (number of members
+// equal to the min) where a member is the min, else 0 (torch.amin's backward).
+std::tuple<Tensor, Tensor> min_over_members(const Tensor& values) {
+  const int64_t C = values.size(0), B = values.size(1);
+  Tensor vmin = at::empty({B}, values.options()), share = at::empty_like(values);
+  const float* v = values.data_ptr<float>();
+  float* m = vmin.data_ptr<float>();
+  float* s = share.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    float best = v[b];
+    for (int64_t c = 1; c < C; ++c) best = std::min(best, v[c * B + b]);
+    int64_t ties = 0;
+    for (int64_t c = 0; c < C; ++c) ties += v[c * B + b] == best;
+    for (int64_t c = 0; c < C; ++c) s[c * B + b] = v[c * B + b] == best ? 1.0f / static_cast<float>(ties) : 0.0f;
+    m[b] = best;
+  }
+  return {vmin, share};
 }
 
 }  // namespace fastsac
