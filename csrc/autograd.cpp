@@ -1,4 +1,4 @@
-// The eager entry points of the two ops for CPU tensors (what fastsac/ops/squashed_gaussian.py and categorical.py
+// The eager entry points of the ops for CPU tensors (what fastsac/ops/squashed_gaussian.py and categorical.py
 // call outside torch.compile): the forward alone, or, when a gradient is wanted, a C++ autograd node over the
 // validated entry points of bindings.cpp; with a target, the alpha loss's gap too.
 // The node and its backward live in C++, so an eager call costs one pybind call and the backward no Python at all
@@ -22,6 +22,8 @@ constexpr const char* kSgEager = "squashed_gaussian_eager";
 constexpr const char* kSgEagerBackward = "squashed_gaussian_eager (backward)";
 constexpr const char* kCatEager = "categorical_eager";
 constexpr const char* kCatEagerBackward = "categorical_eager (backward)";
+constexpr const char* kTdEager = "categorical_td_eager";
+constexpr const char* kTdEagerBackward = "categorical_td_eager (backward)";
 
 // An incoming gradient as the primitives take it: real and contiguous (a sum's backward hands over a stride-0
 // expanded tensor; an unused output's gradient is undefined).
@@ -82,6 +84,26 @@ struct CategoricalFunction : public torch::autograd::Function<CategoricalFunctio
   }
 };
 
+// The TD loss: the forward keeps the logits and the projected target m (B, K); the backward is closed-form.
+struct CategoricalTdFunction : public torch::autograd::Function<CategoricalTdFunction> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& logits, const Tensor& target_probs,
+                               const Tensor& reward, const Tensor& not_done, const Tensor& entropy_term, double gamma,
+                               double v_min, double v_max) {
+    auto [loss, m] = categorical_td_fwd(kTdEager, logits, target_probs, reward, not_done, entropy_term, gamma, v_min,
+                                        v_max);
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({logits, m});
+    return {loss};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list out(8);  // logits, then no gradient for the target side and the three numbers
+    if (!grads[0].defined()) return out;
+    const variable_list saved = ctx->get_saved_variables();
+    out[0] = categorical_td_bwd(kTdEagerBackward, grads[0].contiguous(), saved[0], saved[1]);
+    return out;
+  }
+};
 
 // The alpha loss's gap from the forward's total, as the custom ops form it in torch: total / N + sign * target, in
 // the compute dtype (float32 arithmetic for float32, the same operations in the same order, so the same bits).
@@ -104,6 +126,17 @@ void check_cpu(const char* op, const char* name, const Tensor& t) {
 }
 
 }  // namespace
+
+Tensor categorical_td_eager(const Tensor& logits, const Tensor& target_probs, const Tensor& reward,
+                            const Tensor& not_done, const Tensor& entropy_term, double gamma, double v_min,
+                            double v_max, bool grad) {
+  check_cpu(kTdEager, "logits", logits);
+  if (grad) {
+    return CategoricalTdFunction::apply(logits, target_probs, reward, not_done, entropy_term, gamma, v_min, v_max)[0];
+  }
+  return std::get<0>(categorical_td_fwd(kTdEager, logits, target_probs, reward, not_done, entropy_term, gamma, v_min,
+                                        v_max));
+}
 
 std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_eager(const Tensor& mean, const Tensor& log_std,
                                                               const Tensor& noise, const OptTensor& scale,

@@ -85,6 +85,38 @@ void check_affine(const char* op, const char* name, const OptTensor& t, const Te
   check_contiguous(op, name, *t);
 }
 
+// A tensor of the given shape in the compute dtype of `ref` (the main input), on its device, contiguous.
+void check_compute(const char* op, const char* name, const Tensor& t, const char* ref_name, const Tensor& ref,
+                   at::IntArrayRef shape) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
+  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " must have shape ", shape, " (from ", ref_name, "), got ",
+              t.sizes());
+  const at::ScalarType cd = compute_type(ref.scalar_type());
+  TORCH_CHECK(t.scalar_type() == cd, op, ": ", name, " must have the compute dtype ", cd, " for ", ref.scalar_type(),
+              " ", ref_name, ", got ", t.scalar_type());
+  TORCH_CHECK(t.device() == ref.device(), op, ": ", name, " must be on the device of ", ref_name, " (", ref.device(),
+              "), got ", t.device());
+  check_contiguous(op, name, t);
+}
+
+// The TD loss's logits: 3-D (C, B, K) with K >= 2, then as check_main.
+Impl check_td_logits(const char* op, const Tensor& logits) {
+  TORCH_CHECK(logits.defined(), op, ": logits is an undefined tensor");
+  TORCH_CHECK(logits.dim() == 3, op, ": logits must be 3-D (C, B, K): members, samples, atoms; got shape ",
+              logits.sizes());
+  TORCH_CHECK(logits.size(2) >= 2, op, ": logits must have K >= 2 atoms (the support's size), got shape ",
+              logits.sizes());
+  TORCH_CHECK(is_supported_dtype(logits.scalar_type()), op,
+              ": logits must be float32, float64, float16 or bfloat16, got ", logits.scalar_type());
+  check_contiguous(op, "logits", logits);
+  if (logits.is_cpu()) return Impl::kCpu;
+  TORCH_CHECK(logits.is_cuda(), op, ": logits is on device ", logits.device(),
+              "; the C++ extension supports cpu and cuda");
+  TORCH_CHECK(kWithCuda, op, ": logits is a CUDA tensor but this fastsac C++ extension was built without CUDA "
+              "(CPU only); use the 'triton' or 'torch' backend");
+  return Impl::kCuda;
+}
+
 BoundsArg check_bounds(const char* op, std::optional<double> lo, std::optional<double> hi) {
   TORCH_CHECK(lo.has_value() == hi.has_value(), op, ": lo and hi must both be None or both be floats, got lo=",
               lo.has_value() ? std::to_string(*lo) : "None", " hi=", hi.has_value() ? std::to_string(*hi) : "None");
@@ -157,6 +189,37 @@ Tensor categorical_bwd(const char* op, const Tensor& grad_probs, const Tensor& g
 #endif
   (void)impl;
   return categorical_bwd_cpu(grad_probs, grad_log_probs, grad_entropy, logits);
+}
+
+std::tuple<Tensor, Tensor> categorical_td_fwd(const char* op, const Tensor& logits, const Tensor& target_probs,
+                                              const Tensor& reward, const Tensor& not_done,
+                                              const Tensor& entropy_term, double gamma, double v_min, double v_max) {
+  const Impl impl = check_td_logits(op, logits);
+  const int64_t B = logits.size(1), K = logits.size(2);
+  check_compute(op, "target_probs", target_probs, "logits", logits, {B, K});
+  check_compute(op, "reward", reward, "logits", logits, {B});
+  check_compute(op, "not_done", not_done, "logits", logits, {B});
+  check_compute(op, "entropy_term", entropy_term, "logits", logits, {B});
+  TORCH_CHECK(std::isfinite(gamma), op, ": gamma must be finite, got ", gamma);
+  TORCH_CHECK(std::isfinite(v_min) && std::isfinite(v_max) && v_min < v_max, op,
+              ": the support needs finite v_min < v_max, got v_min=", v_min, " v_max=", v_max);
+  const TdArgs args{gamma, v_min, v_max};
+#ifdef FASTSAC_WITH_CUDA
+  if (impl == Impl::kCuda) return categorical_td_fwd_cuda(logits, target_probs, reward, not_done, entropy_term, args);
+#endif
+  (void)impl;
+  return categorical_td_fwd_cpu(logits, target_probs, reward, not_done, entropy_term, args);
+}
+
+Tensor categorical_td_bwd(const char* op, const Tensor& grad_loss, const Tensor& logits, const Tensor& m) {
+  const Impl impl = check_td_logits(op, logits);
+  check_like(op, "grad_loss", grad_loss, "logits", logits, {logits.size(0), logits.size(1)});
+  check_compute(op, "m", m, "logits", logits, {logits.size(1), logits.size(2)});
+#ifdef FASTSAC_WITH_CUDA
+  if (impl == Impl::kCuda) return categorical_td_bwd_cuda(grad_loss, logits, m);
+#endif
+  (void)impl;
+  return categorical_td_bwd_cpu(grad_loss, logits, m);
 }
 
 void check_target(const char* op, const OptTensor& target, const Tensor& ref) {
@@ -408,6 +471,27 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "one CrossQ update in place (csrc/crossq_update_cpu.cpp); every argument is checked before anything is "
         "written; the next actions for act_obs when given. Not thread-safe on one learner's tensors: callers "
         "serialise (csrc/bindings.cpp, crossq_update_entry)");
+  m.def(
+      "categorical_td_fwd",
+      [](const Tensor& logits, const Tensor& target_probs, const Tensor& reward, const Tensor& not_done,
+         const Tensor& entropy_term, double gamma, double v_min, double v_max) {
+        return fastsac::categorical_td_fwd("categorical_td_fwd", logits, target_probs, reward, not_done, entropy_term,
+                                           gamma, v_min, v_max);
+      },
+      py::arg("logits"), py::arg("target_probs"), py::arg("reward"), py::arg("not_done"), py::arg("entropy_term"),
+      py::arg("gamma"), py::arg("v_min"), py::arg("v_max"), py::call_guard<py::gil_scoped_release>(),
+      "(loss (C, B), m (B, K)): the categorical TD loss and the projected target");
+  m.def(
+      "categorical_td_bwd",
+      [](const Tensor& grad_loss, const Tensor& logits, const Tensor& m) {
+        return fastsac::categorical_td_bwd("categorical_td_bwd", grad_loss, logits, m);
+      },
+      py::arg("grad_loss"), py::arg("logits"), py::arg("m"), py::call_guard<py::gil_scoped_release>(),
+      "d_logits = grad_loss * (softmax(logits) * sum(m) - m)");
+  m.def("categorical_td_eager", &fastsac::categorical_td_eager, py::arg("logits"), py::arg("target_probs"),
+        py::arg("reward"), py::arg("not_done"), py::arg("entropy_term"), py::arg("gamma"), py::arg("v_min"),
+        py::arg("v_max"), py::arg("grad"), py::call_guard<py::gil_scoped_release>(),
+        "loss (C, B): the forward, an autograd node with the closed-form backward when grad");
   m.def("categorical_eager", &fastsac::categorical_eager, py::arg("logits"), py::arg("target"), py::arg("grad"),
         py::call_guard<py::gil_scoped_release>(),
         "(probs, log_probs, entropy, gap or None): the forward, an autograd node with its backward when grad");

@@ -1,4 +1,4 @@
-// The two ops and their backwards registered with torch's dispatcher (TORCH_LIBRARY), for code that calls them
+// The ops and their backwards registered with torch's dispatcher (TORCH_LIBRARY), for code that calls them
 // through torch.ops: the compiled path of fastsac/ops/squashed_gaussian.py and categorical.py when the backend is
 // this extension. A call goes from the dispatcher straight to C++, where the Python custom ops of those files cost
 // ~30-60 us a call on a CPU in their dispatch alone (measured), more than the kernel at batch 256.
@@ -27,6 +27,8 @@ constexpr const char* kSg = FASTSAC_OP_NAME("squashed_gaussian");
 constexpr const char* kSgBackward = FASTSAC_OP_NAME("squashed_gaussian_backward");
 constexpr const char* kCat = FASTSAC_OP_NAME("categorical");
 constexpr const char* kCatBackward = FASTSAC_OP_NAME("categorical_backward");
+constexpr const char* kTd = FASTSAC_OP_NAME("categorical_td");
+constexpr const char* kTdBackward = FASTSAC_OP_NAME("categorical_td_backward");
 #undef FASTSAC_OP_NAME
 
 std::tuple<Tensor, Tensor, Tensor> squashed_gaussian_op(const Tensor& mean, const Tensor& log_std,
@@ -60,6 +62,16 @@ Tensor categorical_backward_op(const Tensor& grad_probs, const Tensor& grad_log_
   return categorical_bwd(kCatBackward, grad_probs, grad_log_probs, grad_entropy, logits);
 }
 
+std::tuple<Tensor, Tensor> categorical_td_op(const Tensor& logits, const Tensor& target_probs, const Tensor& reward,
+                                             const Tensor& not_done, const Tensor& entropy_term, double gamma,
+                                             double v_min, double v_max) {
+  return categorical_td_fwd(kTd, logits, target_probs, reward, not_done, entropy_term, gamma, v_min, v_max);
+}
+
+Tensor categorical_td_backward_op(const Tensor& grad_loss, const Tensor& logits, const Tensor& m) {
+  return categorical_td_bwd(kTdBackward, grad_loss, logits, m);
+}
+
 }  // namespace
 }  // namespace fastsac
 
@@ -71,6 +83,9 @@ TORCH_LIBRARY(FASTSAC_OP_NAMESPACE, m) {
   m.def("categorical(Tensor logits, Tensor? target) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("categorical_backward(Tensor grad_probs, Tensor grad_log_probs, Tensor grad_entropy, Tensor logits) -> "
         "Tensor");
+  m.def("categorical_td(Tensor logits, Tensor target_probs, Tensor reward, Tensor not_done, Tensor entropy_term, "
+        "float gamma, float v_min, float v_max) -> (Tensor, Tensor)");
+  m.def("categorical_td_backward(Tensor grad_loss, Tensor logits, Tensor m) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(FASTSAC_OP_NAMESPACE, CPU, m) {
@@ -78,6 +93,8 @@ TORCH_LIBRARY_IMPL(FASTSAC_OP_NAMESPACE, CPU, m) {
   m.impl("squashed_gaussian_backward", &fastsac::squashed_gaussian_backward_op);
   m.impl("categorical", &fastsac::categorical_op);
   m.impl("categorical_backward", &fastsac::categorical_backward_op);
+  m.impl("categorical_td", &fastsac::categorical_td_op);
+  m.impl("categorical_td_backward", &fastsac::categorical_td_backward_op);
 }
 
 #ifdef FASTSAC_WITH_CUDA
@@ -86,5 +103,7 @@ TORCH_LIBRARY_IMPL(FASTSAC_OP_NAMESPACE, CUDA, m) {
   m.impl("squashed_gaussian_backward", &fastsac::squashed_gaussian_backward_op);
   m.impl("categorical", &fastsac::categorical_op);
   m.impl("categorical_backward", &fastsac::categorical_backward_op);
+  m.impl("categorical_td", &fastsac::categorical_td_op);
+  m.impl("categorical_td_backward", &fastsac::categorical_td_backward_op);
 }
 #endif

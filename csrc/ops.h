@@ -1,6 +1,6 @@
 // Declarations shared by bindings.cpp, ops_cpu.cpp and ops_cuda.cu. The bindings validate every argument
 // (shapes, dtypes, devices, contiguity) before calling an implementation, so implementations assume:
-// mean/log_std/noise/logits 2-D (N, A), contiguous, one dtype in {float32, float64, float16, bfloat16}, one
+// mean/log_std/noise/logits 2-D (N, A) (the TD loss's logits 3-D (C, B, K)), contiguous, one dtype in {float32, float64, float16, bfloat16}, one
 // device; scale/bias undefined-or-(A,) contiguous in the compute dtype; incoming gradients contiguous in the
 // input dtype. Semantics: fastsac/ops/reference.py.
 #pragma once
@@ -43,6 +43,17 @@ std::tuple<Tensor, Tensor> squashed_gaussian_bwd_cpu(const Tensor& grad_action, 
 std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cpu(const Tensor& logits, bool want_sum);
 Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
                            const Tensor& logits);
+// The categorical TD loss: logits (C, B, K); target_probs (B, K), reward / not_done / entropy_term (B,) in the compute
+// dtype. (loss (C, B) in the logits' dtype, m (B, K) the projected target in the compute dtype).
+struct TdArgs {
+  double gamma;
+  double v_min;
+  double v_max;
+};
+std::tuple<Tensor, Tensor> categorical_td_fwd_cpu(const Tensor& logits, const Tensor& target_probs,
+                                                  const Tensor& reward, const Tensor& not_done,
+                                                  const Tensor& entropy_term, TdArgs args);
+Tensor categorical_td_bwd_cpu(const Tensor& grad_loss, const Tensor& logits, const Tensor& m);
 
 // The validated entry points (bindings.cpp): check every argument, then run the implementation of its device.
 // `op` is the entry point the caller called (what Python or the dispatcher sees: "squashed_gaussian_fwd",
@@ -59,6 +70,10 @@ std::tuple<Tensor, Tensor> squashed_gaussian_bwd(const char* op, const Tensor& g
 std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd(const char* op, const Tensor& logits, bool want_sum);
 Tensor categorical_bwd(const char* op, const Tensor& grad_probs, const Tensor& grad_log_probs,
                        const Tensor& grad_entropy, const Tensor& logits);
+std::tuple<Tensor, Tensor> categorical_td_fwd(const char* op, const Tensor& logits, const Tensor& target_probs,
+                                              const Tensor& reward, const Tensor& not_done,
+                                              const Tensor& entropy_term, double gamma, double v_min, double v_max);
+Tensor categorical_td_bwd(const char* op, const Tensor& grad_loss, const Tensor& logits, const Tensor& m);
 // The alpha loss's target as the dispatcher ops take it (library.cpp): None, or a 0-dim tensor in the compute dtype
 // of `ref` (the main input) on its device, as fastsac/ops/_validate.py's target_entropy makes it and the ops' fake
 // functions assume.
@@ -73,6 +88,11 @@ std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_eager(const Tensor& mean
                                                               bool grad);
 std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_eager(const Tensor& logits, std::optional<double> target,
                                                                 bool grad);
+// The loss (C, B); with grad, an autograd node (saving logits and the projected target) whose backward is
+// categorical_td_bwd's.
+Tensor categorical_td_eager(const Tensor& logits, const Tensor& target_probs, const Tensor& reward,
+                            const Tensor& not_done, const Tensor& entropy_term, double gamma, double v_min,
+                            double v_max, bool grad);
 
 #ifdef FASTSAC_WITH_CUDA
 std::tuple<Tensor, Tensor, OptTensor> squashed_gaussian_fwd_cuda(const Tensor& mean, const Tensor& log_std,
@@ -86,6 +106,10 @@ std::tuple<Tensor, Tensor> squashed_gaussian_bwd_cuda(const Tensor& grad_action,
 std::tuple<Tensor, Tensor, Tensor, OptTensor> categorical_fwd_cuda(const Tensor& logits, bool want_sum);
 Tensor categorical_bwd_cuda(const Tensor& grad_probs, const Tensor& grad_log_probs, const Tensor& grad_entropy,
                             const Tensor& logits);
+std::tuple<Tensor, Tensor> categorical_td_fwd_cuda(const Tensor& logits, const Tensor& target_probs,
+                                                   const Tensor& reward, const Tensor& not_done,
+                                                   const Tensor& entropy_term, TdArgs args);
+Tensor categorical_td_bwd_cuda(const Tensor& grad_loss, const Tensor& logits, const Tensor& m);
 #endif
 
 }  // namespace fastsac

@@ -1,4 +1,4 @@
-// CPU implementations of the four fused SAC primitives: a loop over rows calling the math in sac_math.h,
+// CPU implementations of the fused SAC primitives: a loop over rows calling the math in sac_math.h,
 // parallel over fixed blocks of rows. Storage float32/float64/float16/bfloat16; math in float64 for float64
 // inputs, float32 otherwise (at::opmath_type).
 //
@@ -129,6 +129,25 @@ template <typename scalar_t>
 bool vec_cat_bwd(int64_t, int64_t, const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*) {
   return false;
 }
+
+// One row of the categorical TD loss: the vectorized float32 row (vec_cat.h) where the build has it, else the scalar
+// row of sac_math.h (every other storage type, and float32 too without FASTSAC_VEC_CAT).
+template <typename scalar_t, typename acc_t>
+acc_t td_row_loss(const scalar_t* z, const acc_t* m, int64_t K) {
+  return math::categorical_td_row_loss<scalar_t, acc_t>(z, m, K);
+}
+template <typename scalar_t, typename acc_t>
+void td_row_bwd(acc_t g, const scalar_t* z, const acc_t* m, int64_t K, scalar_t* d) {
+  math::categorical_td_row_bwd<scalar_t, acc_t>(g, z, m, K, d);
+}
+#ifdef FASTSAC_VEC_CAT
+template <>
+float td_row_loss<float, float>(const float* z, const float* m, int64_t K) { return vec_cat::td_row_loss(z, m, K); }
+template <>
+void td_row_bwd<float, float>(float g, const float* z, const float* m, int64_t K, float* d) {
+  vec_cat::td_row_bwd(g, z, m, K, d);
+}
+#endif
 
 #ifdef FASTSAC_VEC_CAT
 bool vec_cat_fwd(int64_t N, int64_t A, const float* z, float* p, float* lp, float* h, float* part) {
@@ -271,6 +290,65 @@ Tensor categorical_bwd_cpu(const Tensor& grad_probs, const Tensor& grad_log_prob
         }
       });
     }
+  });
+  return d_logits;
+}
+
+
+// The categorical TD loss, parallel over blocks of samples: each sample's projection m is formed once (the scatter
+// form of sac_math.h) straight into the output m, then each member's row loss reads it. kTdSamplesPerBlock: a
+// sample is C rows of K atoms (2 x 101 in FlashSAC), far more work than a policy row, so blocks are smaller than
+// kRowsPerBlock: B = 512 still makes 8 work items for the thread pool.
+constexpr int64_t kTdSamplesPerBlock = 64;
+
+std::tuple<Tensor, Tensor> categorical_td_fwd_cpu(const Tensor& logits, const Tensor& target_probs,
+                                                  const Tensor& reward, const Tensor& not_done,
+                                                  const Tensor& entropy_term, TdArgs args) {
+  const int64_t C = logits.size(0), B = logits.size(1), K = logits.size(2);
+  Tensor loss = at::empty({C, B}, logits.options());
+  Tensor m = at::empty({B, K}, target_probs.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "fastsac_categorical_td_fwd_cpu",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* z = logits.data_ptr<scalar_t>();
+    const acc_t* p = target_probs.data_ptr<acc_t>();
+    const acc_t* r = reward.data_ptr<acc_t>();
+    const acc_t* nd = not_done.data_ptr<acc_t>();
+    const acc_t* ent = entropy_term.data_ptr<acc_t>();
+    acc_t* mo = m.data_ptr<acc_t>();
+    scalar_t* out = loss.data_ptr<scalar_t>();
+    const acc_t gamma = static_cast<acc_t>(args.gamma), v_min = static_cast<acc_t>(args.v_min);
+    const acc_t v_max = static_cast<acc_t>(args.v_max);
+    const acc_t dz = static_cast<acc_t>((args.v_max - args.v_min) / static_cast<double>(K - 1));
+    at::parallel_for(0, (B + kTdSamplesPerBlock - 1) / kTdSamplesPerBlock, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0 * kTdSamplesPerBlock; b < std::min(B, b1 * kTdSamplesPerBlock); ++b) {
+        const math::TdShift<acc_t> shift{r[b], nd[b] * gamma, ent[b], v_min, v_max, dz, K};
+        math::td_project_row<acc_t>(p + b * K, shift, mo + b * K);
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t row = c * B + b;
+          out[row] = static_cast<scalar_t>(td_row_loss<scalar_t, acc_t>(z + row * K, mo + b * K, K));
+        }
+      }
+    });
+  });
+  return {loss, m};
+}
+
+Tensor categorical_td_bwd_cpu(const Tensor& grad_loss, const Tensor& logits, const Tensor& m) {
+  const int64_t C = logits.size(0), B = logits.size(1), K = logits.size(2);
+  Tensor d_logits = at::empty_like(logits);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "fastsac_categorical_td_bwd_cpu",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* g = grad_loss.data_ptr<scalar_t>();
+    const scalar_t* z = logits.data_ptr<scalar_t>();
+    const acc_t* mi = m.data_ptr<acc_t>();
+    scalar_t* d = d_logits.data_ptr<scalar_t>();
+    backward_blocks(C * B, [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; ++row) {
+        td_row_bwd<scalar_t, acc_t>(static_cast<acc_t>(g[row]), z + row * K, mi + (row % B) * K, K, d + row * K);
+      }
+    });
   });
   return d_logits;
 }

@@ -1,4 +1,4 @@
-// CUDA kernels of the four fused SAC primitives. The math is sac_math.h (shared with the CPU path); this file
+// CUDA kernels of the fused SAC primitives. The math is sac_math.h (shared with the CPU path); this file
 // only maps rows onto threads and reduces.
 //
 // Layout: a group of G lanes (G = the power of two >= A, at most 32) handles one row; lane l takes elements
@@ -241,6 +241,69 @@ __global__ void __launch_bounds__(kThreads) categorical_bwd_kernel(const scalar_
   }
 }
 
+// ---- categorical TD loss ---------------------------------------------------------------------------------------
+// Forward: a group of G lanes per sample. Lane l forms m_j for its atoms j = l, l + G, ... in the gather form of
+// sac_math.h (td_project_atom: O(K) per atom, the same terms in the same order as the CPU's scatter, no atomics, so
+// the projection is deterministic), writes them to m, then for each member reduces the row's log-sum-exp and its
+// share of -sum_j m_j log p_j (re-reading its own m_j: written by this thread, so visible to it).
+// K = 101 (FlashSAC): ~4 atoms per lane, ~400 cheap (clip, divide, floor) evaluations a lane, per sample.
+template <typename scalar_t, typename acc_t, int G>
+__global__ void __launch_bounds__(kThreads) categorical_td_fwd_kernel(
+    const scalar_t* __restrict__ logits, const acc_t* __restrict__ target_probs, const acc_t* __restrict__ reward,
+    const acc_t* __restrict__ not_done, const acc_t* __restrict__ entropy_term, acc_t gamma, acc_t v_min,
+    acc_t v_max, acc_t dz, scalar_t* __restrict__ loss, acc_t* __restrict__ m, int64_t C, int64_t B, int64_t K) {
+  FASTSAC_ROW_LOOP(G, B) {
+    const int64_t b = base + threadIdx.x / G;
+    const bool valid = b < B;
+    if (valid) {
+      const math::TdShift<acc_t> shift{reward[b], not_done[b] * gamma, entropy_term[b], v_min, v_max, dz, K};
+      for (int64_t j = lane; j < K; j += G) m[b * K + j] = math::td_project_atom<acc_t>(target_probs + b * K, shift, j);
+    }
+    for (int64_t c = 0; c < C; ++c) {  // uniform trip count: every lane reaches the shuffles
+      const int64_t row = c * B + b;
+      const int64_t o = valid ? row * K : 0;
+      acc_t mx, lse_shift;
+      categorical_group_lse<scalar_t, acc_t, G>(logits + o, valid, lane, K, mx, lse_shift);
+      acc_t part = acc_t(0);
+      if (valid) {
+        for (int64_t j = lane; j < K; j += G) {
+          part -= m[b * K + j] * ((static_cast<acc_t>(logits[o + j]) - mx) - lse_shift);
+        }
+      }
+      part = group_sum<G>(part);
+      if (valid && lane == 0) loss[row] = static_cast<scalar_t>(part);
+    }
+  }
+}
+
+// Backward: a group of G lanes per member row: d_j = g (softmax_j sum(m) - m_j).
+template <typename scalar_t, typename acc_t, int G>
+__global__ void __launch_bounds__(kThreads) categorical_td_bwd_kernel(const scalar_t* __restrict__ grad_loss,
+                                                                      const scalar_t* __restrict__ logits,
+                                                                      const acc_t* __restrict__ m,
+                                                                      scalar_t* __restrict__ d_logits, int64_t N,
+                                                                      int64_t B, int64_t K) {
+  FASTSAC_ROW_LOOP(G, N) {
+    const int64_t row = base + threadIdx.x / G;
+    const bool valid = row < N;
+    const int64_t o = valid ? row * K : 0, mo = valid ? (row % B) * K : 0;
+    acc_t mx, lse_shift;
+    categorical_group_lse<scalar_t, acc_t, G>(logits + o, valid, lane, K, mx, lse_shift);
+    acc_t mass = acc_t(0);
+    if (valid) {
+      for (int64_t j = lane; j < K; j += G) mass += m[mo + j];
+    }
+    mass = group_sum<G>(mass);
+    if (valid) {
+      const acc_t g = static_cast<acc_t>(grad_loss[row]);
+      for (int64_t j = lane; j < K; j += G) {
+        const acc_t p = math::exp_((static_cast<acc_t>(logits[o + j]) - mx) - lse_shift);
+        d_logits[o + j] = static_cast<scalar_t>(g * (p * mass - m[mo + j]));
+      }
+    }
+  }
+}
+
 #undef FASTSAC_ROW_LOOP
 
 // ---- launch helpers --------------------------------------------------------------------------------------------
@@ -406,6 +469,55 @@ Tensor categorical_bwd_cuda(const Tensor& grad_probs, const Tensor& grad_log_pro
       categorical_bwd_kernel<scalar_t, acc_t, decltype(g)::value><<<grid, kThreads, 0, stream>>>(
           grad_probs.data_ptr<scalar_t>(), grad_log_probs.data_ptr<scalar_t>(), grad_entropy.data_ptr<scalar_t>(),
           logits.data_ptr<scalar_t>(), d_logits.data_ptr<scalar_t>(), N, A);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return d_logits;
+}
+
+std::tuple<Tensor, Tensor> categorical_td_fwd_cuda(const Tensor& logits, const Tensor& target_probs,
+                                                   const Tensor& reward, const Tensor& not_done,
+                                                   const Tensor& entropy_term, TdArgs args) {
+  const c10::cuda::CUDAGuard guard(logits.device());
+  const int64_t C = logits.size(0), B = logits.size(1), K = logits.size(2);
+  Tensor loss = at::empty({C, B}, logits.options());
+  Tensor m = at::empty({B, K}, target_probs.options());
+  if (B == 0) return {loss, m};
+  const int G = group_size(K);
+  const unsigned grid = grid_size(B, G, logits.get_device());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "fastsac_categorical_td_fwd_cuda",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t dz = static_cast<acc_t>((args.v_max - args.v_min) / static_cast<double>(K - 1));
+    with_group_size(G, [&](auto g) {
+      categorical_td_fwd_kernel<scalar_t, acc_t, decltype(g)::value><<<grid, kThreads, 0, stream>>>(
+          logits.data_ptr<scalar_t>(), target_probs.data_ptr<acc_t>(), reward.data_ptr<acc_t>(),
+          not_done.data_ptr<acc_t>(), entropy_term.data_ptr<acc_t>(), static_cast<acc_t>(args.gamma),
+          static_cast<acc_t>(args.v_min), static_cast<acc_t>(args.v_max), dz, loss.data_ptr<scalar_t>(),
+          m.data_ptr<acc_t>(), C, B, K);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return {loss, m};
+}
+
+Tensor categorical_td_bwd_cuda(const Tensor& grad_loss, const Tensor& logits, const Tensor& m) {
+  const c10::cuda::CUDAGuard guard(logits.device());
+  const int64_t C = logits.size(0), B = logits.size(1), K = logits.size(2);
+  Tensor d_logits = at::empty_like(logits);
+  const int64_t N = C * B;
+  if (N == 0) return d_logits;
+  const int G = group_size(K);
+  const unsigned grid = grid_size(N, G, logits.get_device());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "fastsac_categorical_td_bwd_cuda",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    with_group_size(G, [&](auto g) {
+      categorical_td_bwd_kernel<scalar_t, acc_t, decltype(g)::value><<<grid, kThreads, 0, stream>>>(
+          grad_loss.data_ptr<scalar_t>(), logits.data_ptr<scalar_t>(), m.data_ptr<acc_t>(),
+          d_logits.data_ptr<scalar_t>(), N, B, K);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

@@ -1,5 +1,5 @@
-// The one home of the fused SAC math: per-element and per-row forward/backward of the tanh-squashed Gaussian
-// and of the categorical (softmax) policy head.
+// The one home of the fused SAC math: per-element and per-row forward/backward of the tanh-squashed Gaussian,
+// of the categorical (softmax) policy head and of the categorical (C51) TD loss of distributional critics.
 //
 // Both the CPU implementation (ops_cpu.cpp) and the CUDA kernels (ops_cuda.cu) call these functions, so the
 // CPU tests in CI exercise the same C++ the GPU runs. The formulas follow fastsac/ops/reference.py (the
@@ -32,6 +32,8 @@ FASTSAC_HD float log_(float x) { return logf(x); }
 FASTSAC_HD double log_(double x) { return log(x); }
 FASTSAC_HD float log1p_(float x) { return log1pf(x); }
 FASTSAC_HD double log1p_(double x) { return log1p(x); }
+FASTSAC_HD float floor_(float x) { return floorf(x); }
+FASTSAC_HD double floor_(double x) { return floor(x); }
 FASTSAC_HD float abs_(float x) { return fabsf(x); }
 FASTSAC_HD double abs_(double x) { return fabs(x); }
 FASTSAC_HD float copysign_(float x, float s) { return copysignf(x, s); }
@@ -253,6 +255,92 @@ FASTSAC_HD void categorical_row_bwd(const scalar_t* grad_probs, const scalar_t* 
     d_logits[j] = static_cast<scalar_t>(categorical_elem_bwd(c, static_cast<T>(grad_probs[j]),
                                                              static_cast<T>(grad_log_probs[j]), g_h, entropy,
                                                              sum_g_lp, sum_g_p_p));
+  }
+}
+
+// ---- categorical TD loss (C51 projection, distributional critics) ----------------------------------------------
+// Per sample: atom k (z_k = v_min + k dz) moves to t_k = clip(r + gamma * not_done * (z_k - ent), v_min, v_max), at
+// the fractional index pos_k = (t_k - v_min) / dz clamped to [0, K - 1]; its mass p_k goes to l = floor(pos_k)
+// (share 1 - frac, frac = pos_k - l) and u = min(l + 1, K - 1) (share frac); so on an atom all of it goes to l, and
+// the projection m keeps the mass. loss = -sum_j m_j log_softmax(z)_j; d loss / d z_j = softmax_j sum(m) - m_j.
+// As fastsac/ops/reference.py's categorical_td_project, operation for operation.
+template <typename T>
+struct TdShift {
+  T reward;
+  T gnd;  // gamma * not_done
+  T ent;  // alpha * log pi(a'|s')
+  T v_min;
+  T v_max;
+  T dz;
+  int64_t K;
+};
+
+// Where atom k lands: its lower neighbour *l (in [0, K - 1]) and the share *frac that goes to l + 1 (0 when
+// l = K - 1). A NaN input gives l = 0 and frac = NaN, so a NaN reaches m and the loss, and no index goes astray.
+template <typename T>
+FASTSAC_HD void td_atom_target(const TdShift<T>& s, int64_t k, int64_t* l, T* frac) {
+  const T z = s.v_min + static_cast<T>(k) * s.dz;
+  T t = s.reward + s.gnd * (z - s.ent);
+  t = t < s.v_min ? s.v_min : (t > s.v_max ? s.v_max : t);
+  const T top = static_cast<T>(s.K - 1);
+  T pos = (t - s.v_min) / s.dz;
+  pos = pos < T(0) ? T(0) : (pos > top ? top : pos);
+  int64_t low = pos >= T(0) ? static_cast<int64_t>(floor_(pos)) : 0;  // pos >= 0 is false only for NaN
+  if (low > s.K - 1) low = s.K - 1;
+  *l = low;
+  *frac = pos - static_cast<T>(low);
+}
+
+// The projection of one sample (scatter form, O(K): the CPU path): writes m[0..K) in the compute type.
+template <typename T>
+FASTSAC_HD void td_project_row(const T* p, const TdShift<T>& s, T* m) {
+  for (int64_t j = 0; j < s.K; ++j) m[j] = T(0);
+  for (int64_t k = 0; k < s.K; ++k) {
+    int64_t l;
+    T frac;
+    td_atom_target(s, k, &l, &frac);
+    const int64_t u = l + 1 < s.K ? l + 1 : l;
+    m[l] += p[k] * (T(1) - frac);
+    m[u] += p[k] * frac;
+  }
+}
+
+// m_j of one sample in gather form (O(K) per atom j: the GPU path, one lane per j, no atomics): the same terms
+// added in the same order (k ascending) as td_project_row adds them to m[j].
+template <typename T>
+FASTSAC_HD T td_project_atom(const T* p, const TdShift<T>& s, int64_t j) {
+  T mj = T(0);
+  for (int64_t k = 0; k < s.K; ++k) {
+    int64_t l;
+    T frac;
+    td_atom_target(s, k, &l, &frac);
+    const int64_t u = l + 1 < s.K ? l + 1 : l;
+    if (l == j) mj += p[k] * (T(1) - frac);
+    if (u == j) mj += p[k] * frac;
+  }
+  return mj;
+}
+
+// The loss of one member's row: -sum_j m_j ((z_j - max) - lse_shift), in the compute type.
+template <typename scalar_t, typename T>
+FASTSAC_HD T categorical_td_row_loss(const scalar_t* logits, const T* m, int64_t K) {
+  T mx, lse_shift;
+  categorical_row_lse<scalar_t, T>(logits, K, &mx, &lse_shift);
+  T loss = T(0);
+  for (int64_t j = 0; j < K; ++j) loss -= m[j] * ((static_cast<T>(logits[j]) - mx) - lse_shift);
+  return loss;
+}
+
+// d logits_j = g (softmax_j sum(m) - m_j) for one member's row.
+template <typename scalar_t, typename T>
+FASTSAC_HD void categorical_td_row_bwd(T g, const scalar_t* logits, const T* m, int64_t K, scalar_t* d_logits) {
+  T mx, lse_shift;
+  categorical_row_lse<scalar_t, T>(logits, K, &mx, &lse_shift);
+  T mass = T(0);
+  for (int64_t j = 0; j < K; ++j) mass += m[j];
+  for (int64_t j = 0; j < K; ++j) {
+    const T p = exp_((static_cast<T>(logits[j]) - mx) - lse_shift);
+    d_logits[j] = static_cast<scalar_t>(g * (p * mass - m[j]));
   }
 }
 

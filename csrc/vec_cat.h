@@ -301,6 +301,41 @@ inline void bwd_block(const float* gp, const float* glp, const float* gh, const 
   }
 }
 
+// ---- the categorical TD loss (sac_math.h's categorical_td_row_loss / _row_bwd), one row at a time ---------------
+// loss = sum_j m_j (log s - (z_j - mx)) = log s * sum(m) - sum_j m_j (z_j - mx): two sums of non-negative terms
+// (z_j <= mx, s >= 1) formed in the one pass that forms s, so nothing cancels. The tail's padding lanes: -inf
+// logits for the exp (0), zero m and zero logits for the two sums (0).
+inline float td_row_loss(const float* z, const float* m, int64_t K) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  Vec vm(ninf);
+  for (int64_t k = 0; k < K; k += kLanes) vm = vmax(vm, load_or(z + k, std::min(kLanes, K - k), ninf));
+  const float mx = hmax(vm);
+  const Vec vmx(mx);
+  Vec s(0.0f), mass(0.0f), dot(0.0f);
+  for (int64_t k = 0; k < K; k += kLanes) {
+    const int64_t c = std::min(kLanes, K - k);
+    s = s + vexp(load_or(z + k, c, ninf) - vmx);
+    const Vec mk = Vec::loadu(m + k, c);
+    mass = mass + mk;
+    dot = dot + mk * (Vec::loadu(z + k, c) - vmx);
+  }
+  return std::log(hsum(s)) * hsum(mass) - hsum(dot);
+}
+
+// d z_j = g (p_j sum(m) - m_j); d holds exp(z_j - mx) between the passes.
+inline void td_row_bwd(float g, const float* z, const float* m, int64_t K, float* d) {
+  float mx, lse, inv;
+  lse_row(z, K, d, mx, lse, inv);
+  Vec vmass(0.0f);
+  for (int64_t k = 0; k < K; k += kLanes) vmass = vmass + Vec::loadu(m + k, std::min(kLanes, K - k));
+  const Vec scale(hsum(vmass) * inv), vg(g);
+  for (int64_t k = 0; k < K; k += kLanes) {
+    const int64_t c = std::min(kLanes, K - k);
+    const Vec dk = vg * (Vec::loadu(d + k, c) * scale - Vec::loadu(m + k, c));
+    dk.store(d + k, c);
+  }
+}
+
 }  // namespace vec_cat
 }  // namespace fastsac
 

@@ -173,5 +173,5 @@ def _resolve(tensors: tuple[torch.Tensor, ...], requested: str) -> str:
 
 
 def backend_module(name: str) -> ModuleType:
-    """The module holding ``name``'s four primitives (see ``fastsac.ops.reference``)."""
+    """The module holding ``name``'s primitives (see ``fastsac.ops.reference``)."""
     return _import(name)

@@ -1,4 +1,4 @@
-"""Python face of the C++/CUDA extension: the four fused SAC primitives of ``fastsac.ops.reference``.
+"""Python face of the C++/CUDA extension: the fused SAC primitives of ``fastsac.ops.reference``.
 
 Two ways the compiled code can be present:
 
@@ -33,6 +33,8 @@ __all__ = [
     "build_note",
     "categorical_bwd",
     "categorical_fwd",
+    "categorical_td_bwd",
+    "categorical_td_fwd",
     "dispatcher_ops",
     "extension_dir",
     "is_available",
@@ -179,13 +181,13 @@ def on_load(registrar) -> None:
 def register_dispatcher_op(name: str, fake, fake_backward, autograd) -> None:
     """For every extension module, loaded now or later: register the fake functions of its dispatcher ops ``name``
     and ``name_backward`` (csrc/library.cpp) and ``name``'s autograd, ``autograd(backward_op) -> (backward,
-    setup_context)`` as ``torch.library.register_autograd`` takes them. A module built before the ops were
-    registered in C++ (no ``op_namespace``) is left alone."""
+    setup_context)`` as ``torch.library.register_autograd`` takes them. A module built before the ops (or this op)
+    were registered in C++ (no ``op_namespace``, or no op ``name``) is left alone."""
 
     def registrar(module) -> None:
         namespace = getattr(module, "op_namespace", None)
-        if namespace is None:
-            return
+        if namespace is None or not hasattr(getattr(torch.ops, namespace), name):
+            return  # a module built before its ops (or this op) were registered in C++: importing must not fail
         torch.library.register_fake(f"{namespace}::{name}", fake)
         torch.library.register_fake(f"{namespace}::{name}_backward", fake_backward)
         backward, setup = autograd(getattr(getattr(torch.ops, namespace), f"{name}_backward").default)
@@ -248,3 +250,14 @@ def categorical_fwd(logits, want_sum):
 def categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits):
     """``d_logits``."""
     return _require(logits).categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits)
+
+
+def categorical_td_fwd(logits, target_probs, reward, not_done, entropy_term, gamma, v_min, v_max):
+    """``(loss, m)``: the categorical TD loss ``(C, B)`` and the projected target ``(B, K)``."""
+    return _require(logits).categorical_td_fwd(logits, target_probs, reward, not_done, entropy_term, float(gamma),
+                                               float(v_min), float(v_max))
+
+
+def categorical_td_bwd(grad_loss, logits, m):
+    """``d_logits``."""
+    return _require(logits).categorical_td_bwd(grad_loss, logits, m)

@@ -1,12 +1,14 @@
 """Pure-PyTorch reference of the fused SAC ops: the CPU path, the ground truth, and the backend contract.
 
 Every backend (this module, ``fastsac.kernels`` for Triton, ``fastsac.ops.extension`` for the C++/CUDA extension)
-provides the same four primitives with the same signatures and semantics:
+provides the same primitives with the same signatures and semantics:
 
 ``squashed_gaussian_fwd(mean, log_std, noise, scale, bias, lo, hi, want_sum) -> (action, log_prob, lp_sum)``
 ``squashed_gaussian_bwd(grad_action, grad_log_prob, mean, log_std, noise, scale, lo, hi) -> (d_mean, d_log_std)``
 ``categorical_fwd(logits, want_sum) -> (probs, log_probs, entropy, entropy_sum)``
 ``categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits) -> d_logits``
+``categorical_td_fwd(logits, target_probs, reward, not_done, entropy_term, gamma, v_min, v_max) -> (loss, m)``
+``categorical_td_bwd(grad_loss, logits, m) -> d_logits``
 
 Conventions (the public wrappers in ``fastsac.ops`` validate and normalise before calling a primitive):
 
@@ -16,6 +18,11 @@ Conventions (the public wrappers in ``fastsac.ops`` validate and normalise befor
 - ``scale``, ``bias``: ``None`` or 1-D ``(A,)`` tensors in the compute dtype on the same device.
 - ``lo``, ``hi``: both ``None`` (``log_std`` is the log standard deviation) or both floats with ``lo < hi``
   (``log_std`` is the raw network output, bounded smoothly as ``lo + 0.5 * (hi - lo) * (tanh(raw) + 1)``).
+- ``categorical_td``: ``logits`` 3-D ``(C, B, K)`` (C critic members, B samples, K atoms), contiguous;
+  ``target_probs`` ``(B, K)`` and ``reward``, ``not_done``, ``entropy_term`` ``(B,)``, contiguous, in the compute
+  dtype on the logits' device; ``gamma``, ``v_min < v_max`` floats, ``K >= 2``. ``loss`` is ``(C, B)`` in the
+  logits' dtype, ``m`` the projected target ``(B, K)`` in the compute dtype (what the backward reads);
+  ``grad_loss`` is ``(C, B)`` in the logits' dtype.
 - ``want_sum``: when True, the forward also returns the sum over rows of ``log_prob`` (``entropy``) as a 0-dim
   tensor in the compute dtype, accumulated in the compute dtype from the unrounded per-row values (the fused
   alpha loss is built from it); when False that slot is ``None``.
@@ -201,4 +208,47 @@ def categorical_bwd(grad_probs, grad_log_probs, grad_entropy, logits):
     dtype, cd = logits.dtype, compute_dtype(logits.dtype)
     probs, _, entropy, clamped = categorical_parts(logits.to(cd))
     d = categorical_grads(grad_probs.to(cd), grad_log_probs.to(cd), grad_entropy.to(cd), probs, entropy, clamped)
+    return d.to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------- categorical TD loss
+
+
+def categorical_td_project(target_probs, reward, not_done, entropy_term, gamma: float, v_min: float, v_max: float):
+    """The C51 projection ``m`` ``(B, K)`` of the shifted target distribution, in the dtype of ``target_probs``.
+
+    Atom ``k`` (``z_k = v_min + k dz``, ``dz = (v_max - v_min) / (K - 1)``) moves to
+    ``t_k = clip(reward + gamma * not_done * (z_k - entropy_term), v_min, v_max)``, at the fractional index
+    ``pos_k = (t_k - v_min) / dz`` (clamped to ``[0, K - 1]`` against rounding); its mass ``p_k`` is split between
+    ``l = floor(pos_k)`` (share ``1 - (pos_k - l)``) and ``u = min(l + 1, K - 1)`` (share ``pos_k - l``). On an atom
+    (``pos_k`` an integer, ``K - 1`` included) everything goes to ``l``: ``sum_j m_j = sum_k p_k`` always."""
+    K = target_probs.shape[-1]
+    dz = (v_max - v_min) / (K - 1)
+    z = torch.arange(K, dtype=target_probs.dtype, device=target_probs.device).mul_(dz).add_(v_min)
+    t = (z - entropy_term.unsqueeze(-1)).mul_((not_done * gamma).unsqueeze(-1)).add_(reward.unsqueeze(-1))
+    pos = t.clamp_(v_min, v_max).sub_(v_min).div_(dz).clamp_(0.0, K - 1)
+    low = pos.floor()
+    frac = pos.sub_(low)
+    lo_idx = low.long()
+    hi_idx = (lo_idx + 1).clamp_max_(K - 1)
+    m = torch.zeros_like(target_probs)
+    m.scatter_add_(-1, lo_idx, target_probs * (1.0 - frac))
+    return m.scatter_add_(-1, hi_idx, target_probs * frac)
+
+
+def categorical_td_fwd(logits, target_probs, reward, not_done, entropy_term, gamma, v_min, v_max):
+    """``(loss, m)``: ``loss = -sum_k m_k log_softmax(logits)_k`` per member and sample, ``m`` the projection."""
+    dtype, cd = logits.dtype, compute_dtype(logits.dtype)
+    m = categorical_td_project(target_probs.to(cd), reward.to(cd), not_done.to(cd), entropy_term.to(cd),
+                               gamma, v_min, v_max)
+    loss = torch.linalg.vecdot(torch.log_softmax(logits.to(cd), dim=-1), m).neg_()
+    return loss.to(dtype), m
+
+
+def categorical_td_bwd(grad_loss, logits, m):
+    """``d_logits = grad_loss * (softmax(logits) * sum_k m_k - m)``: the closed form (``d loss / d z_j =
+    -m_j + softmax_j sum_k m_k``; the sum is 1 for a normalised target, kept for any ``m``)."""
+    dtype, cd = logits.dtype, compute_dtype(logits.dtype)
+    probs = torch.softmax(logits.to(cd), dim=-1)
+    d = probs.mul_(m.sum(-1, keepdim=True)).sub_(m).mul_(grad_loss.to(cd).unsqueeze(-1))
     return d.to(dtype)

@@ -1,7 +1,7 @@
 """Safe when unproven: a backend that ``auto`` would choose is first run once against the torch reference.
 
 The first time in a process that ``auto`` would pick ``triton`` or ``cpp`` for a device, :func:`passes` runs that
-backend's four primitives (both ops, forward and backward, with and without the fused sums) on a small input and
+backend's primitives (every op, forward and backward, with and without the fused sums) on a small input and
 compares them with the reference. An error or a mismatch is a fallback (``fastsac.fallbacks``): one warning that
 names the backend and the error, and ``auto`` takes the next backend in its order. The result is kept per
 (backend, device) for the rest of the process, so the check costs one small launch per kernel, once.
@@ -22,6 +22,8 @@ from fastsac.fallbacks import Fallback, fall_back
 __all__ = ["failures", "passes", "reset"]
 
 ROWS, COLS, LOGITS = 37, 6, 5  # small and odd: several rows per tile, a ragged action dimension
+MEMBERS, ATOMS = 2, 11  # the categorical TD loss: (MEMBERS, ROWS, ATOMS) logits
+TD_GAMMA, TD_V_MIN, TD_V_MAX = 0.9, -3.0, 4.0  # a support that clips some shifted atoms at each end
 RTOL, ATOL = 1e-4, 1e-4  # float32 against a float32 reference: a broken kernel is off by far more
 
 _results: dict[tuple[str, str], Fallback | None] = {}  # (backend, device) -> None (passed) or its fallback
@@ -43,11 +45,15 @@ def _inputs(device: torch.device) -> dict[str, torch.Tensor]:
         "g_action": draw(ROWS, COLS), "g_log_prob": draw(ROWS),
         "logits": draw(ROWS, LOGITS, scale=3.0), "g_probs": draw(ROWS, LOGITS), "g_log_probs": draw(ROWS, LOGITS),
         "g_entropy": draw(ROWS),
+        "td_logits": draw(MEMBERS, ROWS, ATOMS, scale=2.0),
+        "td_probs": torch.softmax(torch.randn(ROWS, ATOMS, generator=g) * 2.0, -1).to(device),
+        "td_reward": draw(ROWS, scale=2.0), "td_not_done": (torch.rand(ROWS, generator=g) > 0.2).float().to(device),
+        "td_entropy": draw(ROWS, scale=0.5), "g_td": draw(MEMBERS, ROWS),
     }  # fmt: skip
 
 
 def _run(module: ModuleType, x: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """Every output of the four primitives for the inputs ``x``, in one fixed order."""
+    """Every output of the primitives for the inputs ``x``, in one fixed order."""
     out = []
     for scale, bias, lo, hi in ((x["scale"], x["bias"], -5.0, 2.0), (None, None, None, None)):
         out += module.squashed_gaussian_fwd(x["mean"], x["raw"], x["noise"], scale, bias, lo, hi, True)
@@ -55,6 +61,9 @@ def _run(module: ModuleType, x: dict[str, torch.Tensor]) -> list[torch.Tensor]:
                                             lo, hi)
     out += module.categorical_fwd(x["logits"], True)
     out.append(module.categorical_bwd(x["g_probs"], x["g_log_probs"], x["g_entropy"], x["logits"]))
+    loss, m = module.categorical_td_fwd(x["td_logits"], x["td_probs"], x["td_reward"], x["td_not_done"],
+                                        x["td_entropy"], TD_GAMMA, TD_V_MIN, TD_V_MAX)
+    out += [loss, m, module.categorical_td_bwd(x["g_td"], x["td_logits"], m)]
     return out
 
 
