@@ -257,6 +257,7 @@ __global__ void __launch_bounds__(kThreads) categorical_td_fwd_kernel(
     const bool valid = b < B;
     if (valid) {
       const math::TdShift<acc_t> shift{reward[b], not_done[b] * gamma, entropy_term[b], v_min, v_max, dz, K};
+#pragma unroll 1  // unrolled, ptxas spilled 4-8 bytes at G = 2 (tests/csrc/test_nvcc_compile.py); no gain from it
       for (int64_t j = lane; j < K; j += G) m[b * K + j] = math::td_project_atom<acc_t>(target_probs + b * K, shift, j);
     }
     for (int64_t c = 0; c < C; ++c) {  // uniform trip count: every lane reaches the shuffles

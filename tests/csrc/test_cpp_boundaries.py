@@ -580,3 +580,114 @@ def test_crossq_update_rejects_and_writes_nothing(crossq_update, case):
     assert re.search(message, text), f"{message!r} not in {text!r}"
     unchanged = [torch.equal(a, b) for a, b in zip(before, watched)]
     assert all(unchanged), f"{case}: a rejected call wrote {unchanged.count(False)} tensors"
+
+
+# ---- the categorical TD loss: pybind entry points, the eager entry point, the dispatcher ops ------------------
+TD_FWD = ["categorical_td_fwd", "categorical_td_eager", "op:categorical_td"]
+TD_BWD = ["categorical_td_bwd", "op:categorical_td_backward"]
+
+
+def _td_call(ext, entry, device="cpu", dtype=torch.float32, **over):
+    """Call a TD entry point with valid arguments (2 members, 5 samples, 4 atoms), some replaced by ``over``."""
+    g = torch.Generator().manual_seed(11)
+    cd = torch.float64 if dtype == torch.float64 else torch.float32
+    logits = torch.randn(2, 5, 4, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    if entry in TD_FWD:
+        kw = dict(logits=logits, target_probs=torch.softmax(torch.randn(5, 4, generator=g), -1).to(device, cd),
+                  reward=torch.randn(5, generator=g).to(device, cd), not_done=torch.ones(5, dtype=cd, device=device),
+                  entropy_term=torch.randn(5, generator=g).to(device, cd), gamma=0.9, v_min=-2.0, v_max=3.0)
+        if entry == "categorical_td_eager":
+            kw["grad"] = False
+    else:
+        kw = dict(grad_loss=torch.randn(2, 5, generator=g).to(device, dtype), logits=logits,
+                  m=torch.rand(5, 4, generator=g).to(device, cd))
+    kw.update(over)
+    if entry.startswith("op:"):
+        return getattr(getattr(torch.ops, ext.op_namespace), entry[3:])(*kw.values())
+    return getattr(ext, entry)(**kw)
+
+
+def _td_cases():
+    cases = []
+    for e in TD_FWD + TD_BWD:
+        cases += [
+            (e, "logits", lambda x: x[0], r"logits must be 3-D \(C, B, K\): members, samples, atoms; got shape \[5, 4\]"),
+            (e, "logits", lambda x: x[..., :1].contiguous(), r"logits must have K >= 2 atoms"),
+            (e, "logits", lambda x: x.int(), r"logits must be float32, float64, float16 or bfloat16, got Int"),
+            (e, "logits", _noncontig, r"logits must be contiguous"),
+        ]
+    for e in TD_FWD:
+        cases += [
+            (e, "target_probs", lambda x: x[:, :3].contiguous(), r"target_probs must have shape \[5, 4\] \(from logits\)"),
+            (e, "target_probs", lambda x: x.double(), r"target_probs must have the compute dtype Float for Float logits, "
+                                                       r"got Double"),
+            (e, "target_probs", _noncontig, r"target_probs must be contiguous"),
+            (e, "reward", lambda x: x[:4], r"reward must have shape \[5\] \(from logits\), got \[4\]"),
+            (e, "not_done", lambda x: x.half(), r"not_done must have the compute dtype Float"),
+            (e, "entropy_term", lambda x: x[0], r"entropy_term must have shape \[5\] \(from logits\), got \[\]"),
+            (e, "v_min", lambda x: 3.0, r"the support needs finite v_min < v_max, got v_min=3 v_max=3"),
+            (e, "gamma", lambda x: float("nan"), r"gamma must be finite"),
+        ]
+    for e in TD_BWD:
+        cases += [
+            (e, "grad_loss", lambda x: x[0], r"grad_loss must have shape \[2, 5\] \(from logits\), got \[5\]"),
+            (e, "grad_loss", lambda x: x.double(), r"grad_loss must have the dtype of logits \(Float\), got Double"),
+            (e, "m", lambda x: x[:, :3].contiguous(), r"m must have shape \[5, 4\] \(from logits\)"),
+            (e, "m", lambda x: x.half(), r"m must have the compute dtype Float for Float logits, got Half"),
+            (e, "m", _noncontig, r"m must be contiguous"),
+        ]
+    return [pytest.param(*c, id=f"{c[0].replace('op:', 'op_')}-{c[1]}-{i}") for i, c in enumerate(cases)]
+
+
+@pytest.mark.parametrize("entry, arg, make, message", _td_cases())
+def test_td_entry_points_reject(cpp_ext, entry, arg, make, message):
+    assert _td_call(cpp_ext, entry) is not None  # the valid call passes
+    valid = dict(logits=torch.randn(2, 5, 4), target_probs=torch.softmax(torch.randn(5, 4), -1), reward=torch.randn(5),
+                 not_done=torch.ones(5), entropy_term=torch.randn(5), grad_loss=torch.randn(2, 5),
+                 m=torch.rand(5, 4), gamma=0.9, v_min=-2.0)
+    with pytest.raises(RuntimeError) as info:
+        _td_call(cpp_ext, entry, **{arg: make(valid[arg])})
+    text = str(info.value)
+    name = _entry_name(cpp_ext, entry)
+    assert text.startswith(f"{name}: "), f"the message does not start with {name!r}: {text!r}"
+    assert re.search(message, text), f"{message!r} not in {text!r}"
+
+
+def test_td_eager_backward_checks_name_the_eager_entry_point(cpp_ext):
+    logits = torch.randn(2, 5, 4).requires_grad_(True)
+    with pytest.raises(RuntimeError, match=r"^categorical_td_eager: reward must have shape \[5\]"):
+        _td_call(cpp_ext, "categorical_td_eager", logits=logits, reward=torch.zeros(4), grad=True)
+    loss = _td_call(cpp_ext, "categorical_td_eager", logits=logits, grad=True)
+    assert loss.shape == (2, 5) and loss.requires_grad
+    loss.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("entry", TD_FWD + TD_BWD)
+def test_td_cuda_tensors(cpp_ext, entry):
+    """The eager entry point rejects CUDA tensors; the others take them with a CUDA build, and reject a CPU partner."""
+    if entry == "categorical_td_eager":
+        with pytest.raises(RuntimeError, match=r"^categorical_td_eager: logits must be a CPU tensor"):
+            _td_call(cpp_ext, entry, device="cuda")
+        return
+    if not cpp_ext.with_cuda:
+        pytest.skip("fastsac._C was not built with CUDA")
+    assert _td_call(cpp_ext, entry, device="cuda") is not None
+    partner = {"target_probs": torch.rand(5, 4)} if entry in TD_FWD else {"m": torch.rand(5, 4)}
+    with pytest.raises(RuntimeError, match=r"must be on the device of logits"):
+        _td_call(cpp_ext, entry, device="cuda", **partner)
+
+
+def test_td_valid_path_agrees_and_takes_each_dtype(cpp_ext):
+    """The pybind entry point, the eager one and the dispatcher op give the same bits; 16-bit logits take a float32
+    target side, float64 logits a float64 one (the compute dtypes), and a float32 one is rejected for float64."""
+    loss1, m1 = _td_call(cpp_ext, "categorical_td_fwd")
+    loss2 = _td_call(cpp_ext, "categorical_td_eager")
+    loss3, m3 = _td_call(cpp_ext, "op:categorical_td")
+    assert torch.equal(loss1, loss2) and torch.equal(loss1, loss3) and torch.equal(m1, m3)
+    for dtype in (torch.bfloat16, torch.float16, torch.float64):
+        loss, m = _td_call(cpp_ext, "categorical_td_fwd", dtype=dtype)
+        assert loss.dtype == dtype and m.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    with pytest.raises(RuntimeError, match=r"reward must have the compute dtype Double for Double logits"):
+        _td_call(cpp_ext, "categorical_td_fwd", dtype=torch.float64, reward=torch.zeros(5))

@@ -24,7 +24,7 @@ CSRC = Path(__file__).resolve().parents[2] / "csrc"
 TORCH_INCLUDE = Path(torch.__file__).resolve().parent / "include"
 
 KERNELS = ["squashed_gaussian_fwd_kernel", "squashed_gaussian_bwd_kernel", "categorical_fwd_kernel",
-           "categorical_bwd_kernel"]
+           "categorical_bwd_kernel", "categorical_td_fwd_kernel", "categorical_td_bwd_kernel"]
 # Itanium-mangled template arguments <scalar_t, acc_t, ...> of the instantiations.
 SCALAR_ARGS = {"float": "Iff", "double": "Idd", "half": "IN3c104HalfEf", "bfloat16": "IN3c108BFloat16Ef"}
 GROUP_SIZES = [1, 2, 4, 8, 16, 32]
