@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["crossq_update_flops", "learner_update_flops", "update_flops"]
+__all__ = ["crossq_update_flops", "flash_update_flops", "learner_update_flops", "update_flops"]
 
 
 def _mlp_macs(dims: Sequence[int]) -> int:
@@ -72,3 +72,38 @@ def learner_update_flops(cfg: Any, obs_dim: int, action_size: int, batch_size: i
         return crossq_update_flops(obs_dim, action_size, cfg.hidden_sizes, cfg.critic_widths, batch_size,
                                    policy_delay=cfg.policy_delay)
     return update_flops(obs_dim, action_size, cfg.hidden_sizes, batch_size, discrete=discrete)
+
+
+def _flash_trunk_macs(in_dim: int, width: int, blocks: int) -> int:
+    """Per row: the embedding ``in_dim -> width`` and per block ``width -> 4 width -> width``."""
+    return in_dim * width + blocks * 8 * width * width
+
+
+def flash_update_flops(obs_dim: int, action_dim: int, batch: int, actor_width: int, actor_blocks: int,
+                       critic_width: int, critic_blocks: int, num_bins: int, members: int,
+                       actor_every: int = 1) -> float:
+    """FLOPs of the matrix products of one FlashSAC update (``fastsac.agents.flash_networks``), averaged over an
+    actor cycle (the actor's step runs every ``actor_every``-th update).
+
+    Per row, with P the MACs of the actor's forward (trunk and both heads) and C those of one critic member's (trunk
+    and the ``num_bins`` head), M members, B = ``batch``:
+
+    - target: the actor on the B next observations (evaluation mode, no gradient): P B; the target critics in
+      training mode on the joint batch of 2B rows, no gradient: 2 M C B;
+    - critic step: the online critics on the joint 2B rows, forward M C 2B, weight gradients M C 2B and input
+      gradients M C 2B. The loss reads only the first half, but training-mode batch norm couples every row through
+      the batch statistics, so the backward products cover all 2B rows; and the first layer's input gradient is
+      needed too (the input batch norm has parameters): 6 M C B;
+    - actor step (every ``actor_every``-th update): the actor in training mode on the joint 2B rows, forward,
+      weight and input gradients (every layer's, as above): 6 P B; the critics on the B (s, a) rows in evaluation
+      mode, forward M C B, and their backward to the action only: input gradients through every layer, no weight
+      gradients (``torch.autograd.grad`` for the actor's parameters skips them): M C B.
+
+    Total ``2 (8 M C + P + (6 P + 2 M C) / actor_every) B`` (2 FLOPs per multiply-add). Checked against
+    ``torch.utils.flop_counter`` on an eager run of these passes in ``tests/agents/test_cost.py``."""
+    o, a, m = obs_dim, action_dim, members
+    p = _flash_trunk_macs(o, actor_width, actor_blocks) + 2 * a * actor_width
+    c = _flash_trunk_macs(o + a, critic_width, critic_blocks) + critic_width * num_bins
+    critic_macs = 8 * m * c + p
+    actor_macs = 6 * p + 2 * m * c
+    return 2.0 * (critic_macs + actor_macs / max(1, int(actor_every))) * batch

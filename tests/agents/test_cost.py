@@ -10,7 +10,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fastsac.agents import ActionSpec, LearnerConfig, make_learner
-from fastsac.agents.cost import crossq_update_flops, learner_update_flops, update_flops
+from fastsac.agents.cost import crossq_update_flops, flash_update_flops, learner_update_flops, update_flops
+from fastsac.agents.flash_networks import FlashActor, FlashCritic
 
 
 def _batch(n, obs_dim, act, discrete):
@@ -62,3 +63,38 @@ def test_crossq_update_flops_matches_the_eager_update(policy_delay, obs_dim, act
 def test_learner_update_flops_is_update_flops_for_sac():
     cfg = LearnerConfig(hidden_sizes=(64, 32), critic_hidden_sizes=(128, 128))
     assert learner_update_flops(cfg, 17, 6, 256) == update_flops(17, 6, (64, 32), 256)
+
+
+def _flash_passes(actor, critic, target, obs, action, next_obs, update_actor):
+    """The passes of a FlashSAC update whose matrix products flash_update_flops counts (losses simplified: the
+    products do not depend on them)."""
+    b = obs.shape[0]
+    with torch.no_grad():
+        next_action = torch.tanh(actor(next_obs)[0])
+        target(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
+    logits = critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
+    torch.autograd.grad(logits[:, :b].logsumexp(-1).mean(), list(critic.parameters()))
+    if update_actor:
+        mean, raw = actor(torch.cat([obs, next_obs]), training=True)
+        a = torch.tanh(mean[:b] + 0.1 * raw[:b])
+        q = critic.q_values(critic(obs, a, training=False)).amin(0)
+        torch.autograd.grad(q.mean(), list(actor.parameters()))
+
+
+@pytest.mark.parametrize(("obs_dim", "act", "aw", "ab", "cw", "cb", "bins", "members", "batch"),
+                         [(17, 6, 32, 2, 64, 2, 101, 2, 16), (3, 1, 8, 1, 12, 3, 5, 3, 5), (4, 2, 8, 0, 8, 1, 7, 1, 2)])
+def test_flash_update_flops_matches_the_eager_passes(obs_dim, act, aw, ab, cw, cb, bins, members, batch):
+    actor = FlashActor(obs_dim, act, aw, ab)
+    critic = FlashCritic(obs_dim + act, cw, cb, bins, members=members)
+    g = torch.Generator().manual_seed(1)
+    obs, next_obs = torch.randn(batch, obs_dim, generator=g), torch.randn(batch, obs_dim, generator=g)
+    action = torch.rand(batch, act, generator=g) * 2 - 1
+    counted = {}
+    for update_actor in (False, True):
+        with FlopCounterMode(display=False) as counter:
+            _flash_passes(actor, critic, critic, obs, action, next_obs, update_actor)
+        counted[update_actor] = counter.get_total_flops()
+    args = (obs_dim, act, batch, aw, ab, cw, cb, bins, members)
+    assert counted[True] == flash_update_flops(*args, actor_every=1)
+    actor_step = counted[True] - counted[False]
+    assert flash_update_flops(*args, actor_every=3) == pytest.approx(counted[False] + actor_step / 3, rel=1e-12)
