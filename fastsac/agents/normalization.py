@@ -1,5 +1,5 @@
 """Normalization layers of the learners' networks: :class:`BatchRenorm` (CrossQ) and :class:`RunningObsNorm`
-(SimBa's running observation statistics).
+(SimBa's running observation statistics); and FlashSAC's reward scaling, :class:`ReturnScale`.
 
 Both keep their statistics as *buffers updated in place* inside ``forward`` / ``update_``, with no Python-side
 state that changes per step (the batch-renorm step counter is a device tensor too). That is what lets them live
@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BatchRenorm", "RunningObsNorm"]
+__all__ = ["BatchRenorm", "ReturnScale", "RunningObsNorm"]
 
 
 class BatchRenorm(nn.Module):
@@ -135,3 +135,84 @@ class RunningObsNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.mean.numel()}, eps={self.eps}"
+
+
+class ReturnScale(nn.Module):
+    """Rewards divided by the scale of the running discounted return, FlashSAC's reward normalization
+    (Holiday-Robot, arXiv:2604.04539; github.com/Holiday-Robot/FlashSAC, MIT, commit 87edc90,
+    ``flash_rl/agents/utils/reward_normalization.py``; our code is our own).
+
+    Per env a running discounted return and, over all envs, its largest magnitude and running mean and variance::
+
+        G <- gamma (1 - done) G + r            (done = terminated or truncated: a new episode starts at 0)
+        G_max <- max(G_max, max_envs |G|)
+        mean, var, count <- Chan et al.'s parallel update with the batch of the num_envs new G values
+
+    and a reward is scaled as ``r / max(sqrt(var + eps), G_max / g_max)``: by the return's standard deviation, but
+    never so little that a return of G_max would leave the critic's support (``g_max``: its half-width, FlashSAC
+    5). The statistics start as gymnasium's RunningMeanStd (mean 0, var 1, count 1e-4), so the first scale is 1 and
+    no scale is ever 0 (``sqrt(var + 1e-8) >= 1e-4``). FlashSAC's copy of RunningMeanStd starts the count at 0 and
+    adds the 1e-4 only to the old variance's weight; the difference is O(1e-4 / num_envs) on the first update and
+    vanishes after.
+
+    Everything is a float64 buffer updated in place on the device: the count passes 2^24 after 16.7M env steps
+    (16k steps of 1,024 envs), where float32 stops counting exactly, and the mean and variance average over as
+    many steps; these are a few numbers per env, so float64 costs nothing measurable even on a GPU. ``update_``
+    reads nothing back to the host (no ``.item()``), ``forward`` traces into a compiled update, and
+    ``state_dict`` holds every buffer, so a checkpoint resumes exactly. The scalars have shape (1,), not (): see
+    :class:`RunningObsNorm`'s count (torch.compile drops in-place writes to 0-dim float64 buffers).
+
+    Args:
+        num_envs: the number of envs stepped together (each has its own running return); ``update_`` checks it.
+        gamma: the discount of the running return (the learner's).
+        g_max: the largest return the scaled rewards may reach, FlashSAC 5 (the categorical support's half-width).
+        eps: added to the variance under the square root (FlashSAC 1e-8).
+        count_eps: the initial count, the prior weight of var = 1 (gymnasium's RunningMeanStd: 1e-4).
+    """
+
+    def __init__(self, num_envs: int, *, gamma: float, g_max: float = 5.0, eps: float = 1e-8,
+                 count_eps: float = 1e-4):
+        super().__init__()
+        if num_envs < 1 or not 0.0 <= gamma <= 1.0 or g_max <= 0.0 or eps <= 0.0 or count_eps <= 0.0:
+            raise ValueError(f"ReturnScale: need num_envs >= 1, 0 <= gamma <= 1, g_max > 0, eps > 0, count_eps > 0; "
+                             f"got {num_envs}, {gamma}, {g_max}, {eps}, {count_eps}")
+        self.num_envs, self.gamma, self.g_max = int(num_envs), float(gamma), float(g_max)
+        self.eps, self.count_eps = float(eps), float(count_eps)
+        f64 = torch.float64
+        self.register_buffer("returns", torch.zeros(self.num_envs, dtype=f64))  # G per env
+        self.register_buffer("return_max", torch.zeros(1, dtype=f64))  # G_max
+        self.register_buffer("mean", torch.zeros(1, dtype=f64))
+        self.register_buffer("var", torch.ones(1, dtype=f64))
+        self.register_buffer("count", torch.full((1,), self.count_eps, dtype=f64))
+
+    @torch.no_grad()
+    def update_(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> None:
+        """One env step of every env: ``reward``, ``terminated``, ``truncated`` each (num_envs,) (done flags bool
+        or 0/1 numbers). Advances the running returns, then merges them into the statistics."""
+        for name, t in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
+            if tuple(t.shape) != (self.num_envs,):
+                raise ValueError(f"ReturnScale.update_: {name} must have shape ({self.num_envs},) (one per env), "
+                                 f"got {tuple(t.shape)}")
+        done = terminated.to(torch.bool) | truncated.to(torch.bool)
+        g = self.returns
+        g.mul_((~done).to(g.dtype) * self.gamma).add_(reward.to(g.dtype))  # gamma applied in float64
+        self.return_max.copy_(torch.maximum(self.return_max, g.abs().amax().reshape(1)))
+        n = self.num_envs
+        batch_mean, batch_var = g.mean().reshape(1), g.var(correction=0).reshape(1)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        m2 = self.var * self.count + batch_var * n + delta.square() * (self.count * n / total)
+        self.mean.add_(delta * (n / total))
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def scale(self) -> torch.Tensor:
+        """The divisor now, ``max(sqrt(var + eps), G_max / g_max)`` (float64, shape (1,))."""
+        return torch.maximum(torch.sqrt(self.var + self.eps), self.return_max / self.g_max)
+
+    def forward(self, reward: torch.Tensor) -> torch.Tensor:
+        """``reward / scale()`` in ``reward``'s dtype and shape (any shape: the scale is one number)."""
+        return (reward.to(torch.float64) / self.scale()).to(reward.dtype)
+
+    def extra_repr(self) -> str:
+        return f"num_envs={self.num_envs}, gamma={self.gamma}, g_max={self.g_max}, eps={self.eps}"

@@ -7,13 +7,15 @@ warm-up (r_max = 1, d_max = 0 for the first ``warmup_steps`` training calls) and
 from __future__ import annotations
 
 import copy
+import io
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fastsac.agents.networks import EnsembleQ
-from fastsac.agents.normalization import BatchRenorm, RunningObsNorm
+from fastsac.agents.normalization import BatchRenorm, ReturnScale, RunningObsNorm
 from fastsac.agents.normed_networks import Trunk, critic_member
 
 C, B = 6, 32
@@ -226,3 +228,127 @@ def test_running_obs_norm_state_round_trip():
     x = torch.randn(5, 3)
     assert torch.equal(norm(x), other(x))
     assert set(norm.state_dict()) == {"mean", "var", "count"}
+
+
+# ------------------------------------------------------------------------------------------- return scale (FlashSAC)
+
+
+class _NumpyReturnScale:
+    """FlashSAC's reward scaling written out in float64 numpy, independently of the module: per-env discounted
+    returns, their running max magnitude, and the running mean and variance of all returns seen (gymnasium's
+    RunningMeanStd start: mean 0, var 1, count 1e-4; merged batch by batch with Chan et al.'s formula)."""
+
+    def __init__(self, num_envs, gamma, g_max=5.0):
+        self.gamma, self.g_max = gamma, g_max
+        self.g, self.g_abs_max = np.zeros(num_envs), 0.0
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def update(self, r, term, trunc):
+        done = np.logical_or(term, trunc)
+        self.g = self.gamma * (1.0 - done) * self.g + r
+        self.g_abs_max = max(self.g_abs_max, float(np.abs(self.g).max()))
+        n, m, v = len(self.g), self.g.mean(), self.g.var()
+        total = self.count + n
+        delta = m - self.mean
+        m2 = self.var * self.count + v * n + delta**2 * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+
+    def __call__(self, r):
+        return r / max(np.sqrt(self.var + 1e-8), self.g_abs_max / self.g_max)
+
+
+def _episode_stream(num_envs, steps, seed):
+    """(reward, terminated, truncated) per step: rewards whose scale changes over time, random terminations and
+    truncations (some steps both), a few steps in which every env ends at once."""
+    rng = np.random.default_rng(seed)
+    for t in range(steps):
+        reward = rng.normal(0.5, 1.0 + 3.0 * (t > steps // 2), num_envs)
+        term, trunc = rng.random(num_envs) < 0.05, rng.random(num_envs) < 0.03
+        if t % 37 == 36:
+            trunc[:] = True
+        yield reward, term, trunc
+
+
+@pytest.mark.parametrize("num_envs", [1, 5, 64])
+def test_return_scale_matches_a_float64_numpy_reimplementation(num_envs):
+    scale, ref = ReturnScale(num_envs, gamma=0.97), _NumpyReturnScale(num_envs, 0.97)
+    probe = torch.randn(9, dtype=torch.float64)
+    for reward, term, trunc in _episode_stream(num_envs, 300, seed=num_envs):
+        scale.update_(torch.from_numpy(reward).float(), torch.from_numpy(term), torch.from_numpy(trunc).float())
+        ref.update(reward.astype(np.float32).astype(np.float64), term, trunc)
+        np.testing.assert_allclose(scale.returns.numpy(), ref.g, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(scale.return_max.item(), ref.g_abs_max, rtol=1e-12)
+        np.testing.assert_allclose([scale.mean.item(), scale.var.item()], [ref.mean, ref.var], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(scale(probe).numpy(), ref(probe.numpy()), rtol=1e-10)
+    assert scale.count.item() == pytest.approx(300 * num_envs + 1e-4, rel=1e-15)
+
+
+def test_return_scale_floor_of_the_return_max_takes_over():
+    """Constant rewards: the returns' variance shrinks toward 0, so G_max / g_max decides the scale."""
+    scale = ReturnScale(4, gamma=0.9, g_max=5.0)
+    for _ in range(2000):
+        scale.update_(torch.full((4,), 2.0), torch.zeros(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool))
+    assert scale.return_max.item() == pytest.approx(20.0, rel=1e-6)
+    assert scale.scale().item() == pytest.approx(4.0, rel=1e-6)
+    assert scale(torch.tensor([2.0])).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_return_scale_never_divides_by_zero():
+    scale = ReturnScale(3, gamma=0.99)
+    torch.testing.assert_close(scale(torch.tensor([1.5, -2.0])), torch.tensor([1.5, -2.0]))  # before any update: 1
+    zeros = torch.zeros(3)
+    scale.update_(zeros, zeros, zeros)  # all-zero first step: returns, max and batch variance all 0
+    out = scale(torch.tensor([1.0, 0.0]))
+    assert torch.isfinite(out).all() and scale.scale().item() >= 1e-4
+    assert out.dtype == torch.float32
+
+
+def test_return_scale_checks_its_env_count():
+    scale = ReturnScale(4, gamma=0.99)
+    with pytest.raises(ValueError, match=r"reward must have shape \(4,\) \(one per env\), got \(3,\)"):
+        scale.update_(torch.zeros(3), torch.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="truncated must have shape"):
+        scale.update_(torch.zeros(4), torch.zeros(4), torch.zeros(4, 1))
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        ReturnScale(5, gamma=0.99).load_state_dict(scale.state_dict())
+    with pytest.raises(ValueError, match="num_envs >= 1"):
+        ReturnScale(0, gamma=0.99)
+
+
+def test_return_scale_state_dict_round_trip_continues_identically():
+    stream = list(_episode_stream(6, 80, seed=3))
+    a = ReturnScale(6, gamma=0.99)
+    for reward, term, trunc in stream[:40]:
+        a.update_(torch.from_numpy(reward), torch.from_numpy(term), torch.from_numpy(trunc))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = ReturnScale(6, gamma=0.99)
+    b.load_state_dict(torch.load(buf))
+    assert set(b.state_dict()) == {"returns", "return_max", "mean", "var", "count"}
+    for reward, term, trunc in stream[40:]:
+        for s in (a, b):
+            s.update_(torch.from_numpy(reward), torch.from_numpy(term), torch.from_numpy(trunc))
+        probe = torch.from_numpy(reward).float()
+        assert torch.equal(a(probe), b(probe))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_return_scale_updates_in_place_inside_a_compiled_graph():
+    """update_ and forward traced together (fullgraph, aot_eager): the buffers are written in place (addresses
+    kept) and equal eager's exactly."""
+    eager, traced = ReturnScale(5, gamma=0.95), ReturnScale(5, gamma=0.95)
+    ptrs = [t.data_ptr() for t in traced.buffers()]
+
+    def step(scale, reward, term, trunc):
+        scale.update_(reward, term, trunc)
+        return scale(reward)
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    for reward, term, trunc in _episode_stream(5, 12, seed=4):
+        args = (torch.from_numpy(reward).float(), torch.from_numpy(term), torch.from_numpy(trunc))
+        assert torch.equal(compiled(traced, *args), step(eager, *args))
+    assert [t.data_ptr() for t in traced.buffers()] == ptrs
+    for k, v in eager.state_dict().items():
+        assert torch.equal(traced.state_dict()[k], v), k
