@@ -66,8 +66,13 @@ def crossq_update_flops(obs_dim: int, action_dim: int, actor_hidden: Sequence[in
 
 def learner_update_flops(cfg: Any, obs_dim: int, action_size: int, batch_size: int, *, discrete: bool = False) -> float:
     """The FLOPs of one update of the learner ``cfg`` (a ``LearnerConfig``) builds: :func:`crossq_update_flops` for
-    CrossQ (its critic widths, the joint batch, its policy delay), :func:`update_flops` of ``cfg.hidden_sizes``
-    otherwise."""
+    CrossQ (its critic widths, the joint batch, its policy delay), :func:`flash_update_flops` for FlashSAC (widths
+    and block counts from ``hidden_sizes`` / ``critic_widths``, its bins, twin critics, the actor every
+    ``policy_delay``-th update), :func:`update_flops` of ``cfg.hidden_sizes`` otherwise."""
+    if cfg.agent == "flashsac":
+        return flash_update_flops(obs_dim, action_size, batch_size, cfg.hidden_sizes[0], len(cfg.hidden_sizes),
+                                  cfg.critic_widths[0], len(cfg.critic_widths), cfg.critic_bins, 2,
+                                  actor_every=cfg.policy_delay)
     if cfg.agent == "crossq":
         return crossq_update_flops(obs_dim, action_size, cfg.hidden_sizes, cfg.critic_widths, batch_size,
                                    policy_delay=cfg.policy_delay)

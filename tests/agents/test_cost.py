@@ -4,6 +4,7 @@ eager updates."""
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import pytest
 import torch
@@ -98,3 +99,12 @@ def test_flash_update_flops_matches_the_eager_passes(obs_dim, act, aw, ab, cw, c
     assert counted[True] == flash_update_flops(*args, actor_every=1)
     actor_step = counted[True] - counted[False]
     assert flash_update_flops(*args, actor_every=3) == pytest.approx(counted[False] + actor_step / 3, rel=1e-12)
+
+
+def test_learner_update_flops_is_flash_update_flops_for_flashsac():
+    """The FlashSAC learner's networks (FlashSACLearner._build_networks): widths and block counts from the hidden
+    sizes, twin critics. A stand-in config: only the fields learner_update_flops reads."""
+    cfg = types.SimpleNamespace(agent="flashsac", hidden_sizes=(128, 128), critic_widths=(256, 256, 256),
+                                critic_bins=101, policy_delay=2)
+    want = flash_update_flops(17, 6, 512, 128, 2, 256, 3, 101, 2, actor_every=2)
+    assert learner_update_flops(cfg, 17, 6, 512) == want
