@@ -3,7 +3,9 @@
 Providers (each op, with and without its alpha loss):
 
 - ``plain``:            the formula as users write it in plain PyTorch (softplus form of the tanh Jacobian for the
-                        squashed Gaussian; log_softmax / exp / -sum(p log p) for the categorical), autograd backward;
+                        squashed Gaussian; log_softmax / exp / -sum(p log p) for the categorical; for the categorical
+                        TD loss the C51 projection by two ``scatter_add_`` under no_grad, then
+                        ``-(m * log_softmax(logits)).sum(-1)``), autograd backward;
 - ``cleanrl``:          CleanRL's ``torch.distributions`` form (``Normal(mean, std).log_prob(x)`` minus
                         ``log(1 - tanh(x)^2 + 1e-6)``); squashed Gaussian only;
 - ``plain_compiled``:   ``torch.compile`` of ``plain`` (inductor fuses it);
@@ -14,6 +16,10 @@ Providers (each op, with and without its alpha loss):
 - ``torch`` / ``triton`` / ``cpp``: fastsac with that backend named (on CUDA; on a CPU ``torch`` always and ``cpp``
                         (the C++ extension) where it is built, or JIT-built with ``--cpp-cpu``).
 
+Ops: ``squashed_gaussian`` and ``categorical`` (``--dims``: the action dimension; with and without the alpha loss), and
+``categorical_td`` (the C51 critic loss of ``fastsac.ops.categorical_td_loss``: ``--dims`` is the number of atoms K,
+``--sizes`` the batch B, logits of ``TD_MEMBERS`` = 2 critic members; the ``op`` variant only).
+
 Modes: ``fwd`` (forward under ``no_grad``) and ``fwdbwd`` (forward and backward of a loss using every output).
 Method: fixed thread count; each case is timed in ``--rounds`` interleaved rounds (every provider once per round,
 so load changes hit all of them alike), the median per provider is reported with its ratio to ``plain`` (> 1 is
@@ -21,6 +27,7 @@ faster). At batch 1 the difference to ``plain`` is the per-call overhead, printe
 
     python bench/bench_ops.py                            # CPU: batches 1 .. 65536, A = 6
     python bench/bench_ops.py --device cuda --json out.json   # GPU: 256 .. 2^20 rows, bandwidth vs a device copy
+    python bench/bench_ops.py --ops categorical_td --variants op --dims 101 --sizes 512 1024 --threads 2
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from fastsac import ops  # noqa: E402
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 BOUNDS = (-5.0, 2.0)
+TD_MEMBERS, TD_GAMMA, TD_V_MIN, TD_V_MAX = 2, 0.99, -10.0, 10.0  # the categorical TD loss's case
 
 
 # ------------------------------------------------------------------------------------------------ the baselines
@@ -84,8 +92,31 @@ def plain_categorical(logits, log_alpha=None, target=None):
     return probs, log_probs, entropy, log_alpha * (entropy.detach().mean() - target)
 
 
+def plain_categorical_td(logits, target_probs, reward, not_done, entropy_term):
+    """The C51 critic loss as users write it: the projection by two scatter_add_ (no gradient), then the
+    cross-entropy against log_softmax under autograd."""
+    K = target_probs.shape[-1]
+    dz = (TD_V_MAX - TD_V_MIN) / (K - 1)
+    with torch.no_grad():
+        z = torch.linspace(TD_V_MIN, TD_V_MAX, K, device=logits.device, dtype=target_probs.dtype)
+        t = (reward[:, None] + TD_GAMMA * not_done[:, None] * (z[None, :] - entropy_term[:, None]))
+        pos = ((t.clamp(TD_V_MIN, TD_V_MAX) - TD_V_MIN) / dz).clamp(0, K - 1)
+        low = pos.floor()
+        frac = pos - low
+        lo_idx = low.long()
+        hi_idx = (lo_idx + 1).clamp(max=K - 1)
+        m = torch.zeros_like(target_probs)
+        m.scatter_add_(1, lo_idx, target_probs * (1 - frac))
+        m.scatter_add_(1, hi_idx, target_probs * frac)
+    return (-(m * torch.log_softmax(logits, -1)).sum(-1),)
+
+
 def fastsac_provider(op, backend):
-    if op == "squashed_gaussian":
+    if op == "categorical_td":
+        def fn(logits, target_probs, reward, not_done, entropy_term):
+            return (ops.categorical_td_loss(logits, target_probs, reward, not_done, entropy_term, gamma=TD_GAMMA,
+                                            v_min=TD_V_MIN, v_max=TD_V_MAX, backend=backend),)
+    elif op == "squashed_gaussian":
         def fn(mean, log_std_raw, noise, log_alpha=None, target=None):
             if log_alpha is None:
                 return ops.squashed_gaussian(mean, log_std_raw, noise, log_std_bounds=BOUNDS, backend=backend)
@@ -102,7 +133,8 @@ def fastsac_provider(op, backend):
 def providers(op, device, variant, mode, *, explicit_backends=True):
     """name -> callable taking the case's arguments. Compiled providers get their own object per (op, variant,
     mode) with dynamic shapes (one shared across grad modes and sizes would hit dynamo's recompile limit)."""
-    plain = plain_squashed_gaussian if op == "squashed_gaussian" else plain_categorical
+    plain = {"squashed_gaussian": plain_squashed_gaussian, "categorical": plain_categorical,
+             "categorical_td": plain_categorical_td}[op]
     out = {"plain": plain}
     if op == "squashed_gaussian":
         out["cleanrl"] = cleanrl_squashed_gaussian
@@ -134,6 +166,10 @@ def make_case(op, n, a, device, variant, dtype=torch.float32, seed=0):
         extra = [torch.zeros((), device=device, requires_grad=True), torch.full((), -float(a), device=device)]
     if op == "squashed_gaussian":
         return [rand(n, a).requires_grad_(), rand(n, a).requires_grad_(), rand(n, a), *extra]
+    if op == "categorical_td":  # a = K atoms; TD_MEMBERS critic members; a fifth of the samples terminal
+        probs = torch.softmax(torch.randn(n, a, generator=g) * 2, -1).to(device)
+        not_done = (torch.rand(n, generator=g) > 0.2).float().to(device)
+        return [(rand(TD_MEMBERS, n, a) * 2).requires_grad_(), probs, rand(n) * 3, not_done, rand(n) * 0.5]
     return [(rand(n, a) * 3).requires_grad_(), *extra]
 
 
@@ -156,7 +192,11 @@ def step_fn(fn, args, mode):
 def bytes_moved(op, mode, n, a, elem=4):
     """Compulsory DRAM traffic of the fused op (what a perfect kernel reads and writes once)."""
     na = n * a * elem
-    if op == "squashed_gaussian":
+    if op == "categorical_td":  # fwd: read logits, target probs, 3 vectors; write loss and m. bwd: read logits, m,
+        c = TD_MEMBERS         # the loss's gradient; write d_logits
+        fwd = c * na + na + 3 * n * elem + c * n * elem + na
+        bwd = c * na + na + c * n * elem + c * na
+    elif op == "squashed_gaussian":
         fwd = 3 * na + na + n * elem  # read mean, log_std, noise; write action, log_prob
         bwd = 3 * na + na + n * elem + 2 * na  # re-read inputs, read grad_action, grad_log_prob; write 2 grads
     else:
@@ -210,6 +250,8 @@ def run_all(device, sizes, dims, ops_list=("squashed_gaussian", "categorical"), 
     overheads = []
     for op in ops_list:
         for variant in variants:
+            if op == "categorical_td" and variant != "op":
+                continue  # no alpha-loss variant
             for mode in modes:
                 provs = providers(op, device, variant, mode)
                 for a in dims:

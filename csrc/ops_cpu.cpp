@@ -130,8 +130,8 @@ bool vec_cat_bwd(int64_t, int64_t, const scalar_t*, const scalar_t*, const scala
   return false;
 }
 
-// One row of the categorical TD loss: the vectorized float32 row (vec_cat.h) where the build has it, else the scalar
-// row of sac_math.h (every other storage type, and float32 too without FASTSAC_VEC_CAT).
+// One sample's projection and one row of the categorical TD loss: the vectorized float32 functions (vec_cat.h)
+// where the build has them, else the scalar ones of sac_math.h (float64 math, and float32 without FASTSAC_VEC_CAT).
 template <typename scalar_t, typename acc_t>
 acc_t td_row_loss(const scalar_t* z, const acc_t* m, int64_t K) {
   return math::categorical_td_row_loss<scalar_t, acc_t>(z, m, K);
@@ -140,7 +140,15 @@ template <typename scalar_t, typename acc_t>
 void td_row_bwd(acc_t g, const scalar_t* z, const acc_t* m, int64_t K, scalar_t* d) {
   math::categorical_td_row_bwd<scalar_t, acc_t>(g, z, m, K, d);
 }
+template <typename acc_t>
+void td_project(const acc_t* p, const math::TdShift<acc_t>& s, acc_t* m) {
+  math::td_project_row<acc_t>(p, s, m);
+}
 #ifdef FASTSAC_VEC_CAT
+template <>
+void td_project<float>(const float* p, const math::TdShift<float>& s, float* m) {
+  vec_cat::td_project_row(p, s.reward, s.gnd, s.ent, s.v_min, s.v_max, s.dz, s.K, m);
+}
 template <>
 float td_row_loss<float, float>(const float* z, const float* m, int64_t K) { return vec_cat::td_row_loss(z, m, K); }
 template <>
@@ -323,7 +331,7 @@ std::tuple<Tensor, Tensor> categorical_td_fwd_cpu(const Tensor& logits, const Te
     at::parallel_for(0, (B + kTdSamplesPerBlock - 1) / kTdSamplesPerBlock, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0 * kTdSamplesPerBlock; b < std::min(B, b1 * kTdSamplesPerBlock); ++b) {
         const math::TdShift<acc_t> shift{r[b], nd[b] * gamma, ent[b], v_min, v_max, dz, K};
-        math::td_project_row<acc_t>(p + b * K, shift, mo + b * K);
+        td_project<acc_t>(p + b * K, shift, mo + b * K);
         for (int64_t c = 0; c < C; ++c) {
           const int64_t row = c * B + b;
           out[row] = static_cast<scalar_t>(td_row_loss<scalar_t, acc_t>(z + row * K, mo + b * K, K));

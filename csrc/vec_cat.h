@@ -301,6 +301,71 @@ inline void bwd_block(const float* gp, const float* glp, const float* gh, const 
   }
 }
 
+// ---- the C51 projection of one sample (sac_math.h's td_project_row) ----------------------------------------------
+// Where the atoms land (t, pos, l, frac and the two shares) 8 atoms at a time, then the shares merged into m in atom
+// order. With gamma * not_done >= 0 the landing atoms never decrease in k (t_k is non-decreasing and so are the clip,
+// pos and floor), so m is written once, front to back: `acc` holds m[cur], `next` m[cur + 1], and an atom landing
+// past cur first writes out m[cur] (the zeros of atoms nothing lands on included). Each m_j is then the sum of its
+// shares in atom order, as the scalar scatter adds them. The scatter's read-modify-write of m[l + 1] by neighbouring
+// atoms was a store-to-load chain: ~8 ns an atom, against ~2 ns. Otherwise (a negative gamma * not_done, or NaN) the
+// shares are scattered as in sac_math.h. A NaN position gives l = 0 (the integer clamp) and frac = NaN: the NaN
+// reaches m and the loss, and no index goes astray.
+inline void td_project_row(const float* p, float reward, float gnd, float ent, float v_min, float v_max, float dz,
+                           int64_t K, float* m) {
+  const __m256 vr = _mm256_set1_ps(reward), vg = _mm256_set1_ps(gnd), ve = _mm256_set1_ps(ent);
+  const __m256 vlo = _mm256_set1_ps(v_min), vhi = _mm256_set1_ps(v_max), vdz = _mm256_set1_ps(dz);
+  const __m256 vtop = _mm256_set1_ps(static_cast<float>(K - 1)), zero = _mm256_setzero_ps();
+  const __m256 one = _mm256_set1_ps(1.0f), iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i top_i = _mm256_set1_epi32(static_cast<int>(K - 1)), zero_i = _mm256_setzero_si256();
+  const bool monotone = gnd >= 0.0f;
+  if (!monotone) std::fill(m, m + K, 0.0f);
+  alignas(32) float a[kLanes], b[kLanes];
+  alignas(32) int32_t lo[kLanes];
+  int64_t cur = 0;
+  float acc = 0.0f, next = 0.0f;
+  for (int64_t k0 = 0; k0 < K; k0 += kLanes) {
+    const int64_t c = std::min(kLanes, K - k0);
+    const __m256 z = _mm256_add_ps(vlo, _mm256_mul_ps(_mm256_add_ps(_mm256_set1_ps(static_cast<float>(k0)), iota), vdz));
+    __m256 t = _mm256_add_ps(vr, _mm256_mul_ps(vg, _mm256_sub_ps(z, ve)));
+    t = _mm256_min_ps(vhi, _mm256_max_ps(vlo, t));  // max/min(x, NaN) return the NaN: it propagates
+    __m256 pos = _mm256_div_ps(_mm256_sub_ps(t, vlo), vdz);
+    pos = _mm256_min_ps(vtop, _mm256_max_ps(zero, pos));
+    __m256i li = _mm256_cvttps_epi32(_mm256_floor_ps(pos));  // NaN -> INT_MIN, clamped to 0 below
+    li = _mm256_min_epi32(top_i, _mm256_max_epi32(zero_i, li));
+    const __m256 frac = _mm256_sub_ps(pos, _mm256_cvtepi32_ps(li));
+    const __m256 pk = Vec::loadu(p + k0, c);  // padding lanes: 0 (never read back)
+    _mm256_store_ps(a, _mm256_mul_ps(pk, _mm256_sub_ps(one, frac)));
+    _mm256_store_ps(b, _mm256_mul_ps(pk, frac));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lo), li);
+    if (monotone) {
+      for (int64_t i = 0; i < c; ++i) {
+        for (const int64_t l = lo[i]; cur < l; ++cur) {  // l >= cur here; an l < cur cannot occur (and is safe)
+          m[cur] = acc;
+          acc = next;
+          next = 0.0f;
+        }
+        acc += a[i];
+        if (cur + 1 < K) {
+          next += b[i];
+        } else {
+          acc += b[i];  // l = K - 1: u = l (and frac = 0)
+        }
+      }
+    } else {
+      for (int64_t i = 0; i < c; ++i) {
+        const int64_t l = lo[i];
+        m[l] += a[i];
+        m[l + 1 < K ? l + 1 : l] += b[i];
+      }
+    }
+  }
+  if (monotone) {
+    m[cur] = acc;
+    if (cur + 1 < K) m[cur + 1] = next;
+    for (int64_t j = cur + 2; j < K; ++j) m[j] = 0.0f;
+  }
+}
+
 // ---- the categorical TD loss (sac_math.h's categorical_td_row_loss / _row_bwd), one row at a time ---------------
 // loss = sum_j m_j (log s - (z_j - mx)) = log s * sum(m) - sum_j m_j (z_j - mx): two sums of non-negative terms
 // (z_j <= mx, s >= 1) formed in the one pass that forms s, so nothing cancels. The tail's padding lanes: -inf

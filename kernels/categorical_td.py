@@ -82,11 +82,11 @@ def _categorical_td_fwd_kernel(
     # Where each atom lands (sac_math.h td_atom_target): lower neighbour l, share frac to u = min(l + 1, K - 1).
     z = v_min + ks.to(tl.float32) * dz
     t = r[:, None] + gnd[:, None] * (z[None, :] - ent[:, None])
-    t = tl.minimum(tl.maximum(t, v_min), v_max)
-    pos = tl.minimum(tl.maximum((t - v_min) / dz, 0.0), top)
-    low = tl.floor(pos)
-    frac = pos - low
-    lo_i = low.to(tl.int32)
+    nan = tl.PropagateNan.ALL  # a NaN reward or entropy term must reach m and the loss, as in the other backends
+    t = tl.minimum(tl.maximum(t, v_min, propagate_nan=nan), v_max, propagate_nan=nan)
+    pos = tl.minimum(tl.maximum((t - v_min) / dz, 0.0, propagate_nan=nan), top, propagate_nan=nan)
+    lo_i = tl.minimum(tl.maximum(tl.floor(pos).to(tl.int32), 0), K - 1)  # NaN: some atom, frac NaN (reaches m)
+    frac = pos - lo_i.to(tl.float32)
     up_i = tl.minimum(lo_i + 1, K - 1)
     # m_j = sum_k p_k ([j == l_k] (1 - frac_k) + [j == u_k] frac_k): axis 1 is k (source), axis 2 is j (target).
     j3 = ks[None, None, :]

@@ -186,6 +186,24 @@ def test_projection_matches_the_loop_and_conserves_mass(backend, gen):
                                                 V_MAX), want, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5, -0.8, 1.7])
+def test_projection_for_any_gamma(backend, gen, gamma):
+    """gamma 0 (every atom on the reward), a contraction, a negative gamma (the atoms land in reverse order: the C++
+    kernel's merge in atom order does not apply and it scatters) and a stretch (both ends clip)."""
+    _, p, r, nd, ent = make_case(gen, 2, 24, 17)
+    m = projected_mass(backend, p, r, nd, ent, gamma=gamma, v_min=-2.0, v_max=3.0)
+    torch.testing.assert_close(m, project64(p, r, nd, ent, gamma, -2.0, 3.0), rtol=0, atol=2e-6)
+
+
+def test_a_nan_input_gives_that_sample_a_nan_loss(backend, gen):
+    """A NaN reward (or entropy term) poisons its own sample's loss in every member, no other, and never an index."""
+    logits, p, r, nd, ent = make_case(gen, 2, 6, 9)
+    r[1], ent[4] = float("nan"), float("nan")
+    loss = ops.categorical_td_loss(logits, p, r, nd, ent, gamma=GAMMA, v_min=V_MIN, v_max=V_MAX, backend=backend)
+    assert torch.isnan(loss[:, [1, 4]]).all()  # 4: gamma * not_done * (z - NaN) is NaN even when terminal
+    assert torch.isfinite(loss[:, [0, 2, 3, 5]]).all()
+
+
 def test_terminal_samples_put_everything_beside_the_reward(backend, gen):
     """not_done = 0: every atom lands on the reward: on an atom all of the mass goes there, between two atoms it is
     split by distance."""
