@@ -17,9 +17,10 @@ def describe_suite(name: str) -> list[str]:
     lines = [f"{suite.name}: {suite.description.strip()}", f"    seeds: {seeds}"]
     names = [e.env if e.label == e.env else f"{e.label} ({e.env})" for e in suite.envs]
     width = max(26, *map(len, names))
+    agent_width = max(6, *(len(e.agent) for e in suite.envs))
     for name, e in zip(names, suite.envs):
         refs = "; ".join(f"{r.source} {fmt(r.score)}" for r in e.references) or "none"
         preset = e.preset_used or "none"
-        lines.append(f"    {name:<{width}} {e.agent:<6} {steps_label(e.total_steps):>6} steps  preset {preset:<26} "
-                     f"refs: {refs}")
+        lines.append(f"    {name:<{width}} {e.agent:<{agent_width}} {steps_label(e.total_steps):>6} steps  "
+                     f"preset {preset:<26} refs: {refs}")
     return lines

@@ -89,6 +89,8 @@ def _report(
 ) -> str:
     import torch
 
+    from fastsac.agents.config import AGENTS
+
     devices = sorted({r.device for rs in results.values() for r in rs if r.device})
     lines = [f"# fastsac benchmark: `{suite.name}`", ""]
     if (why := stats.missing()) is not None:
@@ -124,7 +126,7 @@ def _report(
         "Final return is each run's last evaluation (mean deterministic-policy return, as the trainer logs it);",
         "mean ± std over seeds (population std), and the IQM over seeds with its 95% bootstrap confidence interval",
         f"(rliable). Seeds: the runs finished of those planned. {sps_note}; wall time is per run. Agent: the",
-        "learner (sac, crossq) of the row's configuration.",
+        f"learner ({', '.join(AGENTS)}) of the row's configuration.",
         "",
         "## Results",
         "",

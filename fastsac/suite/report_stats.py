@@ -175,7 +175,7 @@ def threshold_section(suite: Suite, results: dict[str, list[RunRecord]], machine
     """``## Time to threshold``: per row, env steps and wall-clock seconds to the first evaluation at or above
     the suite's threshold for the env; IQM over the seeds that reached it, with its 95% interval."""
     if not suite.thresholds:
-        return []
+        return ["## Time to threshold", "", "Not computed: the suite names no `[thresholds]` (no return to reach).", ""]
     missing = stats.missing()
     lines = ["## Time to threshold", "",
              "Env steps and wall-clock time (training and evaluation, from the run's start) to the first evaluation",
@@ -205,4 +205,6 @@ def threshold_section(suite: Suite, results: dict[str, list[RunRecord]], machine
         lines.append(f"{head} | {cells[0]} | {cells[1]} |")
     lines += ["", "Thresholds and why:", ""]
     lines += [f"- {env_id}: {fmt(th.score)}: {th.reason}." for env_id, th in suite.thresholds.items()]
+    if without := [env_id for env_id in dict.fromkeys(e.env for e in suite.envs) if env_id not in suite.thresholds]:
+        lines.append(f"- No threshold for {', '.join(without)}: not in the suite's `[thresholds]`, not timed.")
     return lines + [""]

@@ -72,7 +72,7 @@ class Reference:
     protocol: str  #: what the number is (evaluation vs training return, over what)
     url: str  #: exact location (a pinned commit where possible)
     verified: bool  #: whether the number was checked against the source text
-    agent: str | None = None  #: the agent the score is for ("sac", "crossq"); None: any agent (thresholds)
+    agent: str | None = None  #: the agent the score is for (in agents.config.AGENTS); None: any agent (thresholds)
     #: the published per-seed scores behind ``score`` at ``steps`` (their mean), when the source gives them
     per_seed: tuple[float, ...] | None = None
 

@@ -180,7 +180,8 @@ def test_existing_run_of_another_agent_is_refused(tmp_path, fake, two_agents):  
 def test_shipped_mujoco100k_suites(name, width):
     suite = suites.load_suite(name)
     envs = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"]
-    assert [(e.env, e.agent) for e in suite.envs] == [(env, a) for env in envs for a in ("sac", "crossq")]
+    agents = ("sac", "crossq", "flashsac") if name == "mujoco100k" else ("sac", "crossq")  # FlashSAC: CPU suite only
+    assert [(e.env, e.agent) for e in suite.envs] == [(env, a) for env in envs for a in agents]
     assert suite.seeds == (0, 1, 2) and all(e.total_steps == 100_000 for e in suite.envs)
     # The table (SimbaV2 repository baseline CSVs, v4, 10 seeds), per agent.
     published = {"HalfCheetah-v5": (6156, 8112), "Hopper-v5": (1103, 2764), "Walker2d-v5": (690, 3914),
@@ -188,6 +189,9 @@ def test_shipped_mujoco100k_suites(name, width):
     for e in suite.envs:
         cfg, _ = resolve_config(e.preset, {"env_id": e.env})
         assert cfg.learner.agent == e.agent
+        if e.agent == "flashsac":  # FlashSAC's own curves (tests/suite/test_references.py), nothing else
+            assert [(r.source, r.agent, r.steps) for r in e.references] == [("FlashSAC repo", "flashsac", 100_000)]
+            continue
         simba = [r for r in e.references if r.source.startswith("SimbaV2")]
         assert len(simba) == 1 and simba[0].agent == e.agent and simba[0].verified and simba[0].steps == 100_000
         assert simba[0].measured_on == e.env.replace("-v5", "-v4") and "10 seeds" in simba[0].protocol

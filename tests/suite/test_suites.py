@@ -478,7 +478,7 @@ def test_smoke_suite_end_to_end_with_real_trainer(tmp_path):
             assert suites.run_status(out / "runs" / env_id / f"seed{seed}") == "finished"
     assert all(r["suite"] == "smoke" and r["eval_return"] and float(r["wall_time"]) > 0 for r in rows)
     pngs = sorted((out / "plots").glob("*.png"))
-    assert len(pngs) == 4
+    assert len(pngs) == 5  # steps and time per env, and the normalized scores' profile (smoke has [normalization])
     for p in pngs:
         _check_png(p)
     report = (out / "report.md").read_text()
