@@ -3,7 +3,7 @@ has AVX2, FMA and F16C) and the scalar one (``FASTSAC_CPU_VEC=0``: what any othe
 
 The tests of tests/csrc/test_cpp_cpu.py run against the extension in use. Here the scalar build is JIT-built into a
 temporary directory and the same accuracy tests (float32 and float64, every shape and configuration of the CPU
-cases) are run against it in a child process that cannot see ``fastsac._C``. About a minute: one build.
+cases, and the categorical TD loss's on the cpp backend) are run against it in a child process that cannot see ``fastsac._C``. About a minute: one build.
 """
 
 from __future__ import annotations
@@ -40,9 +40,13 @@ sys.exit(pytest.main(sys.argv[1:]))
 def test_the_scalar_build_passes_the_accuracy_tests(tmp_path):
     env = {**os.environ, "FASTSAC_CPU_VEC": "0", "FASTSAC_EXTENSION_DIR": str(tmp_path / "ext")}
     assert cpu_build_flags.cxx_flags(environ=env) == ["-O3", *cpu_build_flags.openmp_flags()]
-    selection = "cpu and (float32 or float64) and (fwd or bwd or saturated or thread_count)"
+    # test_cpp_cpu.py's CPU accuracy cases, and the categorical TD loss's cases on the cpp backend (its float32
+    # projection and row loss have a vectorized and a scalar form)
+    selection = ("(cpu and (float32 or float64) and (fwd or bwd or saturated or thread_count)) or "
+                 "(categorical_td and cpp)")
     res = subprocess.run(
-        [sys.executable, "-c", _CHILD, "tests/csrc/test_cpp_cpu.py", "-q", "-p", "no:cacheprovider", "-k", selection],
+        [sys.executable, "-c", _CHILD, "tests/csrc/test_cpp_cpu.py", "tests/ops/test_categorical_td.py", "-q", "-p",
+         "no:cacheprovider", "-k", selection],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     tail = (res.stdout + res.stderr)[-3000:]
     assert res.returncode == 0, tail

@@ -464,7 +464,8 @@ def test_rejects_bad_inputs():
 
 def test_exports():
     assert sorted(K.__all__) == sorted(
-        ["SUPPORTED_DTYPES", "squashed_gaussian_fwd", "squashed_gaussian_bwd", "categorical_fwd", "categorical_bwd"]
+        ["SUPPORTED_DTYPES", "squashed_gaussian_fwd", "squashed_gaussian_bwd", "categorical_fwd", "categorical_bwd",
+         "categorical_td_fwd", "categorical_td_bwd"]
     )
     assert torch.float64 not in K.SUPPORTED_DTYPES  # fastsac.ops routes float64 to the torch / C++ backends
     if DEVICE.type == "cpu":
