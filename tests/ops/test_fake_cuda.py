@@ -72,3 +72,30 @@ def test_fake_cuda_outputs(backend, dtype):
         assert {t.device.type for t in (probs, log_probs, entropy, gap)} == {"cuda"}
         d_logits = cat._categorical_backward(probs, log_probs, entropy, logits, backend)
         assert d_logits.shape == (9, 5) and d_logits.dtype == dtype and d_logits.device.type == "cuda"
+
+
+td = importlib.import_module("fastsac.ops.categorical_td")
+
+
+def _td_args(device, dtype, members=2, b=7, k=11):
+    logits = torch.randn(members, b, k, device=device, dtype=dtype).requires_grad_(device == "meta")
+    side = [torch.rand(b, k, device=device), torch.randn(b, device=device), torch.ones(b, device=device),
+            torch.randn(b, device=device)]  # float32: the compute dtype of 16-bit and float32 logits
+    return (logits, *side, 0.99, -5.0, 5.0)
+
+
+@pytest.mark.parametrize("backend", CUDA_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_categorical_td_on_meta_and_fake_cuda(backend, dtype):
+    args = _td_args("meta", dtype)
+    torch.library.opcheck(td._categorical_td, (*args, backend))
+    m = torch.rand(7, 11, device="meta")
+    torch.library.opcheck(td._categorical_td_backward,
+                          (torch.randn(2, 7, device="meta", dtype=dtype), args[0].detach(), m, backend))
+    with FakeTensorMode():
+        args = _td_args("cuda", dtype, members=3, b=9, k=101)
+        loss, m = td._categorical_td(*args, backend)
+        assert loss.shape == (3, 9) and loss.dtype == dtype and loss.device.type == "cuda"
+        assert m.shape == (9, 101) and m.dtype == torch.float32 and m.device.type == "cuda"
+        d = td._categorical_td_backward(torch.empty_like(loss), args[0], m, backend)
+        assert d.shape == (3, 9, 101) and d.dtype == dtype and d.device.type == "cuda"
