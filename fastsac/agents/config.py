@@ -9,9 +9,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["AGENTS", "CROSSQ_DEFAULTS", "LearnerConfig", "ActionSpec"]
+__all__ = ["AGENTS", "AGENT_DEFAULTS", "CROSSQ_DEFAULTS", "FLASHSAC_DEFAULTS", "LearnerConfig", "ActionSpec"]
 
-AGENTS = ("sac", "crossq")
+AGENTS = ("sac", "crossq", "flashsac")
 
 # CrossQ's hyperparameters (Bhatt et al., ICLR 2024, "CrossQ: Batch Normalization in Deep Reinforcement Learning for
 # Greater Sample Efficiency and Simplicity", openreview.net/forum?id=PczQtTsTIX), as its reference implementation
@@ -30,6 +30,45 @@ CROSSQ_DEFAULTS: dict[str, Any] = {
     "critic_hidden_sizes": (2048, 2048),
 }
 
+# FlashSAC's hyperparameters (arXiv 2604.04539), as its public repository runs the Gym MuJoCo benchmark
+# (github.com/Holiday-Robot/FlashSAC at 87edc90: configs/agent/flashSAC.yaml with the overrides of
+# scripts/run_mujoco.sh): one learning rate 3e-4 for actor, critics and temperature, cosine-decayed to 1.5e-4 over
+# the run's updates (1M in the published runs; each optimizer counts its own steps, so the actor's and the
+# temperature's, stepped every 2nd update, decay half as far); actor and temperature every 2nd update; actor
+# width 128 and critic width 256 with 2 residual blocks each; a categorical critic of 101 atoms on [-5, 5]; Polyak
+# 0.01; alpha0 0.01; target entropy 0.5 |A| ln(2 pi e 0.15^2); log-std in [-10, 2]; rewards scaled by a running
+# return scale with G_max 5 (the support's half-width); exploration noise held for Zeta(2) steps, at most 16.
+# Batch 512 and learning_starts 10k are run options (the presets).
+FLASHSAC_DEFAULTS: dict[str, Any] = {
+    "actor_lr": 3e-4,
+    "critic_lr": 3e-4,
+    "alpha_lr": 3e-4,
+    "adam_beta1": 0.9,
+    "policy_delay": 2,
+    "hidden_sizes": (128, 128),
+    "critic_hidden_sizes": (256, 256),
+    "tau": 0.01,
+    "initial_alpha": 0.01,
+    "log_std_min": -10.0,
+    "log_std_max": 2.0,
+    "target_entropy_sigma": 0.15,
+    "critic": "categorical",
+    "critic_bins": 101,
+    "critic_v_min": -5.0,
+    "critic_v_max": 5.0,
+    "reward_norm": True,
+    "noise_repeat": 16,
+    "lr_decay": "cosine",
+    "lr_end_ratio": 0.5,
+    "lr_decay_updates": 1_000_000,
+}
+
+#: Each agent's own values of some fields (SAC: the fields' defaults). Switching agents (``with_agent``) sets every
+#: field named here to the new agent's value or, where it names none, to the field's default.
+AGENT_DEFAULTS: dict[str, dict[str, Any]] = {"sac": {}, "crossq": CROSSQ_DEFAULTS, "flashsac": FLASHSAC_DEFAULTS}
+# Fields only the flashsac learner implements so far (its update reads them); other agents refuse non-defaults.
+_FLASHSAC_ONLY = ("critic", "reward_norm", "noise_repeat", "lr_decay", "target_entropy_sigma")
+
 
 def _option(default: Any, help: str):
     """A dataclass field carrying its CLI help text (``fastsac.cli`` builds ``--flags`` from it)."""
@@ -38,10 +77,11 @@ def _option(default: Any, help: str):
 
 @dataclass
 class LearnerConfig:
-    """Hyper-parameters of the learners (SAC continuous and discrete, CrossQ). Each field's ``help`` feeds the CLI.
+    """Hyper-parameters of the learners (SAC continuous and discrete, CrossQ, FlashSAC). Each field's ``help`` feeds
+    the CLI.
 
     The defaults are SAC's; ``LearnerConfig().with_agent("crossq")`` is CrossQ's paper setting
-    (:data:`CROSSQ_DEFAULTS`, sources there)."""
+    (:data:`CROSSQ_DEFAULTS`) and ``with_agent("flashsac")`` FlashSAC's (:data:`FLASHSAC_DEFAULTS`), sources there."""
 
     gamma: float = _option(0.99, "discount factor")
     tau: float = _option(0.005, "target critic update rate: target <- lerp(target, critic, tau)")
@@ -57,12 +97,17 @@ class LearnerConfig:
     target_entropy: float | None = _option(
         None, "target entropy; default -action_dim (continuous) or target_entropy_scale * log(n) (discrete)")
     target_entropy_scale: float = _option(0.98, "discrete only: default target = scale * log(num_actions)")
+    target_entropy_sigma: float | None = _option(
+        None, "flashsac: target entropy of a Gaussian of this std per action dimension, 0.5 |A| ln(2 pi e sigma^2) "
+        "(FlashSAC: 0.15); used when target_entropy is not given")
     log_std_min: float = _option(-5.0, "lower bound of the policy log-std (smooth tanh bound)")
     log_std_max: float = _option(2.0, "upper bound of the policy log-std (smooth tanh bound)")
-    agent: Literal["sac", "crossq"] = _option(
-        "sac", "learning algorithm: sac (target critics) or crossq (Bhatt et al. 2024: batch renormalization, no "
-        "target critics, a joint critic pass; continuous actions only). Setting it (preset, flag or train()) first "
-        "resets the fields CROSSQ_DEFAULTS names (lrs, adam_beta1, policy_delay, widths) to that agent's values")
+    agent: Literal["sac", "crossq", "flashsac"] = _option(
+        "sac", "learning algorithm: sac (target critics), crossq (Bhatt et al. 2024: batch renormalization, no "
+        "target critics, a joint critic pass) or flashsac (FlashSAC 2026: normalized residual networks with batch "
+        "norm, a categorical critic, reward scaling, noise repetition); crossq and flashsac are for continuous "
+        "actions. Setting it (preset, flag or train()) first resets the fields AGENT_DEFAULTS names (lrs, "
+        "adam_beta1, policy_delay, widths, ...) to that agent's values")
     critic_hidden_sizes: tuple[int, ...] | None = _option(
         None, "hidden widths of each critic (default: hidden_sizes; CrossQ's paper: 2048 2048)")
     critic_network: Literal["mlp", "layernorm", "simba"] = _option(
@@ -71,6 +116,24 @@ class LearnerConfig:
     obs_norm: bool | None = _option(
         None, "normalize observations by running statistics (SimBa) for the actor and the critics; statistics are "
         "saved with the learner (default: on with critic_network simba, else off)")
+    critic: Literal["scalar", "categorical"] = _option(
+        "scalar", "critic head: scalar (one Q value, squared TD error) or categorical (a distribution over "
+        "critic_bins atoms on [critic_v_min, critic_v_max], C51 projection, cross-entropy; flashsac's)")
+    critic_bins: int = _option(101, "categorical critic: number of atoms of the support")
+    critic_v_min: float = _option(-5.0, "categorical critic: lowest atom (in scaled-reward units with reward_norm)")
+    critic_v_max: float = _option(5.0, "categorical critic: highest atom")
+    reward_norm: bool = _option(
+        False, "flashsac: divide rewards by a running scale of the discounted return, max(std(G), max|G| / "
+        "critic_v_max), updated every env step (FlashSAC's reward normalization)")
+    noise_repeat: int = _option(
+        1, "flashsac: hold each env's exploration noise for k steps, k ~ Zeta(2) truncated at this value "
+        "(FlashSAC: 16); 1: fresh noise every step")
+    lr_decay: Literal["none", "cosine"] = _option(
+        "none", "flashsac: learning-rate schedule of every optimizer over its own steps: none, or cosine from "
+        "the lr to lr * lr_end_ratio over lr_decay_updates steps")
+    lr_end_ratio: float = _option(0.5, "cosine lr_decay: final lr as a fraction of the lr (FlashSAC: 0.5)")
+    lr_decay_updates: int = _option(
+        1_000_000, "cosine lr_decay: optimizer steps over which the lr decays (FlashSAC: the run's updates, 1M)")
     adam_beta1: float = _option(0.9, "Adam beta1 of the actor's and the critics' optimizers (CrossQ: 0.5)")
     brn_momentum: float = _option(0.99, "crossq: momentum of the batch renorm running statistics")
     brn_warmup_steps: int = _option(
@@ -101,7 +164,7 @@ class LearnerConfig:
         if not self.log_std_min < self.log_std_max:
             raise ValueError(
                 f"LearnerConfig: need log_std_min < log_std_max, got {self.log_std_min}, {self.log_std_max}")
-        for name in ("agent", "critic_network", "update"):
+        for name in ("agent", "critic_network", "update", "critic", "lr_decay"):
             choices = typing.get_args(typing.get_type_hints(LearnerConfig)[name])
             if getattr(self, name) not in choices:
                 raise ValueError(
@@ -122,6 +185,44 @@ class LearnerConfig:
                 or self.brn_warmup_steps < 0:
             raise ValueError(f"LearnerConfig: brn_warmup_steps must be an int >= 0, got {self.brn_warmup_steps}")
         self.brn_warmup_steps = int(self.brn_warmup_steps)
+        self._check_flashsac_fields()
+
+    def _check_flashsac_fields(self) -> None:
+        for name in ("critic_bins", "noise_repeat", "lr_decay_updates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"LearnerConfig: {name} must be an int >= 1, got {value}")
+            setattr(self, name, int(value))
+        if self.critic_bins < 2:
+            raise ValueError(f"LearnerConfig: critic_bins must be >= 2, got {self.critic_bins}")
+        if not self.critic_v_min < self.critic_v_max:
+            raise ValueError(f"LearnerConfig: need critic_v_min < critic_v_max, got {self.critic_v_min}, "
+                             f"{self.critic_v_max}")
+        if not 0.0 < self.lr_end_ratio <= 1.0:
+            raise ValueError(f"LearnerConfig: lr_end_ratio must be in (0, 1], got {self.lr_end_ratio}")
+        if self.target_entropy_sigma is not None and not self.target_entropy_sigma > 0.0:
+            raise ValueError(f"LearnerConfig: target_entropy_sigma must be > 0, got {self.target_entropy_sigma}")
+        if self.agent == "flashsac":
+            if self.critic != "categorical":
+                raise ValueError("LearnerConfig: agent flashsac has a categorical critic; critic='scalar' is not "
+                                 "built for it (use agent sac or crossq for a scalar critic)")
+            if self.critic_network != "mlp":
+                raise ValueError("LearnerConfig: agent flashsac builds its own normalized residual networks; "
+                                 f"critic_network={self.critic_network!r} applies to sac and crossq only")
+            if self.obs_norm:
+                raise ValueError("LearnerConfig: agent flashsac normalizes its inputs with batch norm; obs_norm "
+                                 "applies to sac and crossq only")
+            for name, widths in (("hidden_sizes", self.hidden_sizes), ("critic_hidden_sizes", self.critic_widths)):
+                if len(set(widths)) != 1:
+                    raise ValueError(f"LearnerConfig: agent flashsac needs equal {name} (one residual block per "
+                                     f"entry, all of the residual width), got {widths}")
+            return
+        defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)}
+        changed = [name for name in _FLASHSAC_ONLY if getattr(self, name) != defaults[name]]
+        if changed:
+            raise ValueError(f"LearnerConfig: {', '.join(changed)} {'is' if len(changed) == 1 else 'are'} "
+                             f"implemented by agent flashsac only, not {self.agent!r} (use --agent flashsac, or "
+                             "leave them at their defaults)")
 
     @property
     def critic_widths(self) -> tuple[int, ...]:
@@ -134,17 +235,15 @@ class LearnerConfig:
         return self.obs_norm if self.obs_norm is not None else self.critic_network == "simba"
 
     def with_agent(self, agent: str) -> LearnerConfig:
-        """This config for ``agent``: unchanged if it is already that agent's, else with the agent's defaults in
-        the fields :data:`CROSSQ_DEFAULTS` names (CrossQ's values, or for SAC the fields' own defaults)."""
+        """This config for ``agent``: unchanged if it is already that agent's, else with the agent's values in
+        every field :data:`AGENT_DEFAULTS` names for any agent (the agent's own, else the field's default)."""
         if agent == self.agent:
             return self
         if agent not in AGENTS:
             raise ValueError(f"LearnerConfig: agent must be one of {', '.join(AGENTS)}, got {agent!r}")
-        if agent == "crossq":
-            values = CROSSQ_DEFAULTS
-        else:
-            values = {f.name: f.default for f in dataclasses.fields(LearnerConfig) if f.name in CROSSQ_DEFAULTS}
-        return dataclasses.replace(self, agent=agent, **values)
+        named = {name for values in AGENT_DEFAULTS.values() for name in values}
+        values = {f.name: f.default for f in dataclasses.fields(LearnerConfig) if f.name in named}
+        return dataclasses.replace(self, agent=agent, **{**values, **AGENT_DEFAULTS[agent]})
 
 
 @dataclass(frozen=True)

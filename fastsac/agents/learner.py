@@ -56,7 +56,7 @@ from torch import nn
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.normalization import RunningObsNorm
-from fastsac.agents.optim import ForeachAdam
+from fastsac.agents.optim import CosineLR, ForeachAdam
 from fastsac.agents.rng import load_generator
 from fastsac.agents.runners import UpdateRunner, choose_update
 from fastsac.fallbacks import Fallback
@@ -77,6 +77,8 @@ class Learner:
     #: True: ``_update`` takes ``act_obs, act_noise`` and returns the policy's actions for them (from
     #: ``_sample_actions``); False: ``update(batch, act_obs)`` calls ``act`` after the update (the same actions).
     acts_in_update = False
+    #: True: the trainer calls :meth:`observe_step` with every env step (FlashSAC's running reward scale)
+    observes_steps = False
 
     def __init__(self, obs_dim: int, n: int, cfg: LearnerConfig, device: torch.device | str):
         self.cfg = cfg
@@ -97,9 +99,12 @@ class Learner:
         self.critic_params = list(self.critic.parameters())
         self.target_params = list(self.target_critic.parameters()) if self.target_critic is not None else []
         betas = (cfg.adam_beta1, 0.999)
-        self.actor_optim = ForeachAdam(self.actor_params, lr=cfg.actor_lr, betas=betas)
-        self.critic_optim = ForeachAdam(self.critic_params, lr=cfg.critic_lr, betas=betas)
-        self.alpha_optim = ForeachAdam([self.entropy.log_alpha], lr=cfg.alpha_lr) if self.entropy.learnable else None
+        self.actor_optim = ForeachAdam(self.actor_params, lr=cfg.actor_lr, betas=betas,
+                                       schedule=lr_schedule(cfg, cfg.actor_lr))
+        self.critic_optim = ForeachAdam(self.critic_params, lr=cfg.critic_lr, betas=betas,
+                                        schedule=lr_schedule(cfg, cfg.critic_lr))
+        self.alpha_optim = ForeachAdam([self.entropy.log_alpha], lr=cfg.alpha_lr,
+                                       schedule=lr_schedule(cfg, cfg.alpha_lr)) if self.entropy.learnable else None
         self.backend = ops.resolve_backend(torch.empty(1, device=self.device), backend=cfg.backend)
         # Fast paths that could not run here (a backend's self-check, compile, capture): said once, kept for the run.
         self.fallbacks: list[Fallback] = selfcheck.failures(self.device)
@@ -150,6 +155,16 @@ class Learner:
             raise ValueError(f"{type(self).__name__}: the native update has no place for a data-parallel "
                              "grad_reducer; build the learner with update='compile' (a data-parallel run chooses it)")
         self._grad_reducer = reducer
+
+    # ------------------------------------------------------------------------------------------ the envs' side
+    def attach_envs(self, num_envs: int) -> None:
+        """Size the per-env state this learner keeps for the ``num_envs`` envs it acts in and observes (FlashSAC:
+        the held exploration noise and each env's running return). The trainer calls it once, before a checkpoint
+        is loaded; most learners keep no such state."""
+
+    def observe_step(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> None:
+        """One env step of every env ((num_envs,) each, on the learner's device), for learners whose
+        ``observes_steps`` is True; called by the trainer for every step, random ones included."""
 
     # -------------------------------------------------------------------------------------------- subclass API
     def _build_networks(self, n: int) -> tuple[nn.Module, nn.Module]:
@@ -414,6 +429,11 @@ class Learner:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(obs_dim={self.obs_dim}, device={self.device}, backend={self.backend!r}, "
                 f"update={self.runner.describe()!r}, num_updates={self.num_updates})")
+
+
+def lr_schedule(cfg: LearnerConfig, lr: float) -> CosineLR | None:
+    """The learning-rate schedule of an optimizer of peak ``lr`` under ``cfg.lr_decay`` (None: constant)."""
+    return CosineLR(lr, cfg.lr_end_ratio, cfg.lr_decay_updates) if cfg.lr_decay == "cosine" else None
 
 
 def as_obs(obs: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, bool]:

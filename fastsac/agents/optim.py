@@ -30,7 +30,31 @@ from typing import Any
 
 import torch
 
-__all__ = ["ForeachAdam"]
+__all__ = ["CosineLR", "ForeachAdam"]
+
+
+class CosineLR:
+    """A cosine learning-rate schedule over an optimizer's own steps, computed on the device (so it traces into a
+    compiled step and replays in a CUDA graph): the step after ``k`` steps uses
+    ``end + (peak - end) * (1 + cos(pi * min(k, steps) / steps)) / 2``, from ``peak`` to ``end = peak *
+    end_ratio`` at ``steps`` steps and ``end`` after. This is optax's ``cosine_decay_schedule`` as FlashSAC's
+    ``warmup_cosine_decay_scheduler`` applies it through ``torch.optim.lr_scheduler.LambdaLR`` (stepped after each
+    optimizer step; github.com/Holiday-Robot/FlashSAC, flash_rl/agents/utils/scheduler.py at 87edc90) with its
+    warm-up from the peak to the peak, i.e. none."""
+
+    def __init__(self, peak: float, end_ratio: float, steps: int):
+        if not peak >= 0.0 or not 0.0 < end_ratio <= 1.0 or int(steps) < 1:
+            raise ValueError(f"CosineLR: need peak >= 0, end_ratio in (0, 1], steps >= 1; got {peak}, {end_ratio}, "
+                             f"{steps}")
+        self.peak, self.end, self.steps = float(peak), float(peak) * float(end_ratio), int(steps)
+
+    def __call__(self, done: torch.Tensor) -> torch.Tensor:
+        """The learning rate (float64, 0-dim) of the step after ``done`` steps (a 0-dim tensor)."""
+        progress = done.double().clamp(max=self.steps) / self.steps
+        return self.end + (self.peak - self.end) * 0.5 * (1.0 + torch.cos(torch.pi * progress))
+
+    def __repr__(self) -> str:
+        return f"CosineLR(peak={self.peak}, end={self.end}, steps={self.steps})"
 
 
 class ForeachAdam:
@@ -40,6 +64,9 @@ class ForeachAdam:
         params: the tensors to update in place (typically ``nn.Parameter`` leaves; updated under ``no_grad``).
         lr, betas, eps, weight_decay: as ``torch.optim.Adam`` (weight decay is L2 added to the gradient; off by
             default).
+        schedule: a learning-rate schedule (:class:`CosineLR`) mapping the steps done (a device tensor) to the
+            next step's learning rate, evaluated on the device where the step factors are prepared; ``lr`` is then
+            the schedule's peak, kept for ``state_dict`` and ``repr``. None: ``lr`` throughout.
     """
 
     def __init__(
@@ -49,8 +76,10 @@ class ForeachAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        schedule: CosineLR | None = None,
     ):
         self.params = list(params)
+        self.schedule = schedule
         if not self.params:
             raise ValueError("ForeachAdam: got an empty parameter list")
         devices = {p.device for p in self.params}
@@ -93,7 +122,8 @@ class ForeachAdam:
     def _prepare_next_step(self) -> None:
         """The factors of the step after the current state (step count ``t``): those of ``t + 1``."""
         pows = self.beta_pows * self._betas
-        self.step_size.copy_((-self.lr / (1.0 - pows[0])).float())
+        lr = self.lr if self.schedule is None else self.schedule(self.step_count)
+        self.step_size.copy_((-lr / (1.0 - pows[0])).float())
         self.bias_correction2_sqrt.copy_(torch.sqrt(1.0 - pows[1]).float())
 
     @torch.no_grad()
@@ -162,5 +192,5 @@ class ForeachAdam:
     def __repr__(self) -> str:
         return (
             f"ForeachAdam(num_params={len(self.params)}, lr={self.lr}, betas={self.betas}, eps={self.eps}, "
-            f"weight_decay={self.weight_decay})"
+            f"weight_decay={self.weight_decay}{'' if self.schedule is None else f', schedule={self.schedule}'})"
         )

@@ -6,6 +6,7 @@ One iteration of the loop (``num_envs`` env steps)::
            = learner.act(obs)          afterwards (stochastic policy)
     res = env.step(action)
     buffer.add(obs, action, res.reward, res.final_obs, res.terminated)    # final_obs: real last obs; no truncation
+    learner.observe_step(res.reward, res.terminated, res.truncated)       # learners that keep env statistics
     obs = res.next_obs
     utd * num_envs learner.update(buffer.sample(batch_size)) calls       (fractions carry over to later steps)
 
@@ -84,6 +85,7 @@ class Session:
             # data parallel: this rank's noise generator; its networks come from rank 0 (scope.make_replica)
             lcfg = dataclasses.replace(lcfg, seed=scope.rank_seed(lcfg.seed))
             self.learner = make_learner(self.env.obs_dim, self.env, lcfg, self.device)
+            self.learner.attach_envs(self.env.num_envs)
             self.buffer = make_buffer(config, self.env, self.device)
         except BaseException:
             self.env.close()
@@ -182,6 +184,7 @@ class Session:
         cfg, env, learner, buffer, c = self.config, self.env, self.learner, self.buffer, self.counters
         act, step_env, add, log_action = learner.act, env.step, buffer.add, self.actions.append
         update, sample, batch_size = learner.update, buffer.sample, cfg.batch_size
+        observe = learner.observe_step if learner.observes_steps else None
         utd, steps = self.utd_per_iteration, self.steps_per_iteration
         num, den = utd.numerator, utd.denominator
         debt = int(c.utd_debt * den)  # the debt is a multiple of 1/den
@@ -197,6 +200,8 @@ class Session:
                 action = act(obs) if next_action is None else next_action
             res = step_env(action)
             add(obs, action, res.reward, res.final_obs, res.terminated)
+            if observe is not None:
+                observe(res.reward, res.terminated, res.truncated)
             log_action(action)
             self.obs = res.next_obs
             before = c.step

@@ -137,6 +137,23 @@ def test_a_miscompiled_update_is_an_error_when_strict(monkeypatch):
         learner.update(_batch(discrete=True))
 
 
+def test_worst_difference_floors_noise_level_tensors_at_their_groups_scale():
+    """A tensor at rounding-noise level (a batch-norm running mean that is zero by construction) is compared
+    against GROUP_FLOOR of the largest tensor of its kind in the same network, not its own magnitude."""
+    assert runners.group_of("actor.trunk.blocks.0.norm1.running_mean") == "actor:running_mean"
+    assert runners.group_of("critic_optim.exp_avg_sq[3]") == "critic_optim:exp_avg_sq"
+    names = ["actor.a.running_mean", "actor.b.running_mean"]
+    eager = [torch.tensor([6e-7, -2e-7]), torch.tensor([0.5, -1.0])]
+    fast = [torch.tensor([-5e-7, 3e-7]), torch.tensor([0.5, -1.0])]
+    ratio, where = runners.worst_difference(names, fast, eager)
+    assert ratio == pytest.approx(1.1e-6 / (runners.GROUP_FLOOR * 1.0)) and "floored" in where
+    # alone in its group it is compared with itself, and the same rounding is a large relative difference
+    assert runners.worst_difference(names[:1], fast[:1], eager[:1])[0] > 1.0
+    # a real error in a tensor of ordinary size is still relative to itself
+    ratio, _ = runners.worst_difference(names, [fast[0], torch.tensor([0.5, -1.003])], eager)
+    assert ratio == pytest.approx(3e-3, rel=1e-3)
+
+
 def test_worst_difference_reads_integer_and_non_finite_tensors():
     a = torch.tensor([1.0, 2.0, float("nan")])
     assert runners.worst_difference(["a"], [a.clone()], [a]) == (0.0, "all compared tensors equal")

@@ -20,7 +20,8 @@ Nothing here knows a learner by name: a learner states whether it has a native u
 (``Learner.native_unsupported``) and builds it (``Learner.native_update``).
 """
 
-from fastsac.agents.runners.checked import VERIFY_RTOL, CheckedRunner, restore, snapshot, worst_difference
+from fastsac.agents.runners.checked import (GROUP_FLOOR, VERIFY_RTOL, CheckedRunner, group_of, restore, snapshot,
+                                            worst_difference)
 from fastsac.agents.runners.choice import UPDATE_BACKENDS, UpdateChoice, choose_update
 from fastsac.agents.runners.cuda_graph import GraphRunner
 from fastsac.agents.runners.implementations import (
@@ -39,6 +40,7 @@ __all__ = [
     "CheckedRunner",
     "CompiledRunner",
     "EagerRunner",
+    "GROUP_FLOOR",
     "GraphRunner",
     "NativeRunner",
     "UpdateChoice",
@@ -46,6 +48,7 @@ __all__ = [
     "autograd_ops_config",
     "choose_update",
     "compile_update",
+    "group_of",
     "restore",
     "snapshot",
     "trace_autograd_ops_supported",

@@ -1,0 +1,76 @@
+"""FlashSAC through the trainer: choosing the agent (flags, presets), the reward scale fed by every env step, exact
+resume (batch-norm statistics, reward scale, held noise and learning-rate schedules included), evaluation from the
+checkpoint, and a learning run on Pendulum."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastsac.agents.config import FLASHSAC_DEFAULTS
+from fastsac.cli import build_parser, train_overrides
+from fastsac.training import evaluate, resume, train
+from fastsac.training.checkpoint import load_checkpoint
+from fastsac.training.config import config_from_dict
+from fastsac.training.presets import available_presets, load_preset, resolve_config
+from tests.training.test_trainer import _eval_returns, assert_same_state, learner_state, metric_rows, tiny
+
+FLASH_TINY = {"agent": "flashsac", "hidden_sizes": [16], "critic_hidden_sizes": [32], "critic_bins": 21,
+              "lr_decay_updates": 300}
+
+
+def test_agent_flag_picks_the_flashsac_preset_and_defaults():
+    args = build_parser().parse_args(["train", "--env", "HalfCheetah-v5", "--agent", "flashsac"])
+    cfg, preset = resolve_config(args.preset, train_overrides(args))
+    assert preset == "HalfCheetah-v5-flashsac" and cfg.learner.agent == "flashsac"
+    assert (cfg.batch_size, cfg.learning_starts, cfg.utd) == (512, 10_000, 1.0)
+    assert {k: getattr(cfg.learner, k) for k in FLASHSAC_DEFAULTS} == FLASHSAC_DEFAULTS
+    for env in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Pendulum-v1"):
+        assert f"{env}-flashsac" in available_presets()
+        assert load_preset(f"{env}-flashsac")["learner"]["agent"] == "flashsac"
+    args = build_parser().parse_args(["train", "--env", "Pendulum-v1", "--agent", "flashsac", "--noise-repeat", "4",
+                                      "--lr-decay", "none"])
+    cfg, preset = resolve_config(args.preset, train_overrides(args))
+    assert preset == "Pendulum-v1-flashsac" and cfg.learner.noise_repeat == 4 and cfg.learner.lr_decay == "none"
+
+
+def test_flashsac_options_on_another_agent_are_a_clear_error():
+    with pytest.raises(Exception, match="implemented by agent flashsac only"):
+        config_from_dict({"learner": {"agent": "sac", "reward_norm": True}})
+
+
+def test_flashsac_resume_continues_exactly(tmp_path):
+    # 201 updates from step 200; stopped at step 250 after 51 updates, between actor updates (policy delay 2),
+    # mid-episode, likely with noise held; the reward scale is fed by every step, the random ones included.
+    full = train(tiny(tmp_path / "full", learner=FLASH_TINY))
+    part = train(tiny(tmp_path / "part", learner=FLASH_TINY, total_steps=250))
+    resumed = resume(part.run_dir, total_steps=400)
+    assert resumed.summary["resume_exact"] is True
+    state = learner_state(full.run_dir)
+    assert_same_state(state, learner_state(resumed.run_dir))
+    assert metric_rows(full.run_dir) == metric_rows(resumed.run_dir)
+    assert state["kind"] == "FlashSACLearner" and state["target_critic"] is not None
+    # every env step (400) reached the reward scale; its statistics count them
+    assert state["reward_scale"] is not None and state["noise_repeat"] is not None
+    assert float(state["critic_optim"]["step"]) == 201 and float(state["actor_optim"]["step"]) == 101
+    ev = evaluate(full.run_dir, episodes=2)
+    assert ev.mean_return == pytest.approx(full.final_eval_return, rel=0, abs=1e-9)
+
+
+def test_the_reward_scale_sees_every_env_step(tmp_path):
+    run = train(tiny(tmp_path / "run", learner=FLASH_TINY, total_steps=300))
+    scale = learner_state(run.run_dir)["reward_scale"]
+    counts = [v for k, v in scale.items() if "count" in k]
+    assert counts and all(torch.as_tensor(c).double().round().item() == 300 for c in counts), scale
+
+
+@pytest.mark.slow
+def test_flashsac_learns_pendulum(tmp_path):
+    # The Pendulum-v1-flashsac preset (actor 64 wide, critics 128, one block each; FlashSAC's recipe otherwise),
+    # 10k steps. The issue's bar: eval >= -250 within 15k steps. Measured here: see the preset's header.
+    cfg, _ = resolve_config("Pendulum-v1-flashsac", dict(
+        out=str(tmp_path / "pendulum"), eval_every=5_000, progress=False, tensorboard=False, update="eager",
+        device="cpu", seed=0))  # fmt: skip
+    result = train(cfg)
+    assert result.final_eval_return >= -250, _eval_returns(result.run_dir)
+    assert load_checkpoint(result.run_dir / "checkpoints" / "latest.pt")["learner"]["kind"] == "FlashSACLearner"
