@@ -8,13 +8,13 @@ semantics). ``logits`` is ``(C, B, K)`` row-major (C critic members), ``target_p
 Forward: a program owns ``BLOCK_B`` samples (1 on the GPU: one program per sample) with whole rows of
 ``BLOCK_K = next_pow2(K)`` atoms in registers. The projection is formed densely: atom k lands at ``pos_k`` with
 lower neighbour ``l_k`` and share ``frac_k`` (as sac_math.h's ``td_atom_target``), and
-``m_j = sum_k p_k ([j == l_k] (1 - frac_k) + [j == u_k] frac_k)``, a ``BLOCK_K x BLOCK_K`` masked sum: registers
-cannot scatter, and K^2 = 10^4 multiply-adds per sample (K = 101) is nothing next to the loads. Then, for each
+``m_j = sum_k p_k ([j == l_k] (1 - frac_k) + [j == u_k] frac_k)``, a masked sum over ``BLOCK_S`` source atoms
+at a time: registers cannot scatter, and K^2 = 10^4 multiply-adds per sample (K = 101) is nothing next to the loads. Then, for each
 member, the row's log-sum-exp and ``-sum_j m_j log p_j``. Backward: ``BLOCK_N`` member rows per program,
 ``d_j = g (softmax_j sum(m) - m_j)``, with the sample's ``m`` row re-read.
 
-Row length: up to ``MAX_K = 256`` atoms (the dense projection holds ``BLOCK_K^2`` floats per sample); longer
-supports are rejected with a ValueError (use the cpp or torch backend).
+Row length: up to ``MAX_K = 256`` atoms (a row of logits in registers, and BLOCK_K^2 share products per sample);
+longer supports are rejected with a ValueError (use the cpp or torch backend).
 """
 
 from __future__ import annotations
@@ -31,18 +31,21 @@ from . import _launch
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 MAX_K = 256
 
-# GPU launch shape of the forward: one sample per program; the BLOCK_K x BLOCK_K projection tile (128^2 = 16384
-# floats at K = 101) over 8 warps is 64 values a thread. Backward: as kernels/categorical.py (2048 tile lanes,
-# 8 lanes a thread, up to 16 warps). Reasoned, not yet measured on a GPU: retune with
-# `bench/bench_ops.py --device cuda --ops categorical_td` and record the figure here.
-FWD_NUM_WARPS = 8
+# GPU launch shape of the forward: one sample per program, the projection's share tile SOURCE_ATOMS x BLOCK_K at a
+# time (32 x 128 = 4096 floats at K = 101: 32 a thread over 4 warps): 96 registers a thread at K = 101 and at 256
+# (sm_90, AOT-compiled: tests/kernels/test_triton_lowering.py), 5 programs an SM. The whole BLOCK_K x BLOCK_K tile
+# at once took 212 registers at 8 warps (255 at K = 256): one program an SM. Backward: as
+# kernels/categorical.py (2048 tile lanes, 8 lanes a thread, up to 16 warps). Reasoned, not yet measured on a GPU:
+# retune with `bench/bench_ops.py --device cuda --ops categorical_td --variants op --dims 101` and record it here.
+SOURCE_ATOMS = 32
+FWD_NUM_WARPS = 4
 GPU_TILE_LANES = 2048
 LANES_PER_THREAD = 8
 MAX_NUM_WARPS = 16
 
 # Under TRITON_INTERPRET=1 (tests on CPU tensors) each program costs ~15 ms of Python whatever its size: the
-# forward takes as many samples per program as keep its BLOCK_B x BLOCK_K x BLOCK_K tile within 2^20 elements, the
-# backward one tile of 2^16 lanes.
+# forward takes as many samples per program as keep its BLOCK_B x SOURCE_ATOMS x BLOCK_K share tile within 2^20
+# elements, the backward one tile of 2^16 lanes.
 INTERPRET_FWD_ELEMENTS = 1 << 20  # triton's largest tensor
 INTERPRET_TILE_LANES = 1 << 16
 
@@ -65,6 +68,7 @@ def _categorical_td_fwd_kernel(
     C, B, K,
     BLOCK_B: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):  # fmt: skip
     pid = tl.program_id(0)
     bs = pid.to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)  # samples
@@ -74,25 +78,32 @@ def _categorical_td_fwd_kernel(
     mask = b_mask[:, None] & k_mask[None, :]
     offs = bs[:, None] * K + ks[None, :]
 
-    p = tl.load(probs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     r = tl.load(reward_ptr + bs, mask=b_mask, other=0.0).to(tl.float32)
     gnd = tl.load(not_done_ptr + bs, mask=b_mask, other=0.0).to(tl.float32) * gamma
     ent = tl.load(entropy_ptr + bs, mask=b_mask, other=0.0).to(tl.float32)
 
-    # Where each atom lands (sac_math.h td_atom_target): lower neighbour l, share frac to u = min(l + 1, K - 1).
-    z = v_min + ks.to(tl.float32) * dz
-    t = r[:, None] + gnd[:, None] * (z[None, :] - ent[:, None])
-    nan = tl.PropagateNan.ALL  # a NaN reward or entropy term must reach m and the loss, as in the other backends
-    t = tl.minimum(tl.maximum(t, v_min, propagate_nan=nan), v_max, propagate_nan=nan)
-    pos = tl.minimum(tl.maximum((t - v_min) / dz, 0.0, propagate_nan=nan), top, propagate_nan=nan)
-    lo_i = tl.minimum(tl.maximum(tl.floor(pos).to(tl.int32), 0), K - 1)  # NaN: some atom, frac NaN (reaches m)
-    frac = pos - lo_i.to(tl.float32)
-    up_i = tl.minimum(lo_i + 1, K - 1)
-    # m_j = sum_k p_k ([j == l_k] (1 - frac_k) + [j == u_k] frac_k): axis 1 is k (source), axis 2 is j (target).
+    # m_j = sum_k p_k ([j == l_k] (1 - frac_k) + [j == u_k] frac_k), over BLOCK_S source atoms k at a time: axis 1
+    # of the share tile is k (source), axis 2 is j (target).
+    m = tl.zeros((BLOCK_B, BLOCK_K), dtype=tl.float32)
     j3 = ks[None, None, :]
-    w = tl.where(lo_i[:, :, None] == j3, (1.0 - frac)[:, :, None], 0.0) + \
-        tl.where(up_i[:, :, None] == j3, frac[:, :, None], 0.0)
-    m = tl.sum(p[:, :, None] * w, axis=1)  # (BLOCK_B, BLOCK_K), 0 in the padding columns
+    for k0 in range(0, K, BLOCK_S):
+        kk = k0 + tl.arange(0, BLOCK_S)
+        s_mask = b_mask[:, None] & (kk < K)[None, :]
+        p = tl.load(probs_ptr + bs[:, None] * K + kk[None, :], mask=s_mask, other=0.0).to(tl.float32)  # pad: 0
+        # Where each atom lands (sac_math.h td_atom_target): lower neighbour l, share frac to u = min(l + 1, K - 1).
+        z = v_min + kk.to(tl.float32) * dz
+        t = r[:, None] + gnd[:, None] * (z[None, :] - ent[:, None])
+        # propagate_nan: a NaN reward or entropy term must reach m and the loss, as in the other backends
+        t = tl.minimum(tl.maximum(t, v_min, propagate_nan=tl.PropagateNan.ALL), v_max,
+                       propagate_nan=tl.PropagateNan.ALL)
+        pos = tl.maximum((t - v_min) / dz, 0.0, propagate_nan=tl.PropagateNan.ALL)
+        pos = tl.minimum(pos, top, propagate_nan=tl.PropagateNan.ALL)
+        lo_i = tl.minimum(tl.maximum(tl.floor(pos).to(tl.int32), 0), K - 1)  # NaN: some atom, frac NaN (reaches m)
+        frac = pos - lo_i.to(tl.float32)
+        up_i = tl.minimum(lo_i + 1, K - 1)
+        w = tl.where(lo_i[:, :, None] == j3, (1.0 - frac)[:, :, None], 0.0) + \
+            tl.where(up_i[:, :, None] == j3, frac[:, :, None], 0.0)
+        m += tl.sum(p[:, :, None] * w, axis=1)  # 0 in the padding columns
     tl.store(m_ptr + offs, m, mask=mask)
 
     x_ptrs = logits_ptr + offs  # member c's rows: advanced by B * K a member
@@ -133,6 +144,18 @@ def _categorical_td_bwd_kernel(
 # ----------------------------------------------------------------------------------------------------------------
 # Launchers
 # ----------------------------------------------------------------------------------------------------------------
+def _gpu_fwd_config(n_atoms: int) -> tuple[int, int, int, int]:
+    """``(BLOCK_B, BLOCK_K, BLOCK_S, num_warps)`` of the forward on the GPU."""
+    block_k = triton.next_power_of_2(n_atoms)
+    return 1, block_k, min(SOURCE_ATOMS, block_k), FWD_NUM_WARPS
+
+
+def _gpu_bwd_config(n_rows: int, n_atoms: int) -> tuple[int, int, int]:
+    """``(BLOCK_N, BLOCK_K, num_warps)`` of the backward on the GPU."""
+    return _launch.gpu_launch_config(n_rows, n_atoms, tile_lanes=GPU_TILE_LANES, lanes_per_thread=LANES_PER_THREAD,
+                                     max_num_warps=MAX_NUM_WARPS)
+
+
 def _check(what: str, logits: torch.Tensor, named: tuple) -> None:
     if logits.dim() != 3:
         raise ValueError(f"{what}: logits must be 3-D (C, B, K), got shape {tuple(logits.shape)}")
@@ -168,11 +191,9 @@ def categorical_td_fwd(logits, target_probs, reward, not_done, entropy_term, gam
     m = _alloc((B, K), dtype=f32, device=logits.device)
     if B == 0:
         return loss, m
-    block_k = triton.next_power_of_2(K)
-    if logits.device.type == "cuda" and not _INTERPRETED:
-        block_b, num_warps = 1, FWD_NUM_WARPS
-    else:
-        block_b, num_warps = max(1, min(triton.next_power_of_2(B), INTERPRET_FWD_ELEMENTS // block_k**2)), 1
+    block_b, block_k, block_s, num_warps = _gpu_fwd_config(K)
+    if logits.device.type != "cuda" or _INTERPRETED:
+        block_b, num_warps = max(1, min(triton.next_power_of_2(B), INTERPRET_FWD_ELEMENTS // (block_s * block_k))), 1
     if _FORCE_BLOCK_B is not None:
         block_b = _FORCE_BLOCK_B
     dz = (float(v_max) - float(v_min)) / (K - 1)
@@ -181,7 +202,7 @@ def categorical_td_fwd(logits, target_probs, reward, not_done, entropy_term, gam
             logits, target_probs, reward, not_done, entropy_term, loss, m,
             float(gamma), float(v_min), float(v_max), dz, float(K - 1),
             C, B, K,
-            BLOCK_B=block_b, BLOCK_K=block_k, num_warps=num_warps,
+            BLOCK_B=block_b, BLOCK_K=block_k, BLOCK_S=block_s, num_warps=num_warps,
         )  # fmt: skip
     return loss, m
 
@@ -199,11 +220,8 @@ def categorical_td_bwd(grad_loss, logits, m):
     if N == 0:
         return d_logits
     block_n, block_k, num_warps = _launch.launch_config(
-        N, K, logits.device,
-        gpu_config=lambda n, k: _launch.gpu_launch_config(n, k, tile_lanes=GPU_TILE_LANES,
-                                                          lanes_per_thread=LANES_PER_THREAD,
-                                                          max_num_warps=MAX_NUM_WARPS),
-        interpret_tile_lanes=INTERPRET_TILE_LANES, force_block_n=_FORCE_BLOCK_N,
+        N, K, logits.device, gpu_config=_gpu_bwd_config, interpret_tile_lanes=INTERPRET_TILE_LANES,
+        force_block_n=_FORCE_BLOCK_N,
     )  # fmt: skip
     with _launch.on_device(logits.device):
         _categorical_td_bwd_kernel[(triton.cdiv(N, block_n),)](

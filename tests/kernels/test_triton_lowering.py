@@ -12,7 +12,8 @@ sets it on CPU machines before Triton is imported), Triton's own library functio
 ...) are interpreter objects and cannot be compiled in that process.
 
 The default set covers every flag on and off and every pair of flags in all four combinations (a covering array),
-each dtype and each launch-shape class: 20 compiles, ~45 s on the CI machine (a few seconds when Triton's
+each dtype and each launch-shape class (and the categorical TD loss's two kernels on 4 problems each): 28 compiles,
+~50 s on the CI machine (a few seconds when Triton's
 on-disk cache already holds the unchanged kernels). ``FASTSAC_AOT_ALL=1`` compiles the
 full cross product instead (minutes).
 """
@@ -58,12 +59,53 @@ def _cuobjdump():
     return path if os.path.exists(path) else shutil.which("cuobjdump")
 
 
+# The categorical TD loss's kernels (kernels/categorical_td.py): (C, B, K) problems, no flags.
+TD_PTRS_IN_DTYPE = {"logits_ptr", "loss_ptr", "grad_ptr", "d_ptr"}  # the others are float32 whatever the dtype
+TD_PROBLEMS = ((2, 1 << 16, 101), (2, 256, 51), (1, 1, 2), (3, 64, 256))  # 256: categorical_td.MAX_K
+
+
+def _td_source(kind, c, b, k, dtype):
+    """``(ASTSource, num_warps)`` of a TD kernel launched by its launcher on the GPU for a (C, B, K) problem."""
+    from fastsac.kernels import categorical_td as td
+
+    if kind == "td_fwd":
+        fn = td._categorical_td_fwd_kernel
+        block_b, block_k, block_s, num_warps = td._gpu_fwd_config(k)
+        constexprs = dict(BLOCK_B=block_b, BLOCK_K=block_k, BLOCK_S=block_s)
+    else:
+        fn = td._categorical_td_bwd_kernel
+        block_n, block_k, num_warps = td._gpu_bwd_config(c * b, k)
+        constexprs = dict(BLOCK_N=block_n, BLOCK_K=block_k)
+    sizes = {"C": c, "B": b, "K": k, "N": c * b}
+    signature, attrs = {}, {}
+    for i, arg in enumerate(fn.arg_names):
+        if arg in constexprs:
+            signature[arg] = "constexpr"
+        elif arg.endswith("_ptr"):
+            signature[arg] = PTR_TYPE[dtype] if arg in TD_PTRS_IN_DTYPE else "*fp32"
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif arg in sizes:
+            if sizes[arg] == 1:  # the runtime turns an integer argument equal to 1 into a constant
+                signature[arg], constexprs[arg] = "constexpr", 1
+            else:
+                signature[arg] = "i32"
+                if sizes[arg] % 16 == 0:
+                    attrs[(i,)] = [["tt.divisibility", 16]]
+        else:  # gamma, v_min, v_max, dz, top
+            signature[arg] = "fp32"
+    return ASTSource(fn, signature, constexprs, attrs), num_warps
+
+
 def compile_for_h100(kind, flags, n, a, dtype_name):
     """Compile one kernel for the H100 exactly as the launcher would launch it for an (n, a) problem, and describe
-    the result. Runs in the child process (no interpreter)."""
+    the result. Runs in the child process (no interpreter). The TD kernels' problems are (C, B, K): ``flags`` is
+    ``[C]``, ``n`` = B, ``a`` = K."""
     import importlib
 
     start = time.perf_counter()
+    if kind.startswith("td_"):
+        source, num_warps = _td_source(kind, flags[0], n, a, DTYPE_NAMES[dtype_name])
+        return _describe(triton.compile(source, target=H100, options={"num_warps": num_warps}), num_warps, start)
     module_name, kernel_name, flag_names = KERNELS[kind]
     module = importlib.import_module(f"fastsac.kernels.{module_name}")
     fn, dtype = getattr(module, kernel_name), DTYPE_NAMES[dtype_name]
@@ -87,7 +129,10 @@ def compile_for_h100(kind, flags, n, a, dtype_name):
         else:  # mid, half_range (float scalars)
             signature[arg] = "fp32"
     source = ASTSource(fn, signature, constexprs, attrs)
-    compiled = triton.compile(source, target=H100, options={"num_warps": num_warps})
+    return _describe(triton.compile(source, target=H100, options={"num_warps": num_warps}), num_warps, start)
+
+
+def _describe(compiled, num_warps, start):
     ptx, cubin = compiled.asm.get("ptx", ""), compiled.asm.get("cubin", b"")
     result = {
         "num_warps": num_warps,
@@ -158,6 +203,8 @@ else:
         *_rotate("cat_fwd", ((1,), (0,), (1,), (0,), (1,)), CAT_PROBLEMS, ("float32", "bfloat16")),
         *_rotate("cat_bwd", ((),), (CAT_PROBLEMS[0], CAT_PROBLEMS[3], CAT_PROBLEMS[4]), ("float32", "float16")),
     ]
+CASES += [(kind, (c,), (b, k), d) for kind in ("td_fwd", "td_bwd")
+          for (c, b, k), d in zip(TD_PROBLEMS, ("float32", "bfloat16", "float16", "float32"))]
 CASE_IDS = [f"{k}-{''.join(map(str, f)) or 'x'}-N{n}-A{a}-{d}" for k, f, (n, a), d in CASES]
 
 
@@ -197,7 +244,10 @@ def test_coverage_of_the_default_set():
 
     import fastsac.kernels.squashed_gaussian as sg
 
+    import fastsac.kernels.categorical_td as td
+
     assert CAT_PROBLEMS[-1][1] == cat.MAX_A and SG_PROBLEMS[-1][1] == sg.MAX_A, "compile the longest rows accepted"
+    assert TD_PROBLEMS[-1][2] == td.MAX_K, "compile the largest support accepted"
 
 
 if __name__ == "__main__":  # the child: compile the cases given on stdin, print one JSON line of results
