@@ -387,13 +387,24 @@ inline float td_row_loss(const float* z, const float* m, int64_t K) {
   return std::log(hsum(s)) * hsum(mass) - hsum(dot);
 }
 
-// d z_j = g (p_j sum(m) - m_j); d holds exp(z_j - mx) between the passes.
+// d z_j = g (p_j sum(m) - m_j); d holds exp(z_j - mx) between the passes; sum(m) is formed in the max pass.
 inline void td_row_bwd(float g, const float* z, const float* m, int64_t K, float* d) {
-  float mx, lse, inv;
-  lse_row(z, K, d, mx, lse, inv);
-  Vec vmass(0.0f);
-  for (int64_t k = 0; k < K; k += kLanes) vmass = vmass + Vec::loadu(m + k, std::min(kLanes, K - k));
-  const Vec scale(hsum(vmass) * inv), vg(g);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  Vec vm(ninf), vmass(0.0f);
+  for (int64_t k = 0; k < K; k += kLanes) {
+    const int64_t c = std::min(kLanes, K - k);
+    vm = vmax(vm, load_or(z + k, c, ninf));
+    vmass = vmass + Vec::loadu(m + k, c);
+  }
+  const Vec vmx(hmax(vm));
+  Vec s(0.0f);
+  for (int64_t k = 0; k < K; k += kLanes) {
+    const int64_t c = std::min(kLanes, K - k);
+    const Vec ek = vexp(load_or(z + k, c, ninf) - vmx);
+    ek.store(d + k, c);
+    s = s + ek;
+  }
+  const Vec scale(hsum(vmass) / hsum(s)), vg(g);
   for (int64_t k = 0; k < K; k += kLanes) {
     const int64_t c = std::min(kLanes, K - k);
     const Vec dk = vg * (Vec::loadu(d + k, c) * scale - Vec::loadu(m + k, c));
