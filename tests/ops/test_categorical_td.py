@@ -293,6 +293,25 @@ def test_non_contiguous_logits(backend, gen):
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+def test_same_bits_at_any_thread_count(backend, gen):
+    """Each sample's projection and loss are computed whole by one thread: the thread count changes no bit."""
+    logits, p, r, nd, ent = make_case(gen, 2, 700, 51)
+    w = randn(logits.shape[:-1], gen)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            x = logits.clone().requires_grad_()
+            loss = ops.categorical_td_loss(x, p, r, nd, ent, gamma=GAMMA, v_min=V_MIN, v_max=V_MAX, backend=backend)
+            (loss * w).sum().backward()
+            results.append((loss.detach(), x.grad))
+    finally:
+        torch.set_num_threads(threads)
+    for got, want in zip(*results):
+        assert torch.equal(got, want)
+
+
 def test_opcheck(backend, gen):
     logits, p, r, nd, ent = make_case(gen, 2, 6, 9)
     x = logits.requires_grad_()
