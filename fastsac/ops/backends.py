@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from types import ModuleType
 
 import torch
@@ -64,10 +65,16 @@ def _import(name: str) -> ModuleType:
             "triton": "fastsac.kernels",
             "cpp": "fastsac.ops.extension",
         }[name]
-        try:
-            _modules[name] = importlib.import_module(module_name)
-        except Exception as exc:  # ImportError, or triton failing to find a driver
-            _modules[name] = exc
+        # Already imported (the reference and the extension's face always are): taken from sys.modules, which
+        # torch.compile can trace, where a first call inside a trace could not call importlib.
+        loaded = sys.modules.get(module_name)
+        if loaded is not None:
+            _modules[name] = loaded
+        else:
+            try:
+                _modules[name] = importlib.import_module(module_name)
+            except Exception as exc:  # ImportError, or triton failing to find a driver
+                _modules[name] = exc
     module = _modules[name]
     if isinstance(module, Exception):
         raise BackendUnavailableError(f"the {name!r} backend cannot be imported: {module}") from module

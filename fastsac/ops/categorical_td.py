@@ -24,7 +24,6 @@ projection and autograd of ``log_softmax`` (one fused backward node).
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
@@ -155,7 +154,7 @@ def _number(name: str, value) -> float:
     if isinstance(value, torch.Tensor) or not isinstance(value, Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a Python number, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
+    if not value - value == 0.0:  # math.isfinite, in a form torch.compile(dynamic=True) traces (a SymFloat here)
         raise ValueError(f"{name} must be finite, got {value}")
     return value
 
