@@ -4,6 +4,12 @@ checkpoint, and a learning run on Pendulum."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -74,3 +80,35 @@ def test_flashsac_learns_pendulum(tmp_path):
     result = train(cfg)
     assert result.final_eval_return >= -250, _eval_returns(result.run_dir)
     assert load_checkpoint(result.run_dir / "checkpoints" / "latest.pt")["learner"]["kind"] == "FlashSACLearner"
+
+
+def test_flashsac_kill_9_and_resume_ends_bit_identical(tmp_path):
+    """`fastsac train` killed with SIGKILL after a periodic checkpoint, then `--resume`: the learner ends with the
+    very tensors of an uninterrupted run (held noise, reward scale, batch-norm statistics, schedules included)."""
+    from tests.test_cli import ENV, run_cli
+
+    flags = ["--env", "Pendulum-v1", "--agent", "flashsac", "--hidden-sizes", "16", "--critic-hidden-sizes", "32",
+             "--critic-bins", "21", "--total-steps", "600", "--learning-starts", "100", "--batch-size", "32",
+             "--eval-every", "300", "--eval-episodes", "2", "--log-every", "50", "--checkpoint-every", "200",
+             "--update", "eager", "--device", "cpu", "--no-progress", "--no-tensorboard"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "fastsac", "train", *flags, "--out", str(out)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    ckpt = out / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # a periodic checkpoint exists and training went on past it
+        if ckpt.exists() and (out / "metrics.csv").exists() and "250," in (out / "metrics.csv").read_text():
+            break
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    stopped_at = load_checkpoint(ckpt)["counters"]["step"]
+    assert stopped_at in (200, 400), stopped_at
+    res = run_cli("train", "--resume", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    reference = tmp_path / "reference"
+    assert run_cli("train", *flags, "--out", str(reference)).returncode == 0
+    a, b = learner_state(out), learner_state(reference)
+    assert_same_state(a, b)
+    assert metric_rows(out) == metric_rows(reference)
