@@ -127,6 +127,11 @@ def _requested(backend: str | None) -> str:
     return backend
 
 
+def requested_backend(backend: str | None) -> str:
+    """The backend name asked for: ``backend``, else ``FASTSAC_BACKEND``, else ``"auto"``."""
+    return _requested(backend)
+
+
 def available_backends(device: str | torch.device | None = None) -> list[str]:
     """Backends that can run now: for ``device`` (type) if given, else for CUDA when present, else CPU."""
     if device is None:

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from . import _validate
 from . import extension, reference
+from . import backends
 from .backends import backend_module, resolve_backend
 from .reference import compute_dtype
 
@@ -217,7 +218,9 @@ def categorical_td_loss(
         reward, not_done, entropy_term: ``(B,)`` each: the reward, ``1 - terminated`` (float) and
             ``alpha * log pi(a'|s')``; constants. These and ``target_probs`` are float32 or the logits' dtype.
         gamma: the discount; v_min, v_max: the support's ends (``v_min < v_max``; ``K >= 2``).
-        backend: ``"auto"``, ``"torch"``, ``"triton"`` or ``"cpp"``; ``FASTSAC_BACKEND`` overrides ``auto``.
+        backend: ``"auto"``, ``"torch"``, ``"triton"`` or ``"cpp"``; ``FASTSAC_BACKEND`` overrides ``auto``. The
+            Triton kernels take K <= 256 atoms: ``auto`` passes a larger support to the next backend, a named
+            ``"triton"`` raises.
 
     Returns:
         ``loss`` of shape ``(..., B)`` in the logits' dtype: ``-sum_k m_k log_softmax(logits)_k`` with ``m`` the
@@ -227,6 +230,9 @@ def categorical_td_loss(
     tp, r, nd, ent, gamma, v_min, v_max = _check(logits, target_probs, reward, not_done, entropy_term,
                                                  gamma, v_min, v_max)
     name = resolve_backend(logits, backend=backend)
+    if name == "triton" and logits.shape[-1] > backend_module("triton").categorical_td.MAX_K and \
+            backends.requested_backend(backend) == "auto":  # a support too large for a Triton tile: auto's next choice
+        name = "cpp" if extension.is_available(logits.device.type) else "torch"
     if not torch.compiler.is_compiling():
         if name == "torch":
             return _reference(logits, tp, r, nd, ent, gamma, v_min, v_max)

@@ -410,6 +410,27 @@ def test_eager_calls_do_not_dispatch_the_custom_op(gen, monkeypatch):
         assert x.grad is not None
 
 
+def test_auto_passes_a_large_support_over_triton(gen, monkeypatch):
+    """The Triton kernels take K <= 256 atoms: where auto would choose Triton (first in its order, as on a GPU), a
+    larger support runs on the next backend; Triton named explicitly raises."""
+    pytest.importorskip("triton")
+    from fastsac.ops import backends
+
+    if "triton" not in ops.available_backends(DEVICE):
+        pytest.skip("triton cannot run here")
+    monkeypatch.setitem(backends.AUTO_ORDER, DEVICE.type, ("triton", "torch"))
+    monkeypatch.delenv("FASTSAC_BACKEND", raising=False)
+    backends.reset()
+    try:
+        logits, p, r, nd, ent = make_case(gen, 2, 3, 300)
+        loss = ops.categorical_td_loss(logits, p, r, nd, ent, gamma=GAMMA, v_min=V_MIN, v_max=V_MAX)
+        torch.testing.assert_close(loss.double(), loss64(logits, p, r, nd, ent)[0], rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="2 <= K <= 256"):
+            ops.categorical_td_loss(logits, p, r, nd, ent, gamma=GAMMA, v_min=V_MIN, v_max=V_MAX, backend="triton")
+    finally:
+        backends.reset()
+
+
 # ---------------------------------------------------------------------------------------------------- bad input
 
 
