@@ -39,7 +39,7 @@ times are cold and nothing is shared between the sides; rounds interleaved, alte
   round; end to end ``python -m fastsac train --env HalfCheetah-v5 --agent AGENT --batch-size 512
   --learning-starts 10000 --update U --threads N`` for 10,000 + burn-in + measure steps, steps/s from its
   metrics.csv past the burn-in (bench/train_metrics.py). FLOPs of our update from ``fastsac.agents.cost``
-  (``flash_update_flops`` for flashsac where it exists, else ``learner_update_flops``) and the matrix-product floor:
+  (``learner_update_flops``: ``flash_update_flops`` for flashsac) and the matrix-product floor:
   those FLOPs at the rate a lone ``--floor-n``^3 ``torch.mm`` reaches (bench_update.gemm_gflops) in the same child.
   Their update's FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one actor period (2 calls) of their
   eager child, halved, priced at the same rate: the floor of both sides, and the share of it each reaches.
@@ -237,18 +237,12 @@ def their_child(a) -> dict:
 
 
 def our_flops(cfg, agent: str) -> tuple[float | None, str]:
-    """FLOPs of one update of ours and the function that gave them (None where cost.py has none for the agent)."""
+    """FLOPs of one update of ours (``cost.learner_update_flops``: ``flash_update_flops`` for flashsac, the widths,
+    blocks, bins and policy delay of ``cfg``) and where they came from."""
     from fastsac.agents import cost
 
-    if agent == "flashsac":
-        fn = getattr(cost, "flash_update_flops", None)
-        if fn is None:
-            return None, "none (fastsac.agents.cost has no flash_update_flops yet)"
-        try:
-            return float(fn(cfg, OBS_DIM, ACT_DIM, BATCH)), "cost.flash_update_flops"
-        except TypeError as e:
-            return None, f"none (cost.flash_update_flops(cfg, obs, act, batch) failed: {e})"
-    return float(cost.learner_update_flops(cfg, OBS_DIM, ACT_DIM, BATCH)), "cost.learner_update_flops"
+    fn = "flash_update_flops" if agent == "flashsac" else "learner_update_flops"
+    return float(cost.learner_update_flops(cfg, OBS_DIM, ACT_DIM, BATCH)), f"cost.{fn}"
 
 
 def our_update_child(a) -> dict:
