@@ -17,7 +17,7 @@ from fastsac.suite import stats
 from fastsac.suite.formatting import duration, fmt, mean_std, plus_minus, steps_label
 from fastsac.suite.plots import plot_env
 from fastsac.suite.report_stats import aggregate_section, poi_vs_reference, row_interval, threshold_section
-from fastsac.suite.results import Run, RunRecord, collect, read_results_csv, write_results_csv
+from fastsac.suite.results import Run, RunRecord, collect, merge_results, read_results_csv, write_results_csv
 from fastsac.suite.schema import Reference, Suite
 
 __all__ = ["write_outputs"]
@@ -253,8 +253,10 @@ def write_outputs(
     suite: Suite, out: Path, *, planned: Sequence[Run] = (), command: str | None = None, from_results: bool = False
 ) -> dict[str, Path]:
     """Aggregate the runs under ``out/runs`` into results.csv, plots/*.png and report.md; returns their paths.
-    ``from_results``: the run folders are gone; read ``out/results.csv`` instead (left as it is) and carry the
-    runs' date, machine and command over from the report.md already there."""
+    Runs that results.csv already holds and whose folders are gone (a suite run in parts, its earlier folders not
+    kept) stay in it: a run folder replaces only its own (entry, seed) rows. ``from_results``: the run folders are
+    gone; read ``out/results.csv`` instead (left as it is) and carry the runs' date, machine and command over from
+    the report.md already there."""
     out = Path(out)
     previous = None
     if from_results:
@@ -262,6 +264,8 @@ def write_outputs(
         previous = _previous_header(out / "report.md")
     else:
         results = collect(suite, out)
+        if (out / "results.csv").is_file():
+            results = merge_results(read_results_csv(suite, out / "results.csv"), results)
     plots_dir = out / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
     names = _row_names(suite, legend=True)

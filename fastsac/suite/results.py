@@ -13,7 +13,7 @@ from pathlib import Path
 from fastsac.suite.schema import Suite, SuiteEnv
 
 __all__ = [
-    "RESULT_COLUMNS", "Run", "RunRecord", "collect", "read_json", "read_run", "read_results_csv", "run_dir",
+    "RESULT_COLUMNS", "Run", "RunRecord", "collect", "merge_results", "read_json", "read_run", "read_results_csv", "run_dir",
     "safe_name", "write_results_csv",
 ]
 
@@ -103,6 +103,16 @@ def collect(suite: Suite, out: Path) -> dict[str, list[RunRecord]]:
         seeds = sorted(int(p.name[4:]) for p in base.glob("seed*") if p.name[4:].isdigit()) if base.is_dir() else []
         results[entry.label] = [read_run(run_dir(out, entry.label, s), entry.env, s) for s in seeds]
     return results
+
+
+def merge_results(kept: dict[str, list[RunRecord]], new: dict[str, list[RunRecord]]) -> dict[str, list[RunRecord]]:
+    """Each label's runs of ``kept`` (a results.csv) and ``new`` (run folders), by seed; a seed in both is ``new``'s."""
+    merged = {}
+    for label in new.keys() | kept.keys():
+        by_seed = {r.seed: r for r in kept.get(label, [])}
+        by_seed.update({r.seed: r for r in new.get(label, [])})
+        merged[label] = [by_seed[s] for s in sorted(by_seed)]
+    return merged
 
 
 def write_results_csv(suite: Suite, results: dict[str, list[RunRecord]], path: Path) -> int:

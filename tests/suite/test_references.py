@@ -270,3 +270,29 @@ def test_committed_mujoco100k_report_rebuilds_as_committed(tmp_path):
         assert f"| {env_id} | flashsac | {env_id}-flashsac | 100k | 0 of 3 | no finished run | | | |" in rebuilt
         assert re.search(rf"\| {env_id} \| flashsac \| n/a \| [\d ±]+ @ 100k \| FlashSAC repo \[\d+\] \| no finished "
                          r"run \| \|", rebuilt), env_id
+
+
+def test_a_suite_run_in_parts_keeps_the_runs_results_csv_holds(tmp_path, monkeypatch):
+    """Rerunning part of a suite whose earlier run folders are gone: the new run folder replaces its own (entry,
+    seed) rows of results.csv and every other row stays (mujoco100k's SAC seed 0 rows are only in results.csv)."""
+    from fastsac.suite import report, results
+
+    path = tmp_path / "hc.toml"
+    path.write_text(HALFCHEETAH_ROWS)
+    suite = suites.load_suite(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(results.RESULT_COLUMNS)
+        for seed in (0, 1):
+            w.writerow(["mujoco100k", "HalfCheetah-v5", "HalfCheetah-v5-flashsac", "flashsac", seed, 100_000, 1800.0,
+                        9000.0 + seed, 55.0])
+    new = results.RunRecord("HalfCheetah-v5", 1, out / "runs" / "x" / "seed1", True, [(100_000, 1700.0, 9500.0, 60.0)],
+                            100_000, 9500.0, 60.0, 1700.0, "cpu")
+    monkeypatch.setattr(report, "collect", lambda suite, out: {e.label: ([new] if "flashsac" in e.label else [])
+                                                               for e in suite.envs})
+    write_outputs(suite, out)
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    flash = sorted((int(r["seed"]), float(r["eval_return"])) for r in rows if r["label"] == "HalfCheetah-v5-flashsac")
+    assert flash == [(0, 9000.0), (1, 9500.0)]
