@@ -113,11 +113,11 @@ EOF
   "$PY" -c "import torch, fastsac._C as C, fastsac.ops as o; assert C.with_cuda; print('fastsac._C with CUDA | backends:', o.available_backends())"
 }
 
-GPU_TESTS=(tests/ops/test_squashed_gaussian.py tests/ops/test_categorical.py tests/ops/test_selfcheck.py
-           tests/ops/test_backend_selection.py tests/csrc/test_cuda_ext.py
-           -k "low_precision or gradients_match_float64_autograd or gradcheck_float64 or alpha_loss_value or opcheck or large_batch or selfcheck or a_backend or failing or mismatch or strict or compiled_backend or test_cuda_ext")
+GPU_TESTS=(tests/ops/test_squashed_gaussian.py tests/ops/test_categorical.py tests/ops/test_categorical_td.py
+           tests/ops/test_selfcheck.py tests/ops/test_backend_selection.py tests/csrc/test_cuda_ext.py
+           -k "low_precision or gradients_match_float64_autograd or gradcheck_float64 or alpha_loss_value or opcheck or large_batch or selfcheck or a_backend or failing or mismatch or strict or compiled_backend or test_cuda_ext or loss_and_gradient_match_float64 or projection_matches")
 CAPTURE_TESTS=(tests/agents/test_fallbacks.py tests/agents/test_learner.py tests/agents/test_act_in_update.py
-               tests/training/test_portability.py
+               tests/agents/test_flashsac.py tests/training/test_portability.py
                -k "every_backend or cuda_graph_update_matches_eager or cuda_graph_acting_update or on_the_gpu")
 
 bench_ops() {
