@@ -392,7 +392,9 @@ def format_table(summary: dict) -> str:
     lines.append(f"{'threads':>7}  {'ours / theirs':<34}{'update ms':>11}{'e2e steps/s':>13}")
     for threads, s in summary.items():
         for pair, r in s["ratios"].items():
-            lines.append(f"{threads:>7}  {pair:<34}{num(r['update_ms'], '10.2f')}x{num(r['e2e_sps'], '12.2f')}x")
+            lines.append(f"{threads:>7}  {pair:<34}" + "".join(
+                f"{v:{w}.2f}x" if v is not None else "-".rjust(w + 1) for v, w in ((r["update_ms"], 10),
+                                                                             (r["e2e_sps"], 12))))
     return "\n".join(lines)
 
 
