@@ -58,7 +58,7 @@ from fastsac.agents.config import LearnerConfig
 from fastsac.agents.normalization import RunningObsNorm
 from fastsac.agents.optim import CosineLR, ForeachAdam
 from fastsac.agents.rng import load_generator
-from fastsac.agents.runners import UpdateRunner, choose_update
+from fastsac.agents.runners import VERIFY_RTOL, UpdateRunner, choose_update
 from fastsac.fallbacks import Fallback
 from fastsac.ops import selfcheck
 
@@ -79,6 +79,8 @@ class Learner:
     acts_in_update = False
     #: True: the trainer calls :meth:`observe_step` with every env step (FlashSAC's running reward scale)
     observes_steps = False
+    #: How far a fast update's first call may differ from the eager one (``fastsac.agents.runners.CheckedRunner``)
+    first_call_rtol = VERIFY_RTOL
 
     def __init__(self, obs_dim: int, n: int, cfg: LearnerConfig, device: torch.device | str):
         self.cfg = cfg
@@ -126,7 +128,7 @@ class Learner:
         update = self._normalized_update if self.obs_norm is not None else self._update
         return UpdateRunner(self.update_choice, update, native=self.native_update, what=f"{type(self).__name__} update",
                             mutable=self._mutable_tensors, compared=self._compared_tensors, fallbacks=self.fallbacks,
-                            graph_device=graph_device)
+                            graph_device=graph_device, rtol=self.first_call_rtol)
 
     @classmethod
     def native_unsupported(cls, cfg: LearnerConfig, device: torch.device, *, data_parallel: bool = False) -> str | None:

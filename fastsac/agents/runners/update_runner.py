@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from fastsac.agents.runners.checked import CheckedRunner
+from fastsac.agents.runners.checked import VERIFY_RTOL, CheckedRunner
 from fastsac.agents.runners.choice import UpdateChoice
 from fastsac.agents.runners.cuda_graph import GraphRunner
 from fastsac.agents.runners.implementations import CompiledRunner, NativeRunner, trace_autograd_ops_supported
@@ -36,12 +36,13 @@ class UpdateRunner:
         compared: returns the ``(name, tensor)`` pairs a fast first call is checked on.
         fallbacks: the learner's list of fallbacks.
         graph_device: a CUDA device to replay the update from CUDA graphs on, or None.
+        rtol: the first-call check's tolerance (``CheckedRunner``).
     """
 
     def __init__(self, choice: UpdateChoice, update: Callable[..., Any], *, native: Callable[[], Callable[..., Any]],
                  what: str, mutable: Callable[[], list[torch.Tensor]],
                  compared: Callable[[], list[tuple[str, torch.Tensor]]], fallbacks: list[Fallback],
-                 graph_device: torch.device | None = None):
+                 graph_device: torch.device | None = None, rtol: float = VERIFY_RTOL):
         self.choice = choice
         chain: list[Callable[[], Any]] = []
         if choice.backend == "native":
@@ -53,7 +54,7 @@ class UpdateRunner:
                 fallbacks.append(fall_back(
                     "torch_version", f"compiling the {what} as one graph", f"the eager {what}",
                     f"torch {torch.__version__} has no torch._dynamo.config.trace_autograd_ops (torch >= 2.11 has it)"))
-        self.checked = CheckedRunner(chain, update, what, mutable, compared, fallbacks)
+        self.checked = CheckedRunner(chain, update, what, mutable, compared, fallbacks, rtol)
         self.graph = GraphRunner(self.checked, graph_device, mutable, fallbacks) if graph_device is not None else None
         self._device = graph_device
         self._run = self.checked if self.graph is None else self.graph
