@@ -95,10 +95,12 @@ def test_shipped_presets_are_valid_and_name_their_source():
         assert text.startswith("#") and re.search(r"(?i)source|cleanrl|zoo|pytorch_sac|measured", text), name
         values = load_preset(name)
         env = values["env_id"]
-        assert name == env or name.startswith(f"{env}-crossq"), name  # <env> (SAC) or <env>-crossq[-variant]
+        # <env> (SAC), <env>-crossq[-variant] or <env>-flashsac
+        agent = "sac" if name == env else name[len(env) + 1 :].split("-")[0] if name.startswith(f"{env}-") else None
+        assert agent in ("sac", "crossq", "flashsac"), name
         cfg, used = resolve_config(name)
         assert used == name and cfg.env_id == env
-        assert cfg.learner.agent == ("crossq" if name != env else "sac"), name
+        assert cfg.learner.agent == agent, name
 
 
 def test_pendulum_preset_equals_the_defaults():
