@@ -67,7 +67,8 @@ FLASHSAC_DEFAULTS: dict[str, Any] = {
 #: field named here to the new agent's value or, where it names none, to the field's default.
 AGENT_DEFAULTS: dict[str, dict[str, Any]] = {"sac": {}, "crossq": CROSSQ_DEFAULTS, "flashsac": FLASHSAC_DEFAULTS}
 # Fields only the flashsac learner implements so far (its update reads them); other agents refuse non-defaults.
-_FLASHSAC_ONLY = ("critic", "reward_norm", "noise_repeat", "lr_decay", "target_entropy_sigma")
+_FLASHSAC_ONLY = ("noise_repeat", "lr_decay", "target_entropy_sigma")
+_CATEGORICAL_ONLY = ("critic_bins", "critic_v_min", "critic_v_max")
 
 
 def _option(default: Any, help: str):
@@ -118,13 +119,16 @@ class LearnerConfig:
         "saved with the learner (default: on with critic_network simba, else off)")
     critic: Literal["scalar", "categorical"] = _option(
         "scalar", "critic head: scalar (one Q value, squared TD error) or categorical (a distribution over "
-        "critic_bins atoms on [critic_v_min, critic_v_max], C51 projection, cross-entropy; flashsac's)")
+        "critic_bins atoms on [critic_v_min, critic_v_max], C51 projection, cross-entropy; flashsac's, and an "
+        "option of sac and crossq for continuous actions: its support must hold the returns, so set the range or "
+        "use reward_norm)")
     critic_bins: int = _option(101, "categorical critic: number of atoms of the support")
     critic_v_min: float = _option(-5.0, "categorical critic: lowest atom (in scaled-reward units with reward_norm)")
     critic_v_max: float = _option(5.0, "categorical critic: highest atom")
     reward_norm: bool = _option(
-        False, "flashsac: divide rewards by a running scale of the discounted return, max(std(G), max|G| / "
-        "critic_v_max), updated every env step (FlashSAC's reward normalization)")
+        False, "divide rewards by a running scale of the discounted return, max(std(G), max|G| / critic_v_max), "
+        "updated every env step (FlashSAC's reward normalization; any agent; the entropy bonus is not scaled, so start "
+        "alpha in the scaled units, e.g. initial_alpha 0.01 as FlashSAC)")
     noise_repeat: int = _option(
         1, "flashsac: hold each env's exploration noise for k steps, k ~ Zeta(2) truncated at this value "
         "(FlashSAC: 16); 1: fresh noise every step")
@@ -218,6 +222,12 @@ class LearnerConfig:
                                      f"entry, all of the residual width), got {widths}")
             return
         defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)}
+        if self.critic == "scalar":
+            changed = [name for name in _CATEGORICAL_ONLY if getattr(self, name) != defaults[name]]
+            if changed:
+                raise ValueError(f"LearnerConfig: {', '.join(changed)} {'sets' if len(changed) == 1 else 'set'} the "
+                                 "categorical critic's support, but critic is 'scalar' (add critic='categorical', "
+                                 "--critic categorical, or leave them at their defaults)")
         changed = [name for name in _FLASHSAC_ONLY if getattr(self, name) != defaults[name]]
         if changed:
             raise ValueError(f"LearnerConfig: {', '.join(changed)} {'is' if len(changed) == 1 else 'are'} "

@@ -19,35 +19,39 @@ def _mlp_macs(dims: Sequence[int]) -> int:
 
 
 def update_flops(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], batch_size: int, *,
-                 discrete: bool = False) -> float:
+                 discrete: bool = False, critic_hidden: Sequence[int] | None = None, critic_outputs: int = 1) -> float:
     """FLOPs of the matrix products of one SAC update (actor and critics updated; ``action_dim`` is the number of
-    actions for discrete SAC).
+    actions for discrete SAC). The actor's hidden layers are ``hidden_sizes``, the critics' ``critic_hidden``
+    (default: the same); a continuous critic outputs ``critic_outputs`` values per (s, a) (a categorical critic's
+    bins; 1 for a Q value).
 
     Continuous, per sample, with C the MACs of one critic's forward and P the actor's (both heads): target (actor P,
     twin target critics 2C), critic step (forward 2C, weight gradients 2C, input gradients of the layers above the
     first 2(C - (o+a) h1)), actor step (actor P, critics 2C, critic input gradients 2C, actor weight gradients P
-    and input gradients above the first layer P - o h1). No critic weight gradients in the actor step and no extra
-    actor pass for the alpha loss (CleanRL does both, so it needs more).
+    and input gradients above the first layer P - o h1'), h1 and h1' the critics' and the actor's first widths.
+    No critic weight gradients in the actor step and no extra actor pass for the alpha loss (CleanRL does both, so
+    it needs more).
 
     Discrete, Q(s, .) over all actions: target (actor P, target critics 2C), critic step (2C, 2C, 2(C - o h1)),
-    actor step (actor P, critics 2C without gradient, actor weight gradients P, input gradients P - o h1)."""
+    actor step (actor P, critics 2C without gradient, actor weight gradients P, input gradients P - o h1')."""
     o, a, hidden = obs_dim, action_dim, tuple(hidden_sizes)
-    h1 = hidden[0]
+    critic_hidden = hidden if critic_hidden is None else tuple(critic_hidden)
     if discrete:
-        c = _mlp_macs((o, *hidden, a))
+        c = _mlp_macs((o, *critic_hidden, a))
         p = _mlp_macs((o, *hidden, a))
-        macs = 4 * p + 10 * c - 2 * o * h1 - o * h1
+        macs = 4 * p + 10 * c - 2 * o * critic_hidden[0] - o * hidden[0]
     else:
-        c = _mlp_macs((o + a, *hidden, 1))
+        c = _mlp_macs((o + a, *critic_hidden, int(critic_outputs)))
         p = _mlp_macs((o, *hidden)) + 2 * a * hidden[-1]
-        macs = 4 * p + 12 * c - 2 * (o + a) * h1 - o * h1
+        macs = 4 * p + 12 * c - 2 * (o + a) * critic_hidden[0] - o * hidden[0]
     return 2.0 * macs * batch_size
 
 
 def crossq_update_flops(obs_dim: int, action_dim: int, actor_hidden: Sequence[int], critic_hidden: Sequence[int],
-                        batch_size: int, *, policy_delay: int = 1) -> float:
+                        batch_size: int, *, policy_delay: int = 1, critic_outputs: int = 1) -> float:
     """FLOPs of the matrix products of one CrossQ update, averaged over a policy-delay cycle (the actor's step
-    runs every ``policy_delay``-th update).
+    runs every ``policy_delay``-th update); each critic outputs ``critic_outputs`` values per (s, a) (a
+    categorical critic's bins; 1 for a Q value).
 
     Per sample, with C the MACs of one critic's forward (``critic_hidden``) and P the actor's (both heads): next
     action (actor P, evaluation mode); critic step over the joint batch of 2 x batch rows (forward 2C, weight
@@ -57,7 +61,7 @@ def crossq_update_flops(obs_dim: int, action_dim: int, actor_hidden: Sequence[in
     No target critics."""
     o, a = obs_dim, action_dim
     actor_hidden, critic_hidden = tuple(actor_hidden), tuple(critic_hidden)
-    c = _mlp_macs((o + a, *critic_hidden, 1))
+    c = _mlp_macs((o + a, *critic_hidden, int(critic_outputs)))
     p = _mlp_macs((o, *actor_hidden)) + 2 * a * actor_hidden[-1]
     critic_macs = p + 12 * c
     actor_macs = 3 * p + 4 * c
@@ -68,15 +72,19 @@ def learner_update_flops(cfg: Any, obs_dim: int, action_size: int, batch_size: i
     """The FLOPs of one update of the learner ``cfg`` (a ``LearnerConfig``) builds: :func:`crossq_update_flops` for
     CrossQ (its critic widths, the joint batch, its policy delay), :func:`flash_update_flops` for FlashSAC (widths
     and block counts from ``hidden_sizes`` / ``critic_widths``, its bins, twin critics, the actor every
-    ``policy_delay``-th update), :func:`update_flops` of ``cfg.hidden_sizes`` otherwise."""
+    ``policy_delay``-th update), :func:`update_flops` of ``cfg.hidden_sizes`` and ``cfg.critic_widths`` otherwise;
+    categorical critics (``cfg.critic``) output ``cfg.critic_bins`` logits. The MLP critics' products only: the
+    LayerNorm and SimBa members (``cfg.critic_network``) add normalization work and residual blocks not counted."""
     if cfg.agent == "flashsac":
         return flash_update_flops(obs_dim, action_size, batch_size, cfg.hidden_sizes[0], len(cfg.hidden_sizes),
                                   cfg.critic_widths[0], len(cfg.critic_widths), cfg.critic_bins, 2,
                                   actor_every=cfg.policy_delay)
+    outputs = 1 if cfg.critic == "scalar" else cfg.critic_bins
     if cfg.agent == "crossq":
         return crossq_update_flops(obs_dim, action_size, cfg.hidden_sizes, cfg.critic_widths, batch_size,
-                                   policy_delay=cfg.policy_delay)
-    return update_flops(obs_dim, action_size, cfg.hidden_sizes, batch_size, discrete=discrete)
+                                   policy_delay=cfg.policy_delay, critic_outputs=outputs)
+    return update_flops(obs_dim, action_size, cfg.hidden_sizes, batch_size, discrete=discrete,
+                        critic_hidden=cfg.critic_widths, critic_outputs=outputs)
 
 
 def _flash_trunk_macs(in_dim: int, width: int, blocks: int) -> int:

@@ -9,7 +9,8 @@ One update, read top to bottom in :meth:`CrossQLearner._update`::
     critic       ONE pass of both critics in training mode over the joint batch [(s, a); (s', a')], then split:
                  batch renorm normalizes with the statistics of both halves and updates its running statistics
                  from them. Target r + gamma * (1 - terminated) * (min_j Q_j(s', a') - alpha log pi(a'|s')) from
-                 the detached second half; squared error of the first half (SAC's critic step, no target critics)
+                 the detached second half; squared error of the first half (SAC's critic step, no target critics;
+                 ``critic='categorical'``: the projected distribution and cross-entropy, ``Learner.critic_loss``)
     actor        every policy_delay-th update: actor in training mode, critics in evaluation mode,
                  mean(alpha log pi(a|s) - min_j Q_j(s, a)); alpha_loss from the same fused-op call, as SAC;
                  one backward pass and the actor's and log_alpha's Adam steps
@@ -75,9 +76,10 @@ class CrossQLearner(Learner):
 
     def _build_networks(self, n):
         cfg, brn = self.cfg, batch_renorm_options(self.cfg)
-        member = critic_member(self.obs_dim + n, 1, cfg.critic_widths, cfg.critic_network, brn)
+        outputs = self.critic_outputs()
+        member = critic_member(self.obs_dim + n, outputs, cfg.critic_widths, cfg.critic_network, brn)
         return (BatchRenormActor(self.obs_dim, n, cfg.hidden_sizes, brn),
-                ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths, member=member))
+                ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths, member=member, outputs=outputs))
 
     # Acting (actor in evaluation mode: its forward's default), the temperature module and the noise layout are
     # continuous SAC's.
@@ -87,13 +89,6 @@ class CrossQLearner(Learner):
     _sample_actions = SACLearner._sample_actions
     act = SACLearner.act
 
-    def bootstrap_target(self, reward, terminated, next_q, next_log_prob) -> torch.Tensor:
-        """``r + gamma * (1 - terminated) * (min_j next_q_j - alpha * next_log_prob)``, no gradient; ``next_q``
-        (2, batch) are the critics' values of (s', a') from the joint pass."""
-        with torch.no_grad():
-            reward, not_done = self._rewards_and_mask(reward, terminated)
-            return reward + self.cfg.gamma * not_done * (next_q.amin(dim=0) - self.alpha * next_log_prob)
-
     def actor_and_alpha_losses(self, obs, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """As SAC's (one fused-op call for actor loss, alpha loss and entropy), with the actor in training mode
         (batch statistics; its running statistics advance) and the critics in evaluation mode (their running
@@ -102,7 +97,8 @@ class CrossQLearner(Learner):
         action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
             mean, log_std, noise, self.entropy.log_alpha, self.entropy.target_tensor,
             log_std_bounds=self.log_std_bounds, backend=self.backend)
-        actor_loss = (self.alpha * log_prob - self.critic(obs, action, training=False).amin(dim=0)).mean()
+        q = self.q_values(self.critic(obs, action, training=False))  # critics in evaluation mode
+        actor_loss = (self.alpha * log_prob - q.amin(dim=0)).mean()
         return actor_loss, alpha_loss, -log_prob.detach().mean()
 
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
@@ -112,13 +108,13 @@ class CrossQLearner(Learner):
             next_action, next_log_prob = ops.squashed_gaussian(
                 mean, log_std, noise[0], log_std_bounds=self.log_std_bounds, backend=self.backend)
         # One critic pass in training mode over [(s, a); (s', a')]: batch renorm sees (and records) both halves.
-        q_joint = self.critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
-        q, next_q = q_joint.chunk(2, dim=1)  # (2, batch) each
-        q_target = self.bootstrap_target(reward, terminated, next_q, next_log_prob)
-        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        out_joint = self.critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
+        out, next_out = out_joint.chunk(2, dim=1)  # (2, batch) Q values or (2, batch, bins) logits, each
+        critic_loss = self.critic_loss(out, next_out.detach(), reward, terminated, next_log_prob)
         self.critic_optim.step(self._grads(critic_loss, self.critic_params))
         actor_metrics = self._actor_and_alpha_step(obs, noise[1]) if update_actor else None  # every policy_delay-th
-        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)  # no target critics to update
+        # no target critics to update
+        self._record(critic_loss.detach(), self.q_values(out.detach()).mean(), actor_metrics)
         # the next env step's actions, when asked for: the actor in evaluation mode, with the statistics just left
         return self._actions_after_update(act_obs, act_noise)
 

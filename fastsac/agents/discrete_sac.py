@@ -34,7 +34,11 @@ class DiscreteSACLearner(Learner):
 
     def __init__(self, obs_dim: int, num_actions: int, cfg: LearnerConfig | None = None, device="cpu"):
         self.num_actions = int(num_actions)
-        super().__init__(obs_dim, num_actions, LearnerConfig() if cfg is None else cfg, device)
+        cfg = LearnerConfig() if cfg is None else cfg
+        if cfg.critic != "scalar":
+            raise ValueError(f"DiscreteSACLearner: critic={cfg.critic!r} is for continuous actions (sac, crossq, "
+                             "flashsac); discrete SAC's critics output one Q value per action (leave critic 'scalar')")
+        super().__init__(obs_dim, num_actions, cfg, device)
 
     def _build_networks(self, n):
         cfg = self.cfg

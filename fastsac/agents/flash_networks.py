@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastsac.agents.categorical import expected_q, support_atoms
+
 __all__ = ["FlashActor", "FlashBatchNorm", "FlashBlock", "FlashCritic", "FlashRMSNorm", "FlashTrunk", "UnitLinear",
            "project_unit_"]
 
@@ -265,7 +267,7 @@ class FlashCritic(_Projected):
         self.trunk = FlashTrunk(in_dim, width, blocks, members)
         self.head = UnitLinear(width, num_bins, members)
         self.head_bias = nn.Parameter(torch.zeros(members, num_bins))
-        self.register_buffer("support", torch.linspace(v_min, v_max, num_bins))
+        self.register_buffer("support", support_atoms(num_bins, v_min, v_max))
         self._collect()
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, training: bool = False) -> torch.Tensor:
@@ -279,7 +281,7 @@ class FlashCritic(_Projected):
 
     def q_values(self, logits: torch.Tensor) -> torch.Tensor:
         """The expected value of each categorical distribution: (M, B, num_bins) logits -> (M, B)."""
-        return (torch.softmax(logits, dim=-1) * self.support).sum(dim=-1)
+        return expected_q(logits, self.support)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, num_bins={self.num_bins}, support=[{self.v_min}, {self.v_max}]"

@@ -46,10 +46,10 @@ import torch
 
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
+from fastsac.agents.categorical import min_member_distribution
 from fastsac.agents.flash_networks import FlashActor, FlashCritic
 from fastsac.agents.learner import Learner
 from fastsac.agents.noise_repeat import sample_repeat, zeta_cdf
-from fastsac.agents.normalization import ReturnScale
 from fastsac.agents.sac import SACLearner
 from fastsac.entropy import EntropyModule
 
@@ -72,7 +72,6 @@ class FlashSACLearner(Learner):
 
     discrete = False
     acts_in_update = True
-    observes_steps = True
     # The first-call check's tolerance. Measured at FlashSAC's sizes (HalfCheetah, batch 512, one update, gradients
     # from Adam's first moments against a float64 recomputation, tests/agents/test_flashsac.py's): the eager float32
     # update's critic gradients are up to 1.5% off float64 in max norm (0.09% in Frobenius norm), the compiled
@@ -90,7 +89,6 @@ class FlashSACLearner(Learner):
         self.action_dim = int(action_dim)
         self.log_std_bounds = (cfg.log_std_min, cfg.log_std_max)
         super().__init__(obs_dim, action_dim, cfg, device)
-        self.reward_scale: ReturnScale | None = None
         self.noise_cdf = zeta_cdf(ZETA_MU, cfg.noise_repeat).to(self.device) if cfg.noise_repeat > 1 else None
         self.held_noise: torch.Tensor | None = None  # (num_envs, action_dim): the noise each env acts with
         self.repeat_left: torch.Tensor | None = None  # (num_envs,) int64: steps it is held for after this one
@@ -116,17 +114,10 @@ class FlashSACLearner(Learner):
 
     # ------------------------------------------------------------------------------------------ the envs' side
     def attach_envs(self, num_envs: int) -> None:
-        """Per-env state for ``num_envs`` envs: each env's running return (reward scaling) and its held noise."""
-        num_envs = int(num_envs)
-        if self.cfg.reward_norm and (self.reward_scale is None or self.reward_scale.num_envs != num_envs):
-            self.reward_scale = ReturnScale(num_envs, gamma=self.cfg.gamma, g_max=self.cfg.critic_v_max).to(
-                self.device)
-        self._size_noise_state(num_envs)
-
-    def observe_step(self, reward, terminated, truncated) -> None:
-        """Advance each env's running return and the return statistics (reward scaling; nothing without it)."""
-        if self.reward_scale is not None:
-            self.reward_scale.update_(reward.to(self.device), terminated.to(self.device), truncated.to(self.device))
+        """Per-env state for ``num_envs`` envs: each env's running return (reward scaling, the base's) and its
+        held noise."""
+        super().attach_envs(num_envs)
+        self._size_noise_state(int(num_envs))
 
     def _size_noise_state(self, n: int) -> None:
         """Held noise for ``n`` envs; a new size starts every env afresh (its next step draws)."""
@@ -187,9 +178,7 @@ class FlashSACLearner(Learner):
         with torch.no_grad():
             logits = self.target_critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
             logits = logits[:, obs.shape[0]:]  # (members, batch, bins): the (s', a') half
-            pick = self.target_critic.q_values(logits).argmin(dim=0)  # (batch,)
-            chosen = logits.gather(0, pick[None, :, None].expand(1, -1, logits.shape[-1]))[0]
-            return torch.softmax(chosen, dim=-1)
+            return min_member_distribution(logits, self.target_critic.support)
 
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
                 act_obs=None, act_noise=None) -> torch.Tensor | None:
@@ -202,8 +191,7 @@ class FlashSACLearner(Learner):
             next_action, next_log_prob = ops.squashed_gaussian(
                 mean, log_std, noise[0], log_std_bounds=self.log_std_bounds, backend=self.backend)
             target_probs = self.target_distribution(obs, action, next_obs, next_action)
-            scaled = reward if self.reward_scale is None else self.reward_scale(reward.reshape(-1).float())
-            scaled, not_done = self._rewards_and_mask(scaled, terminated)
+            scaled, not_done = self._rewards_and_mask(reward, terminated)  # r~: divided by the return scale
         logits = self.critic(torch.cat([obs, next_obs]), torch.cat([action, next_action]), training=True)
         logits = logits[:, : obs.shape[0]]  # (members, batch, bins): the (s, a) half
         cfg = self.cfg
@@ -218,10 +206,7 @@ class FlashSACLearner(Learner):
 
     # ---- what an update writes -----------------------------------------------------------------------------
     def _acting_state(self) -> list[tuple[str, torch.Tensor]]:
-        named = [] if self.noise_cdf is None else [("held_noise", self.held_noise), ("repeat_left", self.repeat_left)]
-        if self.reward_scale is not None:
-            named += [(f"reward_scale.{k}", t) for k, t in self.reward_scale.named_buffers()]
-        return named
+        return [] if self.noise_cdf is None else [("held_noise", self.held_noise), ("repeat_left", self.repeat_left)]
 
     def _mutable_tensors(self) -> list[torch.Tensor]:
         # beyond the base's: the target critics' batch-norm statistics and the acting state
@@ -233,26 +218,18 @@ class FlashSACLearner(Learner):
 
     # ------------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """The base learner's state, plus the reward scale (None without reward_norm) and the held noise with the
-        steps each env holds it for (None without noise repetition)."""
+        """The base learner's state (the reward scale among it) plus the held noise with the steps each env holds
+        it for (None without noise repetition)."""
         state = super().state_dict()
-        state["reward_scale"] = None if self.reward_scale is None else {
-            k: v.detach().clone() for k, v in self.reward_scale.state_dict().items()}
         state["noise_repeat"] = None if self.noise_cdf is None else {
             "held_noise": self.held_noise.detach().clone(), "repeat_left": self.repeat_left.detach().clone()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        name = type(self).__name__
-        if (state.get("reward_scale") is None) != (self.reward_scale is None):
-            raise ValueError(f"{name}.load_state_dict: the state's reward scaling (on or off) differs from this "
-                             "learner's (cfg.reward_norm)")
         if (state.get("noise_repeat") is None) != (self.noise_cdf is None):
-            raise ValueError(f"{name}.load_state_dict: the state's noise repetition (on or off) differs from this "
-                             "learner's (cfg.noise_repeat)")
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state's noise repetition (on or off) "
+                             "differs from this learner's (cfg.noise_repeat)")
         super().load_state_dict(state)
-        if self.reward_scale is not None:
-            self.reward_scale.load_state_dict(state["reward_scale"])  # sized by attach_envs: a mismatch raises
         if self.noise_cdf is not None:
             saved = state["noise_repeat"]
             self._size_noise_state(saved["held_noise"].shape[0])

@@ -54,8 +54,9 @@ import torch
 from torch import nn
 
 from fastsac import ops
+from fastsac.agents.categorical import expected_q, min_member_distribution, support_atoms
 from fastsac.agents.config import LearnerConfig
-from fastsac.agents.normalization import RunningObsNorm
+from fastsac.agents.normalization import ReturnScale, RunningObsNorm
 from fastsac.agents.optim import CosineLR, ForeachAdam
 from fastsac.agents.rng import load_generator
 from fastsac.agents.runners import VERIFY_RTOL, UpdateRunner, choose_update
@@ -77,8 +78,6 @@ class Learner:
     #: True: ``_update`` takes ``act_obs, act_noise`` and returns the policy's actions for them (from
     #: ``_sample_actions``); False: ``update(batch, act_obs)`` calls ``act`` after the update (the same actions).
     acts_in_update = False
-    #: True: the trainer calls :meth:`observe_step` with every env step (FlashSAC's running reward scale)
-    observes_steps = False
     #: How far a fast update's first call may differ from the eager one (``fastsac.agents.runners.CheckedRunner``)
     first_call_rtol = VERIFY_RTOL
 
@@ -96,6 +95,12 @@ class Learner:
         self.critic.to(self.device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False) if self.uses_target_critic else None
         self.obs_norm = RunningObsNorm(self.obs_dim).to(self.device) if cfg.uses_obs_norm else None
+        #: the categorical critics' atoms (``cfg.critic='categorical'``), None for scalar critics
+        self.critic_support = support_atoms(cfg.critic_bins, cfg.critic_v_min, cfg.critic_v_max, self.device) \
+            if cfg.critic == "categorical" else None
+        #: the running return scale rewards are divided by (``cfg.reward_norm``), sized by :meth:`attach_envs`
+        self.reward_scale: ReturnScale | None = None
+        self._size_reward_scale(1)
         self.entropy = self._build_entropy(n)
         self.actor_params = list(self.actor.parameters())
         self.critic_params = list(self.critic.parameters())
@@ -160,13 +165,30 @@ class Learner:
 
     # ------------------------------------------------------------------------------------------ the envs' side
     def attach_envs(self, num_envs: int) -> None:
-        """Size the per-env state this learner keeps for the ``num_envs`` envs it acts in and observes (FlashSAC:
-        the held exploration noise and each env's running return). The trainer calls it once, before a checkpoint
-        is loaded; most learners keep no such state."""
+        """Size the per-env state this learner keeps for the ``num_envs`` envs it acts in and observes: each env's
+        running return (``cfg.reward_norm``) and, in FlashSAC, the held exploration noise. The trainer calls it
+        once, before a checkpoint is loaded; a learner built alone keeps state for one env."""
+        self._size_reward_scale(num_envs)
+
+    def _size_reward_scale(self, num_envs: int) -> None:
+        """A fresh return scale for ``num_envs`` envs under ``cfg.reward_norm`` (kept when already of that size)."""
+        num_envs = int(num_envs)
+        if self.cfg.reward_norm and (self.reward_scale is None or self.reward_scale.num_envs != num_envs):
+            self.reward_scale = ReturnScale(num_envs, gamma=self.cfg.gamma, g_max=self.cfg.critic_v_max).to(
+                self.device)
+
+    @property
+    def observes_steps(self) -> bool:
+        """Whether the trainer must call :meth:`observe_step` with every env step: True under ``cfg.reward_norm``
+        (the running return scale learns from the env's rewards, not from the sampled batches)."""
+        return self.reward_scale is not None
 
     def observe_step(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> None:
-        """One env step of every env ((num_envs,) each, on the learner's device), for learners whose
-        ``observes_steps`` is True; called by the trainer for every step, random ones included."""
+        """One env step of every env ((num_envs,) each): advances each env's running return and the return
+        statistics (reward scaling; nothing without it). The trainer calls it for every step, random ones
+        included, where :attr:`observes_steps`."""
+        if self.reward_scale is not None:
+            self.reward_scale.update_(reward.to(self.device), terminated.to(self.device), truncated.to(self.device))
 
     # -------------------------------------------------------------------------------------------- subclass API
     def _build_networks(self, n: int) -> tuple[nn.Module, nn.Module]:
@@ -225,11 +247,51 @@ class Learner:
         """The entropy coefficient ``exp(log_alpha)``, detached (0-dim device tensor; no host sync)."""
         return self.entropy.log_alpha.detach().exp()
 
-    @staticmethod
-    def _rewards_and_mask(reward: torch.Tensor, terminated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flatten ``reward`` and turn ``terminated`` (bool or float) into the bootstrap mask ``1 - terminated``."""
+    def _rewards_and_mask(self, reward: torch.Tensor, terminated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flatten ``reward`` (divided by the running return scale under ``cfg.reward_norm``) and turn
+        ``terminated`` (bool or float) into the bootstrap mask ``1 - terminated``."""
         reward = reward.reshape(-1).float()
+        if self.reward_scale is not None:
+            reward = self.reward_scale(reward)
         return reward, 1.0 - terminated.reshape(-1).to(reward.dtype)
+
+    def critic_outputs(self) -> int:
+        """What each critic outputs per (s, a): 1 (a Q value) or ``cfg.critic_bins`` (a categorical critic's logits)."""
+        return 1 if self.cfg.critic == "scalar" else self.cfg.critic_bins
+
+    def q_values(self, out: torch.Tensor) -> torch.Tensor:
+        """The critics' Q values (members, batch) from their outputs: the outputs themselves (scalar critics), or
+        the expectation of each member's distribution over :attr:`critic_support` (categorical)."""
+        return out if self.critic_support is None else expected_q(out, self.critic_support)
+
+    def bootstrap_target(self, reward, terminated, next_q, next_log_prob) -> torch.Tensor:
+        """The scalar critics' TD target ``r + gamma * (1 - terminated) * (min_j next_q_j - alpha * next_log_prob)``
+        from the critics' values ``next_q`` (members, batch) at (s', a'), no gradient (r scaled under
+        ``cfg.reward_norm``)."""
+        with torch.no_grad():
+            reward, not_done = self._rewards_and_mask(reward, terminated)
+            return reward + self.cfg.gamma * not_done * (next_q.amin(dim=0) - self.alpha * next_log_prob)
+
+    def critic_loss(self, out, next_out, reward, terminated, next_log_prob) -> torch.Tensor:
+        """The continuous critics' TD loss, summed over members and averaged over samples, from their outputs
+        ``out`` at (s, a) and the bootstrap outputs ``next_out`` at (s', a') (target critics, or CrossQ's detached
+        second half; no gradient):
+
+        - scalar: the squared error against :meth:`bootstrap_target` (the smaller member's Q);
+        - categorical: per sample the distribution of the member with the smaller expected Q at (s', a')
+          (``fastsac.agents.categorical``), its atoms shifted to ``r + gamma (1 - terminated)(z - alpha log pi)``,
+          clipped, projected onto the support and compared with ``out``'s logits by cross-entropy: the fused op
+          ``fastsac.ops.categorical_td_loss``."""
+        if self.critic_support is None:
+            q_target = self.bootstrap_target(reward, terminated, next_out, next_log_prob)
+            return (out - q_target).square().mean(dim=1).sum()
+        with torch.no_grad():
+            target_probs = min_member_distribution(next_out, self.critic_support)
+            reward, not_done = self._rewards_and_mask(reward, terminated)
+        cfg = self.cfg
+        return ops.categorical_td_loss(
+            out, target_probs, reward, not_done, self.alpha * next_log_prob, gamma=cfg.gamma, v_min=cfg.critic_v_min,
+            v_max=cfg.critic_v_max, backend=self.backend).mean(dim=1).sum()
 
     def _actor_and_alpha_step(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The actor's and the temperature's step: ``actor_and_alpha_losses(*inputs)`` (the learner's), one backward
@@ -382,7 +444,8 @@ class Learner:
         """A snapshot (cloned tensors) of everything a resumed run needs to continue exactly: networks (with their
         buffers: batch-renorm statistics and step counters), target critics (None without), observation statistics
         (None without), optimizer states, the entropy module, the update counter, the learner's RNG and the metric
-        sums. Only tensors, numbers, strings, lists and dicts (``torch.load(weights_only=True)`` reads it)."""
+        sums, and the reward scale (under ``cfg.reward_norm``). Only tensors, numbers, strings, lists and dicts
+        (``torch.load(weights_only=True)`` reads it)."""
         clone = lambda sd: {k: v.detach().clone() for k, v in sd.items()}  # noqa: E731
         return {
             "kind": type(self).__name__,
@@ -398,6 +461,7 @@ class Learner:
             "generator_device": self.generator.device.type,
             "metric_sums": self._metric_sums.detach().clone(),
             **({} if self.obs_norm is None else {"obs_norm": clone(self.obs_norm.state_dict())}),
+            **({} if self.reward_scale is None else {"reward_scale": clone(self.reward_scale.state_dict())}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -408,15 +472,20 @@ class Learner:
         if (state["alpha_optim"] is None) != (self.alpha_optim is None):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the state's alpha mode (learned or fixed) "
                              "differs from this learner's (cfg.fixed_alpha)")
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
+        if (state.get("reward_scale") is None) != (self.reward_scale is None):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state's reward scaling (on or off) differs "
+                             "from this learner's (cfg.reward_norm)")
         if (state.get("obs_norm") is None) != (self.obs_norm is None):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the state's observation normalization (on or "
                              "off) differs from this learner's (cfg.obs_norm)")
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
         if self.target_critic is not None:
             self.target_critic.load_state_dict(state["target_critic"])
         if self.obs_norm is not None:
             self.obs_norm.load_state_dict(state["obs_norm"])
+        if self.reward_scale is not None:
+            self.reward_scale.load_state_dict(state["reward_scale"])  # sized by attach_envs: a mismatch raises
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])
         if self.alpha_optim is not None:

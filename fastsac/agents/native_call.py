@@ -41,6 +41,10 @@ def config_unsupported(cfg: Any, device: torch.device, *, entry: str, critic: st
         return f"the C++ extension with {entry} is not built"
     if cfg.uses_obs_norm:
         return "observation normalization is on"
+    if cfg.critic != "scalar":
+        return f"the critics are categorical (critic={cfg.critic!r}); it is written for scalar critics"
+    if cfg.reward_norm:
+        return "reward normalization is on (reward_norm)"
     if cfg.critic_network != "mlp":
         return f"the critic members are not {critic} (critic_network={cfg.critic_network!r})"
     if data_parallel:

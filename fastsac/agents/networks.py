@@ -149,14 +149,17 @@ class EnsembleQ(nn.Module):
 
 
 class ContinuousTwinQ(EnsembleQ):
-    """Twin ``Q(s, a)``: ``forward(obs, action) -> (num_critics, batch)``."""
+    """Twin ``Q(s, a)``: ``forward(obs, action) -> (num_critics, batch)``; with ``outputs`` K > 1 (a categorical
+    critic's logits over K atoms) ``-> (num_critics, batch, K)``."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256), num_critics: int = 2,
-                 member: Callable[[], nn.Module] | None = None):
-        super().__init__(obs_dim + action_dim, 1, hidden_sizes, num_critics, member)
+                 member: Callable[[], nn.Module] | None = None, outputs: int = 1):
+        super().__init__(obs_dim + action_dim, outputs, hidden_sizes, num_critics, member)
+        self.outputs = int(outputs)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, **kwargs) -> torch.Tensor:  # type: ignore[override]
-        return super().forward(torch.cat([obs, action], dim=-1), **kwargs).squeeze(-1)
+        out = super().forward(torch.cat([obs, action], dim=-1), **kwargs)
+        return out.squeeze(-1) if self.outputs == 1 else out
 
 
 class DiscreteTwinQ(EnsembleQ):

@@ -5,6 +5,8 @@ One update, read top to bottom in :meth:`SACLearner._update`::
     target   r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha log pi(a'|s')) from the target critics
              (bootstrapping is masked by termination only; a time-limit truncation still bootstraps)
     critic   both critics' squared error against that one target; one Adam step
+             (``critic='categorical'``: the target critics' distributions at (s', a') instead, the member with the
+             smaller expected Q shifted and projected onto the support, cross-entropy: ``Learner.critic_loss``)
     actor    (alpha * log pi(a|s) - min_j Q_j(s, a)).mean(), with a ~ pi reparameterised by the fused op,
     alpha    -log_alpha * mean(log pi + target), returned by the *same* fused-op call (gradient to log_alpha only);
              one backward pass and the actor's and log_alpha's Adam steps, every policy_delay-th update
@@ -46,7 +48,9 @@ class SACLearner(Learner):
 
     def _build_networks(self, n):
         cfg = self.cfg
-        critic = ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths, member=sac_critic_member(cfg, self.obs_dim + n, 1))
+        outputs = self.critic_outputs()
+        critic = ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths,
+                                 member=sac_critic_member(cfg, self.obs_dim + n, outputs), outputs=outputs)
         return Actor(self.obs_dim, n, cfg.hidden_sizes), critic
 
     def _build_entropy(self, n):
@@ -57,17 +61,20 @@ class SACLearner(Learner):
     def _noise_shape(self, batch_size):
         return (2, batch_size, self.action_dim)  # [0]: next-state action (target), [1]: current action (actor)
 
-    def critic_target(self, reward, terminated, next_obs, noise) -> torch.Tensor:
-        """``r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha * log pi(a'|s'))`` with ``a' ~ pi(.|s')``
-        from ``noise`` (batch, action_dim); no gradient. Truncated transitions are stored as not terminated and
-        bootstrap."""
+    def bootstrap_values(self, next_obs, noise) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(target critics' outputs at (s', a'), log pi(a'|s'))`` with ``a' ~ pi(.|s')`` from ``noise``
+        (batch, action_dim); no gradient. Outputs: (2, batch) Q values, or (2, batch, bins) logits."""
         with torch.no_grad():
-            reward, not_done = self._rewards_and_mask(reward, terminated)
             mean, log_std = self.actor(next_obs)
             next_action, next_log_prob = ops.squashed_gaussian(
                 mean, log_std, noise, log_std_bounds=self.log_std_bounds, backend=self.backend)
-            next_q = self.target_critic(next_obs, next_action).amin(dim=0)
-            return reward + self.cfg.gamma * not_done * (next_q - self.alpha * next_log_prob)
+            return self.target_critic(next_obs, next_action), next_log_prob
+
+    def critic_target(self, reward, terminated, next_obs, noise) -> torch.Tensor:
+        """The scalar critics' target ``r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha * log pi(a'|s'))``
+        with ``a' ~ pi(.|s')`` from ``noise`` (batch, action_dim); no gradient. Truncated transitions are stored as
+        not terminated and bootstrap."""
+        return self.bootstrap_target(reward, terminated, *self.bootstrap_values(next_obs, noise))
 
     def actor_and_alpha_losses(self, obs, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(actor_loss, alpha_loss, entropy)`` from ONE fused-op call: ``a ~ pi(.|s)`` reparameterised by
@@ -78,18 +85,18 @@ class SACLearner(Learner):
         action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
             mean, log_std, noise, self.entropy.log_alpha, self.entropy.target_tensor,
             log_std_bounds=self.log_std_bounds, backend=self.backend)
-        actor_loss = (self.alpha * log_prob - self.critic(obs, action).amin(dim=0)).mean()
+        actor_loss = (self.alpha * log_prob - self.q_values(self.critic(obs, action)).amin(dim=0)).mean()
         return actor_loss, alpha_loss, -log_prob.detach().mean()
 
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
                 act_obs=None, act_noise=None) -> torch.Tensor | None:
-        q_target = self.critic_target(reward, terminated, next_obs, noise[0])
-        q = self.critic(obs, action)  # (2, batch): both critics regress onto the one target
-        critic_loss = (q - q_target).square().mean(dim=1).sum()
+        next_out, next_log_prob = self.bootstrap_values(next_obs, noise[0])
+        out = self.critic(obs, action)  # (2, batch) Q values or (2, batch, bins) logits: both onto the one target
+        critic_loss = self.critic_loss(out, next_out, reward, terminated, next_log_prob)
         self.critic_optim.step(self._grads(critic_loss, self.critic_params))
         actor_metrics = self._actor_and_alpha_step(obs, noise[1]) if update_actor else None  # every policy_delay-th
         self._update_target()
-        self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+        self._record(critic_loss.detach(), self.q_values(out.detach()).mean(), actor_metrics)
         return self._actions_after_update(act_obs, act_noise)  # the next env step's actions, when asked for
 
     @classmethod

@@ -40,15 +40,32 @@ def test_update_flops_matches_the_eager_update(discrete, obs_dim, act, hidden, b
     assert counted_flops(learner.update, batch) == update_flops(obs_dim, n, hidden, batch_size, discrete=discrete)
 
 
-@pytest.mark.parametrize("policy_delay", [1, 3])
+@pytest.mark.parametrize(("discrete", "critic"), [(False, "scalar"), (True, "scalar"), (False, "categorical")])
+@pytest.mark.parametrize(("obs_dim", "act", "hidden", "critic_hidden", "batch_size"),
+                         [(17, 6, (64, 32), (128, 96), 16), (5, 2, (24,), (40, 8, 16), 7)])
+def test_update_flops_counts_the_critics_own_widths_and_outputs(discrete, critic, obs_dim, act, hidden,
+                                                               critic_hidden, batch_size):
+    """SAC with critics of other widths than the actor's, and with a categorical critic (its bins as outputs):
+    ``learner_update_flops`` counts what the eager update runs."""
+    cfg = LearnerConfig(update="eager", hidden_sizes=hidden, critic_hidden_sizes=critic_hidden, policy_delay=1,
+                        critic=critic, **({"critic_bins": 21} if critic == "categorical" else {}))
+    learner = make_learner(obs_dim, ActionSpec(discrete, act), cfg)
+    want = learner_update_flops(cfg, obs_dim, act, batch_size, discrete=discrete)
+    assert counted_flops(learner.update, _batch(batch_size, obs_dim, act, discrete)) == want
+    assert want == update_flops(obs_dim, act, hidden, batch_size, discrete=discrete, critic_hidden=critic_hidden,
+                                critic_outputs=21 if critic == "categorical" else 1)
+
+
+@pytest.mark.parametrize(("policy_delay", "critic"), [(1, "scalar"), (3, "scalar"), (3, "categorical")])
 @pytest.mark.parametrize(("obs_dim", "act", "actor_hidden", "critic_hidden", "batch_size"),
                          [(17, 6, (256, 256), (512, 512), 64), (5, 1, (16, 16), (32, 24, 8), 7)])
-def test_crossq_update_flops_matches_the_eager_update(policy_delay, obs_dim, act, actor_hidden, critic_hidden,
+def test_crossq_update_flops_matches_the_eager_update(policy_delay, critic, obs_dim, act, actor_hidden, critic_hidden,
                                                       batch_size):
     """CrossQ: the joint critic pass over 2 x batch rows, no target critics, the actor every policy_delay-th update
-    (counted over one whole cycle)."""
+    (counted over one whole cycle); a categorical critic outputs its bins."""
     cfg = dataclasses.replace(LearnerConfig(update="eager").with_agent("crossq"), hidden_sizes=actor_hidden,
-                              critic_hidden_sizes=critic_hidden, policy_delay=policy_delay)
+                              critic_hidden_sizes=critic_hidden, policy_delay=policy_delay, critic=critic,
+                              **({"critic_bins": 11} if critic == "categorical" else {}))
     learner = make_learner(obs_dim, ActionSpec(False, act), cfg)
     batch = _batch(batch_size, obs_dim, act, False)
     for _ in range(policy_delay):  # outside the count: the cycle starts with an actor update again
@@ -56,14 +73,16 @@ def test_crossq_update_flops_matches_the_eager_update(policy_delay, obs_dim, act
     with FlopCounterMode(display=False) as counter:
         for _ in range(policy_delay):
             learner.update(batch)
-    want = crossq_update_flops(obs_dim, act, actor_hidden, critic_hidden, batch_size, policy_delay=policy_delay)
+    want = crossq_update_flops(obs_dim, act, actor_hidden, critic_hidden, batch_size, policy_delay=policy_delay,
+                               critic_outputs=11 if critic == "categorical" else 1)
     assert counter.get_total_flops() == pytest.approx(policy_delay * want, rel=1e-12)
     assert learner_update_flops(cfg, obs_dim, act, batch_size) == want
 
 
 def test_learner_update_flops_is_update_flops_for_sac():
     cfg = LearnerConfig(hidden_sizes=(64, 32), critic_hidden_sizes=(128, 128))
-    assert learner_update_flops(cfg, 17, 6, 256) == update_flops(17, 6, (64, 32), 256)
+    assert learner_update_flops(cfg, 17, 6, 256) == update_flops(17, 6, (64, 32), 256, critic_hidden=(128, 128))
+    assert learner_update_flops(LearnerConfig(hidden_sizes=(64, 32)), 17, 6, 256) == update_flops(17, 6, (64, 32), 256)
 
 
 def _flash_passes(actor, critic, target, obs, action, next_obs, update_actor):

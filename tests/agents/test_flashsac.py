@@ -63,8 +63,9 @@ def test_defaults_are_flashsacs():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(agent="sac", critic="categorical"), "implemented by agent flashsac only"),
-    (dict(agent="crossq", reward_norm=True), "implemented by agent flashsac only"),
+    (dict(agent="sac", critic_bins=51), "critic is 'scalar'"),
+    (dict(agent="crossq", critic_v_min=-10.0, critic_v_max=10.0), "critic_v_min, critic_v_max set the categorical"),
+    (dict(agent="crossq", lr_decay="cosine"), "implemented by agent flashsac only"),
     (dict(agent="sac", noise_repeat=4, lr_decay="cosine"), "noise_repeat, lr_decay are implemented"),
     (dict(agent="flashsac", critic="scalar"), "categorical critic"),
     (dict(agent="flashsac", critic_network="simba"), "builds its own"),

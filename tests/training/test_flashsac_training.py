@@ -42,7 +42,7 @@ def test_agent_flag_picks_the_flashsac_preset_and_defaults():
 
 def test_flashsac_options_on_another_agent_are_a_clear_error():
     with pytest.raises(Exception, match="implemented by agent flashsac only"):
-        config_from_dict({"learner": {"agent": "sac", "reward_norm": True}})
+        config_from_dict({"learner": {"agent": "sac", "noise_repeat": 16}})
 
 
 def test_flashsac_resume_continues_exactly(tmp_path):
