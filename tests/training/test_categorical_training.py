@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from fastsac.cli import build_parser, train_overrides
-from fastsac.training import resume, train
+from fastsac.training import train
 from fastsac.training.presets import resolve_config
-from tests.training.test_trainer import _eval_returns, assert_same_state, learner_state, metric_rows, tiny
+from tests.training.test_trainer import _eval_returns, learner_state, stopped_and_resumed
 
 def _head_outputs(critic_state: dict) -> int:
     """What the last layer of SAC's stacked MLP critics outputs (its weight: members x outputs x width)."""
@@ -34,13 +34,8 @@ def test_flags_give_a_categorical_sac_and_crossq():
 def test_resume_continues_exactly_with_the_reward_scale(tmp_path, agent):
     # 201 updates from step 200, stopped at 250 mid-episode; every env step (the random ones too) feeds the scale.
     learner = {"agent": agent, "hidden_sizes": [16], "critic_hidden_sizes": [32], **CATEGORICAL}
-    full = train(tiny(tmp_path / "full", learner=learner))
-    part = train(tiny(tmp_path / "part", learner=learner, total_steps=250))
-    resumed = resume(part.run_dir, total_steps=400)
-    assert resumed.summary["resume_exact"] is True
+    full, _, _ = stopped_and_resumed(tmp_path, learner=learner)
     state = learner_state(full.run_dir)
-    assert_same_state(state, learner_state(resumed.run_dir))
-    assert metric_rows(full.run_dir) == metric_rows(resumed.run_dir)
     assert torch.as_tensor(state["reward_scale"]["count"]).round().item() == 400
     if agent == "sac":
         assert _head_outputs(state["critic"]) == 21
@@ -51,7 +46,8 @@ def test_categorical_sac_with_reward_norm_learns_pendulum(tmp_path):
     # The Pendulum-v1 preset with the categorical critic (101 atoms on [-5, 5]) and reward normalization, and the
     # temperature started at FlashSAC's 0.01: the scaled rewards are ~1/300 of Pendulum's, so the preset's alpha0 of
     # 1 outweighs them (measured: eval -944 at 8k steps with it, scalar or categorical). Measured here at seed 0:
-    # eval -111 at 5k and -109 at 8k steps, as the scalar preset (-112, -109). Bar: the preset header's -250.
+    # eval -111 at 5k and -109 at 8k steps (evaluated every 5k), as the scalar preset (-112, -109). Bar: the preset
+    # header's -250.
     cfg, _ = resolve_config("Pendulum-v1", dict(
         out=str(tmp_path / "pendulum"), total_steps=8_000, eval_every=4_000, progress=False, tensorboard=False,
         update="eager", device="cpu", seed=0, threads=1,

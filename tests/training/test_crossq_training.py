@@ -14,7 +14,7 @@ from fastsac.training import evaluate, resume, train
 from fastsac.training.checkpoint import load_checkpoint, save_checkpoint
 from fastsac.training.config import config_from_dict
 from fastsac.training.presets import resolve_config
-from tests.training.test_trainer import _eval_returns, assert_same_state, learner_state, metric_rows, tiny
+from tests.training.test_trainer import _eval_returns, learner_state, stopped_and_resumed, tiny
 
 CROSSQ_TINY = {"agent": "crossq", "hidden_sizes": [32, 32], "critic_hidden_sizes": [64, 64], "brn_warmup_steps": 100}
 
@@ -46,13 +46,8 @@ def test_crossq_resume_continues_exactly(tmp_path, critic_network):
     # 201 updates from step 200, the batch-renorm warm-up ending after 100 of them (step 300); stopped at step 250:
     # inside the warm-up, between actor updates (policy_delay 3), mid-episode. simba adds observation statistics.
     learner = {**CROSSQ_TINY, "critic_network": critic_network}
-    full = train(tiny(tmp_path / "full", learner=learner))
-    part = train(tiny(tmp_path / "part", learner=learner, total_steps=250))
-    resumed = resume(part.run_dir, total_steps=400)
-    assert resumed.summary["resume_exact"] is True
+    full, _, _ = stopped_and_resumed(tmp_path, learner=learner)
     state = learner_state(full.run_dir)
-    assert_same_state(state, learner_state(resumed.run_dir))
-    assert metric_rows(full.run_dir) == metric_rows(resumed.run_dir)
     assert state["target_critic"] is None and ("obs_norm" in state) == (critic_network == "simba")
     assert state["critic"]["layers_0_steps"].tolist() == [201, 201]  # one per update (steps 200..400): past 100
     assert json.loads((full.run_dir / "config.json").read_text())["learner"]["agent"] == "crossq"

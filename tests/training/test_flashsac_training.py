@@ -15,11 +15,18 @@ import torch
 
 from fastsac.agents.config import FLASHSAC_DEFAULTS
 from fastsac.cli import build_parser, train_overrides
-from fastsac.training import evaluate, resume, train
+from fastsac.training import evaluate, train
 from fastsac.training.checkpoint import load_checkpoint
 from fastsac.training.config import config_from_dict
 from fastsac.training.presets import available_presets, load_preset, resolve_config
-from tests.training.test_trainer import _eval_returns, assert_same_state, learner_state, metric_rows, tiny
+from tests.training.test_trainer import (
+    _eval_returns,
+    assert_same_state,
+    learner_state,
+    metric_rows,
+    stopped_and_resumed,
+    tiny,
+)
 
 FLASH_TINY = {"agent": "flashsac", "hidden_sizes": [16], "critic_hidden_sizes": [32], "critic_bins": 21,
               "lr_decay_updates": 300}
@@ -48,13 +55,8 @@ def test_flashsac_options_on_another_agent_are_a_clear_error():
 def test_flashsac_resume_continues_exactly(tmp_path):
     # 201 updates from step 200; stopped at step 250 after 51 updates, between actor updates (policy delay 2),
     # mid-episode, likely with noise held; the reward scale is fed by every step, the random ones included.
-    full = train(tiny(tmp_path / "full", learner=FLASH_TINY))
-    part = train(tiny(tmp_path / "part", learner=FLASH_TINY, total_steps=250))
-    resumed = resume(part.run_dir, total_steps=400)
-    assert resumed.summary["resume_exact"] is True
+    full, _, _ = stopped_and_resumed(tmp_path, learner=FLASH_TINY)
     state = learner_state(full.run_dir)
-    assert_same_state(state, learner_state(resumed.run_dir))
-    assert metric_rows(full.run_dir) == metric_rows(resumed.run_dir)
     assert state["kind"] == "FlashSACLearner" and state["target_critic"] is not None
     # every env step (400) reached the reward scale; its statistics count them
     assert state["reward_scale"] is not None and state["noise_repeat"] is not None

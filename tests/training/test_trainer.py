@@ -69,6 +69,20 @@ def assert_same_state(a, b, path="learner"):
         assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), f"{path}: {a!r} != {b!r}"
 
 
+def stopped_and_resumed(tmp_path: Path, **overrides):
+    """A :func:`tiny` run of 400 steps, and the same stopped at step 250 (mid-episode, 51 of its 201 updates done)
+    and resumed to 400; asserts the resumed run is exact (same learner state bit for bit, same metric rows) and
+    returns ``(full, part, resumed)``."""
+    full = train(tiny(tmp_path / "full", **overrides))
+    part = train(tiny(tmp_path / "part", **{**overrides, "total_steps": 250}))
+    assert part.total_steps == 250
+    resumed = resume(part.run_dir, total_steps=400)
+    assert resumed.summary["resume_exact"] is True and resumed.summary["resumes"] == 1
+    assert_same_state(learner_state(full.run_dir), learner_state(resumed.run_dir))
+    assert metric_rows(full.run_dir) == metric_rows(resumed.run_dir)
+    return full, part, resumed
+
+
 def metric_rows(run_dir: Path, drop=("wall_time", "sps")) -> list[dict]:
     with open(Path(run_dir) / "metrics.csv", newline="") as f:
         return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
@@ -233,13 +247,7 @@ def test_two_seeded_runs_are_identical(tmp_path):
 def test_resume_continues_exactly(tmp_path, env_backend, save_buffer):
     # Stop at step 250: in the middle of a 200-step Pendulum episode, so the env state must be restored exactly
     # (and after the first reset, which the replay must reproduce too).
-    full = train(tiny(tmp_path / "full", env_backend=env_backend, save_buffer=save_buffer))
-    part = train(tiny(tmp_path / "part", env_backend=env_backend, save_buffer=save_buffer, total_steps=250))
-    assert part.total_steps == 250
-    resumed = resume(part.run_dir, total_steps=400)
-    assert resumed.summary["resume_exact"] is True and resumed.summary["resumes"] == 1
-    assert_same_state(learner_state(full.run_dir), learner_state(resumed.run_dir))
-    assert metric_rows(full.run_dir) == metric_rows(resumed.run_dir)
+    full, part, resumed = stopped_and_resumed(tmp_path, env_backend=env_backend, save_buffer=save_buffer)
     assert resumed.final_eval_return == full.final_eval_return
     summary = json.loads((part.run_dir / "summary.json").read_text())
     assert summary["finished"] and summary["total_steps"] == 400
