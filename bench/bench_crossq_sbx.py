@@ -33,7 +33,6 @@ Parts (``--parts``):
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -81,10 +80,12 @@ def run_fastsac(args, update: str | None) -> float:
     import torch
 
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "bench"))
     from fastsac.training import train
     from fastsac.training.config import config_from_dict
     from fastsac.training.presets import resolve_config
     from fastsac.training.resolve import decide_update
+    from train_metrics import steps_per_second
 
     preset, _ = resolve_config(PRESET, {"device": "cpu"})
     update = update or decide_update(preset, torch.device("cpu"), 17, 6, False).backend
@@ -100,16 +101,7 @@ def run_fastsac(args, update: str | None) -> float:
         summary = json.loads((out / "run" / "summary.json").read_text())
         fallbacks = [f.get("kind") for f in summary.get("fallbacks", [])]
         print(f"fastsac update: {update}; fallbacks: {fallbacks or 'none'}", file=sys.stderr)
-        steps = seconds = 0.0
-        with open(out / "run" / "metrics.csv", newline="") as f:
-            previous = 0
-            for row in csv.DictReader(f):
-                step = int(row["step"])
-                if step > start and row["sps"]:
-                    seconds += (step - previous) / float(row["sps"])
-                    steps += step - previous
-                previous = step
-        return steps / seconds
+        return steps_per_second(out / "run", after=start)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

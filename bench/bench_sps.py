@@ -36,7 +36,6 @@ would take (bench_update.ProductsReplay), and the ratio products alone / update 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import importlib.util
 import json
@@ -110,18 +109,10 @@ def run_fastsac(s: Setting, update: str | None, workdir: Path) -> float:
 
     out = workdir / f"fastsac-{update}-{s.num_envs}"
     shutil.rmtree(out, ignore_errors=True)
+    from train_metrics import steps_per_second
+
     train(fastsac_config(s, update, out))
-    start = s.learning_starts + s.burn_in
-    steps = seconds = 0.0
-    with open(out / "metrics.csv", newline="") as f:
-        previous = 0
-        for row in csv.DictReader(f):
-            step = int(row["step"])
-            if step > start and row["sps"]:
-                seconds += (step - previous) / float(row["sps"])
-                steps += step - previous
-            previous = step
-    return steps / seconds
+    return steps_per_second(out, after=s.learning_starts + s.burn_in)
 
 
 def fastsac_components(s: Setting, workdir: Path) -> dict[str, float]:

@@ -1,8 +1,8 @@
 """What a ``fastsac train`` run directory says about its speed, for the benchmarks that run the trainer.
 
 ``steps_per_second(run_dir, after)``: env steps per second over the metrics rows past step ``after`` (random steps
-and burn-in excluded), each row's ``sps`` weighted by the steps it covers, as bench_sps.py and bench_crossq_sbx.py
-read ``metrics.csv`` inline (they can move to this helper; bench_flashsac_ref.py uses it).
+and burn-in excluded), each row's ``sps`` weighted by the steps it covers; bench_sps.py, bench_crossq_sbx.py and
+bench_flashsac_ref.py read their runs' speed with it.
 """
 
 from __future__ import annotations
