@@ -10,7 +10,7 @@ One update, read top to bottom in :meth:`CrossQLearner._update`::
                  batch renorm normalizes with the statistics of both halves and updates its running statistics
                  from them. Target r + gamma * (1 - terminated) * (min_j Q_j(s', a') - alpha log pi(a'|s')) from
                  the detached second half; squared error of the first half (SAC's critic step, no target critics;
-                 ``critic='categorical'``: the projected distribution and cross-entropy, ``Learner.critic_loss``)
+                 ``critic='categorical'``: the projected distribution and cross-entropy, ``agents/twin_critics.py``)
     actor        every policy_delay-th update: actor in training mode, critics in evaluation mode,
                  mean(alpha log pi(a|s) - min_j Q_j(s, a)); alpha_loss from the same fused-op call, as SAC;
                  one backward pass and the actor's and log_alpha's Adam steps
@@ -51,11 +51,12 @@ from fastsac.agents.learner import Learner
 from fastsac.agents.networks import ContinuousTwinQ
 from fastsac.agents.normed_networks import BatchRenormActor, batch_renorm_options, critic_member
 from fastsac.agents.sac import SACLearner
+from fastsac.agents.twin_critics import ContinuousTwinCritics
 
 __all__ = ["CrossQLearner"]
 
 
-class CrossQLearner(Learner):
+class CrossQLearner(ContinuousTwinCritics, Learner):
     """CrossQ: tanh-squashed Gaussian actor and twin critics with batch renormalization, no target critics.
 
     Actions are in [-1, 1]. ``cfg`` defaults to CrossQ's paper setting; a config of another agent is refused.

@@ -6,7 +6,8 @@ One update, read top to bottom in :meth:`SACLearner._update`::
              (bootstrapping is masked by termination only; a time-limit truncation still bootstraps)
     critic   both critics' squared error against that one target; one Adam step
              (``critic='categorical'``: the target critics' distributions at (s', a') instead, the member with the
-             smaller expected Q shifted and projected onto the support, cross-entropy: ``Learner.critic_loss``)
+             smaller expected Q shifted and projected onto the support, cross-entropy; both in
+             ``fastsac.agents.twin_critics``)
     actor    (alpha * log pi(a|s) - min_j Q_j(s, a)).mean(), with a ~ pi reparameterised by the fused op,
     alpha    -log_alpha * mean(log pi + target), returned by the *same* fused-op call (gradient to log_alpha only);
              one backward pass and the actor's and log_alpha's Adam steps, every policy_delay-th update
@@ -26,12 +27,13 @@ from fastsac.agents.learner import Learner
 from fastsac.agents.networks import Actor, ContinuousTwinQ
 from fastsac.agents.normed_networks import sac_critic_member
 from fastsac.agents.sac_native import NativeSACUpdate, config_unsupported
+from fastsac.agents.twin_critics import ContinuousTwinCritics
 from fastsac.entropy import EntropyModule
 
 __all__ = ["SACLearner"]
 
 
-class SACLearner(Learner):
+class SACLearner(ContinuousTwinCritics, Learner):
     """Continuous SAC: tanh-squashed Gaussian actor, twin critics Q(s, a), learned temperature.
 
     Actions are in [-1, 1] (the env wrapper rescales them to the env's bounds).
