@@ -117,7 +117,7 @@ GPU_TESTS=(tests/ops/test_squashed_gaussian.py tests/ops/test_categorical.py tes
            tests/ops/test_selfcheck.py tests/ops/test_backend_selection.py tests/csrc/test_cuda_ext.py
            -k "low_precision or gradients_match_float64_autograd or gradcheck_float64 or alpha_loss_value or opcheck or large_batch or selfcheck or a_backend or failing or mismatch or strict or compiled_backend or test_cuda_ext or loss_and_gradient_match_float64 or projection_matches")
 CAPTURE_TESTS=(tests/agents/test_fallbacks.py tests/agents/test_learner.py tests/agents/test_act_in_update.py
-               tests/agents/test_flashsac.py tests/training/test_portability.py
+               tests/agents/test_flashsac.py tests/agents/test_categorical_critic.py tests/training/test_portability.py
                -k "every_backend or cuda_graph_update_matches_eager or cuda_graph_acting_update or on_the_gpu")
 
 bench_ops() {
