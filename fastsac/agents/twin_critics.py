@@ -32,7 +32,10 @@ class ContinuousTwinCritics:
     def bootstrap_target(self, reward, terminated, next_q, next_log_prob) -> torch.Tensor:
         """The scalar critics' TD target ``r + gamma * (1 - terminated) * (min_j next_q_j - alpha * next_log_prob)``
         from the critics' values ``next_q`` (members, batch) at (s', a'), no gradient (r scaled under
-        ``cfg.reward_norm``)."""
+        ``cfg.reward_norm``). A categorical critic has a distribution as its target, not this: ValueError."""
+        if self.critic_support is not None:
+            raise ValueError(f"{type(self).__name__}.bootstrap_target is the scalar critics' target; with "
+                             "critic='categorical' the target is a projected distribution (critic_loss computes it)")
         with torch.no_grad():
             reward, not_done = self._rewards_and_mask(reward, terminated)
             return reward + self.cfg.gamma * not_done * (next_q.amin(dim=0) - self.alpha * next_log_prob)

@@ -195,6 +195,10 @@ def test_clear_errors():
         make_learner(OBS, ActionSpec(True, 4), LearnerConfig(critic="categorical", update="eager"))
     with pytest.raises(ValueError, match="critic is 'scalar'"):
         LearnerConfig(critic_v_max=10.0)
+    learner = make_learner(OBS, ACT, categorical_cfg("sac"))
+    _, _, reward, next_obs, terminated = _batch(4)
+    with pytest.raises(ValueError, match="scalar critics' target"):
+        learner.critic_target(reward, terminated, next_obs, torch.zeros(4, ACT))
     with pytest.raises(ValueError, match="update 'native' cannot run here: the critics are categorical"):
         make_learner(OBS, ACT, categorical_cfg("sac", update="native"))
 
