@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import io
 
 import torch
 
 from fastsac.agents import runners
+
+
+def saved_and_loaded(state):
+    """``state`` through ``torch.save`` and ``torch.load(weights_only=True)`` (what a checkpoint does to it)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
 
 
 def trace_with_aot_eager(learner):

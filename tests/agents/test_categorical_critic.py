@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 
 import pytest
 import torch
 
 from fastsac.agents import ActionSpec, CrossQLearner, LearnerConfig, SACLearner, make_learner
 from fastsac.agents.runners import choose_update
-from tests.agents.helpers import graphs_made_stepping, trace_with_aot_eager
+from tests.agents.helpers import graphs_made_stepping, saved_and_loaded, trace_with_aot_eager
 from tests.agents.test_flashsac import _observe, _project_c51
 from tests.agents.test_learner import _noise_of_next_update, _squashed64
 
@@ -145,10 +144,7 @@ def test_state_dict_round_trip_continues_exactly(agent):
     _observe(a, num_envs=3)
     for step in range(3):
         a.update(_batch(8, seed=step))
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)
+    state = saved_and_loaded(a.state_dict())
     assert set(state["reward_scale"]) == {"returns", "return_max", "mean", "var", "count"}
     assert state["reward_scale"]["returns"].shape == (3,)
 

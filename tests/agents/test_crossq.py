@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ import torch
 from fastsac import ops
 from fastsac.agents import ActionSpec, CrossQLearner, LearnerConfig, make_learner
 from fastsac.agents.runners import VERIFY_RTOL, restore, snapshot
-from tests.agents.helpers import graphs_made_stepping, trace_with_aot_eager
+from tests.agents.helpers import graphs_made_stepping, saved_and_loaded, trace_with_aot_eager
 
 OBS, ACT = 5, 2
 # Measured (bench/RESULTS.md): torch 2.11 compiles CrossQ's update with other numbers than eager; 2.13 does not.
@@ -208,11 +207,8 @@ def test_state_dict_round_trip_continues_exactly():
     for step in range(2):  # stop inside the warm-up (3) and between actor updates
         a.update(_batch(8, seed=step))
     a.act(torch.randn(2, OBS))
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
     b = make_learner(OBS, ACT, dataclasses.replace(cfg, seed=99))
-    b.load_state_dict(torch.load(buf, weights_only=True))
+    b.load_state_dict(saved_and_loaded(a.state_dict()))
     _assert_same(a, b)
     obs = torch.randn(3, OBS)
     for step in range(2, 8):

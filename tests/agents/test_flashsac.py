@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import math
 
 import pytest
@@ -20,7 +19,7 @@ from fastsac.agents.flashsac import gaussian_target_entropy
 from fastsac.agents.optim import CosineLR, ForeachAdam
 from fastsac.agents.runners import VERIFY_RTOL
 
-from .helpers import graphs_made_stepping, trace_with_aot_eager
+from .helpers import graphs_made_stepping, saved_and_loaded, trace_with_aot_eager
 from .test_crossq import _assert_same, _next_noise, _state_tensors
 
 OBS, ACT = 5, 2
@@ -326,12 +325,9 @@ def test_state_dict_round_trip_continues_exactly():
     obs = torch.randn(2, OBS)
     for step in range(3):  # stop between actor updates, with noise held
         a.update(_batch(8, seed=step), act_obs=obs)
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
     b = make_learner(OBS, ACT, dataclasses.replace(cfg, seed=99))
     b.attach_envs(2)
-    b.load_state_dict(torch.load(buf, weights_only=True))
+    b.load_state_dict(saved_and_loaded(a.state_dict()))
     _assert_same(a, b)
     for step in range(3, 8):
         batch = _batch(8, seed=step)

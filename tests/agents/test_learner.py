@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import math
 
 import pytest
@@ -23,7 +22,7 @@ from fastsac.agents import (
 )
 from fastsac.agents import runners
 from fastsac.agents.runners import restore, snapshot
-from tests.agents.helpers import graphs_made_stepping, trace_with_aot_eager
+from tests.agents.helpers import graphs_made_stepping, saved_and_loaded, trace_with_aot_eager
 
 OBS, ACT, NUM_ACTIONS = 5, 2, 4
 SMALL = dict(hidden_sizes=(16, 16), update="eager")
@@ -283,10 +282,7 @@ def test_state_dict_round_trip_continues_identically(discrete):
     for step in range(3):  # odd: the resumed run must pick up the policy-delay phase
         a.update(_batch(8, seed=step, discrete=discrete))
     a.act(torch.randn(2, OBS))  # acting advances the learner's generator too
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)
+    state = saved_and_loaded(a.state_dict())
 
     b = make_learner(OBS, ActionSpec(discrete, n), dataclasses.replace(cfg, seed=123))
     b.load_state_dict(state)

@@ -7,7 +7,6 @@ warm-up (r_max = 1, d_max = 0 for the first ``warmup_steps`` training calls) and
 from __future__ import annotations
 
 import copy
-import io
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from fastsac.agents.networks import EnsembleQ
 from fastsac.agents.normalization import BatchRenorm, ReturnScale, RunningObsNorm
 from fastsac.agents.normed_networks import Trunk, critic_member
+from tests.agents.helpers import saved_and_loaded
 
 C, B = 6, 32
 OPTS = dict(momentum=0.9, eps=1e-3, warmup_steps=5, r_max=3.0, d_max=5.0)
@@ -320,11 +320,8 @@ def test_return_scale_state_dict_round_trip_continues_identically():
     a = ReturnScale(6, gamma=0.99)
     for reward, term, trunc in stream[:40]:
         a.update_(torch.from_numpy(reward), torch.from_numpy(term), torch.from_numpy(trunc))
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
     b = ReturnScale(6, gamma=0.99)
-    b.load_state_dict(torch.load(buf))
+    b.load_state_dict(saved_and_loaded(a.state_dict()))
     assert set(b.state_dict()) == {"returns", "return_max", "mean", "var", "count"}
     for reward, term, trunc in stream[40:]:
         for s in (a, b):

@@ -4,7 +4,6 @@ against float64 hand computations, the learners' use of them, one compiled graph
 from __future__ import annotations
 
 import dataclasses
-import io
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 from fastsac.agents import ActionSpec, LearnerConfig, make_learner
 from fastsac.agents.networks import ContinuousTwinQ
 from fastsac.agents.normed_networks import critic_member
-from tests.agents.helpers import graphs_made_stepping, trace_with_aot_eager
+from tests.agents.helpers import graphs_made_stepping, saved_and_loaded, trace_with_aot_eager
 
 OBS, ACT = 5, 2
 
@@ -142,10 +141,7 @@ def test_observation_statistics_are_saved_restored_and_checked():
     a = make_learner(OBS, ACT, cfg)
     for s in range(3):
         a.update(_batch(8, seed=s))
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)
+    state = saved_and_loaded(a.state_dict())
     assert set(state["obs_norm"]) == {"mean", "var", "count"}
     b = make_learner(OBS, ACT, dataclasses.replace(cfg, seed=8))
     b.load_state_dict(state)

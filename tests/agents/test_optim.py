@@ -1,11 +1,10 @@
 """ForeachAdam: matches torch.optim.Adam, checkpoints exactly, and traces into one graph."""
 
-import io
-
 import pytest
 import torch
 
 from fastsac.agents.optim import ForeachAdam
+from tests.agents.helpers import saved_and_loaded
 
 
 def _params(seed):
@@ -52,10 +51,7 @@ def test_state_dict_round_trip_continues_identically():
     a = ForeachAdam(a_params, lr=1e-2)
     for step in range(5):
         a.step(_grads(a_params, step, g))
-    buf = io.BytesIO()
-    torch.save({"params": [p.clone() for p in a_params], "opt": a.state_dict()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
+    saved = saved_and_loaded({"params": [p.clone() for p in a_params], "opt": a.state_dict()})
 
     b_params = [p.clone() for p in saved["params"]]
     b = ForeachAdam(b_params, lr=0.5)  # hyper-parameters come from the state
