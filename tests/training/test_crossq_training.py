@@ -71,13 +71,13 @@ def test_resume_of_a_run_saved_before_the_new_fields(tmp_path):
 
 @pytest.mark.slow
 def test_crossq_learns_pendulum(tmp_path):
-    # CrossQ with small networks (actor 64x64, critics 128x128), 3k steps of Pendulum-v1 (2k updates). Measured
-    # here (2-core CPU, 30-35 s of CPU each) with seeds 0, 1, 2: -110, -126, -150 at 3k steps (-1300, -1011,
-    # -1294 at 1k, the end of the random phase). A random policy scores about -1200.
-    cfg = config_from_dict(dict(
-        out=str(tmp_path / "pendulum"), total_steps=3_000, learning_starts=1_000, eval_every=3_000,
-        eval_episodes=10, progress=False, tensorboard=False, update="eager", device="cpu", seed=0,
-        learner={"agent": "crossq", "hidden_sizes": [64, 64], "critic_hidden_sizes": [128, 128]}))  # fmt: skip
+    # The Pendulum-v1-crossq preset (actor 64x64, critics 128x128), 3k steps of Pendulum-v1 (2k updates), eager.
+    # Measured here (2-core CPU, 30-35 s of CPU each) with seeds 0, 1, 2: -110, -126, -150 at 3k steps (-1300,
+    # -1011, -1294 at 1k, the end of the random phase). A random policy scores about -1200.
+    cfg, preset = resolve_config("Pendulum-v1-crossq", dict(
+        out=str(tmp_path / "pendulum"), total_steps=3_000, eval_every=3_000, progress=False, tensorboard=False,
+        update="eager", device="cpu", seed=0))  # fmt: skip
+    assert preset == "Pendulum-v1-crossq" and cfg.learner.critic_widths == (128, 128)
     result = train(cfg)
     assert result.final_eval_return > -400, _eval_returns(result.run_dir)
     assert load_checkpoint(result.run_dir / "checkpoints" / "latest.pt")["learner"]["kind"] == "CrossQLearner"
