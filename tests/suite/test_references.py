@@ -266,8 +266,9 @@ def test_committed_mujoco100k_report_rebuilds_as_committed(tmp_path):
 
     rebuilt = (out / "report.md").read_text()
     assert body(rebuilt) == body((committed / "report.md").read_text())
-    for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"):
-        assert f"| {env_id} | flashsac | {env_id}-flashsac | 100k | 0 of 3 | no finished run | | | |" in rebuilt
+    for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"):  # HalfCheetah's seed 0: under way
+        assert re.search(rf"\| {env_id} \| flashsac \| {env_id}-flashsac \| 100k \| 0 of 3 \| no finished run"
+                         r"(; unfinished: seed 0 at \d+k \(\d+\))? \| \| \| \|", rebuilt), env_id
         assert re.search(rf"\| {env_id} \| flashsac \| n/a \| [\d ±]+ @ 100k \| FlashSAC repo \[\d+\] \| no finished "
                          r"run \| \|", rebuilt), env_id
 
