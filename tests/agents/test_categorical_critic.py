@@ -119,6 +119,14 @@ def test_reward_norm_divides_the_scalar_target_too():
     got = scaled.critic_target(reward, terminated, next_obs, torch.zeros(16, ACT))
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert plain.reward_scale is None and not plain.observes_steps and scaled.observes_steps
+    # discrete SAC too ("any agent"): its exact soft-value target sees the scaled reward
+    d_cfg = LearnerConfig(hidden_sizes=(16, 16), update="eager", seed=2, reward_norm=True)
+    d_scaled = make_learner(OBS, ActionSpec(True, 3), d_cfg)
+    d_plain = make_learner(OBS, ActionSpec(True, 3), dataclasses.replace(d_cfg, reward_norm=False))
+    _observe(d_scaled)
+    want = d_plain.critic_target(d_scaled.reward_scale(reward), terminated, next_obs)
+    torch.testing.assert_close(d_scaled.critic_target(reward, terminated, next_obs), want, rtol=0, atol=0)
+    assert not torch.equal(want, d_plain.critic_target(reward, terminated, next_obs))
 
 
 @pytest.mark.parametrize("agent", ["sac", "crossq"])
