@@ -1,7 +1,9 @@
 """Vectorized environments with torch tensors in and out.
 
 ``make(env_id, num_envs, seed, backend, device)`` returns a :class:`VecEnv` backed by EnvPool (the default for
-every task EnvPool has) or by a gymnasium vector env (everything else, and everywhere EnvPool is not installed).
+every task EnvPool has) or by a gymnasium vector env (everything else, and everywhere EnvPool is not installed), or,
+asked for by name, a device env (:class:`~fastsac.data.device_env.DeviceVecEnv`: ``torch_envs.py``,
+``mjlab_backend.py``) that steps on the training device and never crosses to the host.
 Both backends give the same contract, :class:`~fastsac.data.vec_env.VecEnv` and
 :class:`~fastsac.data.vec_env.StepResult` (``vec_env.py``; both importable from here and from ``fastsac.data``):
 every row of every step is a real transition, ``final_obs`` holding the true last observation where an episode
@@ -31,13 +33,17 @@ import functools
 import numpy as np
 import torch
 
+from fastsac.data.device_env import DeviceVecEnv
 from fastsac.data.envpool_backend import EnvPoolVecEnv
 from fastsac.data.gymnasium_backend import GymnasiumVecEnv
+from fastsac.data.torch_envs import TORCH_TASKS
 from fastsac.data.vec_env import StepResult, VecEnv  # the contract, re-exported here where users import it
 
-__all__ = ["StepResult", "VecEnv", "make", "envpool_available", "envpool_env_ids", "gymnasium_env_ids"]
+__all__ = ["DEVICE_BACKENDS", "DeviceVecEnv", "StepResult", "VecEnv", "make", "envpool_available", "envpool_env_ids", "gymnasium_env_ids"]
 
-_BACKENDS = ("auto", "envpool", "gymnasium")
+_BACKENDS = ("auto", "envpool", "gymnasium", "torch", "mjlab")
+#: backends whose envs live on the training device (``device_env.py``); "auto" never picks them
+DEVICE_BACKENDS = ("torch", "mjlab")
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,7 +90,7 @@ def make(
     seed: int = 0,
     backend: str = "auto",
     device: str | torch.device = "cpu",
-) -> VecEnv:
+) -> VecEnv | DeviceVecEnv:
     """Create ``num_envs`` copies of ``env_id`` as one vectorized env with torch tensors in and out.
 
     Args:
@@ -92,8 +98,12 @@ def make(
         num_envs: number of parallel envs (>= 1).
         seed: base seed; with the same backend, the same seed and actions give the same observations (the two
             backends draw different initial states).
-        backend: "auto" (EnvPool when installed and it has the task, else gymnasium), "envpool" or "gymnasium".
-        device: where observations, rewards and flags are returned. Actions may be on any device.
+        backend: "auto" (EnvPool when installed and it has the task, else gymnasium), "envpool" or "gymnasium"
+            (host simulators: a :class:`VecEnv`), or a device env (:class:`DeviceVecEnv`, simulating on
+            ``device``): "torch" (fastsac's torch tasks, ``torch_envs.TORCH_TASKS``) or "mjlab" (mjlab's tasks,
+            e.g. "Mjlab-Cartpole-Balance"; ``pip install "fastsac[mjlab]"``).
+        device: where observations, rewards and flags are returned (and where a device env simulates). Actions may
+            be on any device.
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a string such as 'HalfCheetah-v5', got {type(env_id).__name__}")
@@ -108,6 +118,15 @@ def make(
     device = torch.device(device)
     num_envs, seed = int(num_envs), int(seed)
 
+    if backend == "torch":
+        if env_id not in TORCH_TASKS:
+            raise _unknown_id_error(env_id, sorted(TORCH_TASKS), "not a task of backend='torch', which has "
+                                    f"{', '.join(sorted(TORCH_TASKS))}")  # fmt: skip
+        return TORCH_TASKS[env_id](env_id, num_envs, seed, device)
+    if backend == "mjlab":
+        from fastsac.data.mjlab_backend import make_mjlab_env
+
+        return make_mjlab_env(env_id, num_envs, seed, device)
     if backend == "envpool":
         if not envpool_available():
             raise ImportError(

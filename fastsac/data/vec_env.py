@@ -57,6 +57,7 @@ class VecEnv:
     """
 
     backend: str
+    device_native = False  #: steps on the host (device envs: ``device_env.py``)
 
     def __init__(self, env_id: str, num_envs: int, seed: int, device: torch.device, obs_space: Any, act_space: Any):
         self.env_id = env_id

@@ -16,8 +16,10 @@ reads it), written and read by ``fastsac.training.checkpoint`` (atomic writes, c
     buffer       ReplayBuffer.state_dict() (its filled rows), or None: kept with save_buffer, and always once a
                  reset resume has cut the action log (replay cannot rebuild the buffer then)
     env          EnvRecord: env id, backend and seed, the action log (every action sent to the envs since
-                 ``actions_from_step``: an exact resume replays it), the observation to act on next and the
-                 actions the last update computed for it
+                 ``actions_from_step``: an exact resume replays it), the observation to act on next, the
+                 actions the last update computed for it, and a device env's own state (``state``: a device env
+                 keeps no action log; an exact resume restores the state instead, with the buffer, which a
+                 device env's checkpoint always holds)
     rng          Python's, NumPy's and torch's CPU generator states, and every CUDA device's where CUDA was used
     decisions    how the run runs its update (``decisions.DECISIONS_LAYOUT``): kept by a resume
     distributed  data-parallel runs only: the set's manifest {world_size, step, set, rank} (checkpoint_set.py)
@@ -115,6 +117,9 @@ class EnvRecord:
     actions: torch.Tensor  #: (n, num_envs, *action): every action sent since actions_from_step, on the CPU
     obs: torch.Tensor  #: (num_envs, obs_dim) float32: the observation the next action acts on
     next_action: torch.Tensor | None  #: (num_envs, *action): its actions, computed by the last update (or None)
+    #: a device env's own state (``DeviceVecEnv.state_dict()``: an exact resume restores it, no replay), or None:
+    #: a host env, or a device env that cannot save its state (a resume starts fresh episodes)
+    state: dict[str, Any] | None = None
 
     def to_state(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -131,7 +136,8 @@ FIXED_LAYOUT: dict[str, Any] = {
     "learner": Opaque(dict),
     "buffer": Maybe(Opaque(dict)),
     "env": {"env_id": str, "backend": str, "seed": int, "actions_from_step": int, "num_envs": int,
-            "actions": Tensor(None, None), "obs": Tensor(None, None), "next_action": Maybe(Tensor(None, None))},
+            "actions": Tensor(None, None), "obs": Tensor(None, None), "next_action": Maybe(Tensor(None, None)),
+            "state": MayLack(Maybe(Opaque(dict)))},  # absent in files written before device envs
     "rng": {"python": [int, Many(int), Maybe(float)],
             "numpy": {"name": str, "keys": Tensor((624,), torch.int64), "pos": int, "has_gauss": int,
                       "cached_gaussian": float},
@@ -158,8 +164,26 @@ def expected_parts(config: TrainConfig, learner_state: dict[str, Any], env) -> d
     env_layout = {**FIXED_LAYOUT["env"], "env_id": Exactly(config.env_id, "this run's env is"),
                   "num_envs": Exactly(config.num_envs, "this run has"), "actions": Tensor((None, *row), dtype),
                   "obs": Tensor((config.num_envs, env.obs_dim), torch.float32),
-                  "next_action": Maybe(Tensor(row, dtype))}
+                  "next_action": Maybe(Tensor(row, dtype)), "state": MayLack(_env_state_layout(env))}
     return {"learner": learner, "buffer": Maybe(buffer), "env": env_layout}
+
+
+def _env_state_layout(env) -> Any:
+    """What ``env.state`` holds: None for a host env or a device env without a state; else a device env's
+    ``state_dict()`` layout, each tensor's sizes left open (``env`` may be a probe with another number of envs, a
+    generator's state has its device's size): keys, dtypes and ranks are checked here, sizes when it loads."""
+    state = env.state_dict() if env.device_native else None
+    if state is None:
+        return Exactly(None, f"the {env.backend} env of this run saves no state there: it has")
+
+    def open_sizes(layout: Any) -> Any:
+        if isinstance(layout, Tensor):
+            return Tensor((None,) * len(layout.shape), layout.dtype)
+        if isinstance(layout, dict):
+            return {k: open_sizes(v) for k, v in layout.items()}
+        return layout
+
+    return open_sizes(layout_of(state))
 
 
 def _written_by() -> dict[str, str]:

@@ -68,9 +68,14 @@ class TrainConfig:
         default="Pendulum-v1",
         metadata=_help("environment id: an EnvPool task (HalfCheetah-v5, CheetahRun-v1, ...) or a gymnasium id"),
     )
-    env_backend: Literal["auto", "envpool", "gymnasium"] = field(
+    env_backend: Literal["auto", "envpool", "gymnasium", "torch", "mjlab"] = field(
         default="auto",
-        metadata=_help("environment backend: 'auto' uses EnvPool when it has the task, else gymnasium vector envs"),
+        metadata=_help(
+            "environment backend: 'auto' uses EnvPool when it has the task, else gymnasium vector envs (both step on "
+            "the host); the device envs step on the training device and never copy to the host: 'torch' (fastsac's "
+            "torch tasks: Pendulum-v1) and 'mjlab' (mjlab's tasks, e.g. Mjlab-Cartpole-Balance; pip install "
+            "'fastsac[mjlab]')"
+        ),
     )
     num_envs: int = field(default=1, metadata=_help("number of parallel training environments"))
     total_steps: int = field(

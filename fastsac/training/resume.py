@@ -96,12 +96,38 @@ def device_change_notes(ckpt: Checkpoint, device: torch.device, learner_rng_note
     return notes
 
 
+def _restore_device_env(session, ckpt: Checkpoint) -> tuple[bool, list[str]]:
+    """A device env (no action log): its saved state loaded, or fresh episodes where the checkpoint has no state
+    (the simulator cannot save it) or the resume asks for ``resume_env="reset"``. Returns whether the observation
+    was restored, and why the resume is not exact where it is not."""
+    env, record, path = session.env, ckpt.env, ckpt.path
+    session.actions_from_step = ckpt.counters.step
+    if session.config.resume_env == "replay" and record.state is not None:
+        with loading(path, "env"):
+            env.load_state_dict(record.state)
+        session.obs = record.obs.to(session.device)
+        session.resume_exact = True
+        session.notes.append("resume: the device env's state restored exactly")
+        return True, []
+    session.obs = env.reset()
+    session.resume_exact = False
+    if record.state is None:
+        why = f"the {env.backend} env cannot save its state ({env.state_note}), so the envs start fresh episodes"
+    else:
+        why = "resume_env='reset': the envs start fresh episodes"
+    return False, [why]
+
+
 def restore_session(session, ckpt: Checkpoint) -> None:
     """Load ``ckpt`` into ``session`` (a ``Session`` freshly built from the checkpoint's config): checked against
     it first, then the learner, the buffer, the envs (replayed, or reset with ``resume_env="reset"``), the
     counters, and last the RNG streams (nothing before may consume them)."""
     cfg, path, record = session.config, ckpt.path, ckpt.env
     ckpt.check_fits(session.learner.state_dict(), session.env)
+    if session.env.device_native and ckpt.buffer is None:
+        raise CheckpointError(f"checkpoint {path}: a device env's checkpoint ({session.env.backend} backend) must "
+                              "hold the replay buffer (it keeps no action log to rebuild it from), and this one has "
+                              "none; restore the file from a copy or start a new run")  # fmt: skip
     if cfg.resume_env == "reset" and ckpt.buffer is None:
         raise CheckpointError(
             f"checkpoint {path}: resume_env='reset' needs the replay buffer in the checkpoint, and this run was saved "
@@ -112,7 +138,10 @@ def restore_session(session, ckpt: Checkpoint) -> None:
     if ckpt.buffer is not None:
         with loading(path, "buffer"):
             session.buffer.load_state_dict(ckpt.buffer)
-    if cfg.resume_env == "replay":
+    env_notes: list[str] = []
+    if session.env.device_native:
+        obs_restored, env_notes = _restore_device_env(session, ckpt)
+    elif cfg.resume_env == "replay":
         session.actions.load(record.actions)
         session.actions_from_step = record.actions_from_step
         if record.backend != session.env.backend:
@@ -139,7 +168,7 @@ def restore_session(session, ckpt: Checkpoint) -> None:
     next_action = record.next_action
     session.next_action = next_action.to(session.device) if next_action is not None and obs_restored else None
     session.counters = dataclasses.replace(ckpt.counters, resumes=ckpt.counters.resumes + 1)
-    notes = device_change_notes(ckpt, session.device, session.learner.rng_note)
+    notes = env_notes + device_change_notes(ckpt, session.device, session.learner.rng_note)
     with loading(path, "rng"):  # last: nothing above may consume the restored streams
         notes += restore_rng_state(ckpt.rng, device=session.device, seed=cfg.seed, counter=ckpt.counters.step)
     if notes:

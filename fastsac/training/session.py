@@ -130,17 +130,20 @@ class Session:
     def checkpoint(self) -> Path:
         """Write the checkpoint (data parallel: this rank's file of the set, committed by rank 0)."""
         env = self.env
+        device_env = env.device_native  # keeps no action log: its state instead, and the buffer
+        # Without the full action log (after a reset resume, or of a device env) replay cannot rebuild the buffer.
+        keep_buffer = self.config.save_buffer or self.actions_from_step or device_env
         ckpt = Checkpoint(
             config=self.config,
             device=str(self.device),
             counters=dataclasses.replace(self.counters, wall_time=self.elapsed()),
             learner=self.learner.state_dict(),
-            # Without the full action log (after a reset resume) the buffer cannot be rebuilt by replay: keep it.
-            buffer=self.buffer.state_dict() if self.config.save_buffer or self.actions_from_step else None,
+            buffer=self.buffer.state_dict() if keep_buffer else None,
             env=EnvRecord(env_id=env.env_id, backend=env.backend, seed=self.env_seed,
-                          actions_from_step=self.actions_from_step, num_envs=env.num_envs,
-                          actions=self.actions.tensor(), obs=self.obs.cpu(),
-                          next_action=None if self.next_action is None else self.next_action.cpu()),  # fmt: skip
+                          actions_from_step=self.counters.step if device_env else self.actions_from_step,
+                          num_envs=env.num_envs, actions=self.actions.tensor(), obs=self.obs.cpu(),
+                          next_action=None if self.next_action is None else self.next_action.cpu(),
+                          state=env.state_dict() if device_env else None),  # fmt: skip
             rng=capture_rng_state(),
             decisions=self.decisions.to_checkpoint(),
         )
@@ -182,7 +185,8 @@ class Session:
         the update debt is an integer count of 1/den updates, and the boundaries (evaluation, log rows,
         checkpoints, the end) are checked against the next step at which one falls."""
         cfg, env, learner, buffer, c = self.config, self.env, self.learner, self.buffer, self.counters
-        act, step_env, add, log_action = learner.act, env.step, buffer.add, self.actions.append
+        act, step_env, add = learner.act, env.step, buffer.add
+        log_action = None if env.device_native else self.actions.append
         update, sample, batch_size = learner.update, buffer.sample, cfg.batch_size
         observe = learner.observe_step if learner.observes_steps else None
         utd, steps = self.utd_per_iteration, self.steps_per_iteration
@@ -202,7 +206,8 @@ class Session:
             add(obs, action, res.reward, res.final_obs, res.terminated)
             if observe is not None:
                 observe(res.reward, res.terminated, res.truncated)
-            log_action(action)
+            if log_action is not None:
+                log_action(action)
             self.obs = res.next_obs
             before = c.step
             c.step = now_step = before + steps
@@ -265,6 +270,12 @@ class Session:
     def _log(self, evaluated: bool) -> None:
         """A metrics row (the host sync of the learner's metrics); data parallel: over all ranks, rank 0 writes."""
         c = self.counters
+        if self.env.device_native:  # its episodes were tallied on the device
+            ended = self.env.drain_episodes()
+            c.window["episodes"] += ended.count
+            c.window["return_sum"] += ended.return_sum
+            c.window["length_sum"] += ended.length_sum
+            c.recent_returns.extend(ended.recent)
         metrics, window = self.scope.reduce_row(self.learner.metrics(), c.window)
         c.window = new_window(c.step, c.train_time)
         self.log.row(self, metrics, window, evaluated)
