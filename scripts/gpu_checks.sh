@@ -8,7 +8,8 @@
 #   4. gpu_tests   every op x dtype x backend on the GPU (accuracy, gradients, opcheck, low precision), the
 #                  extension's CUDA tests, the self-check of the real kernels
 #   5. capture     CUDA-graph capture of both updates (SAC, discrete SAC) on every backend, Triton under capture,
-#                  compiled + captured update = eager, a CPU checkpoint resumed on the GPU
+#                  compiled + captured update = eager, a CPU checkpoint resumed on the GPU, a device env's training
+#                  loop under torch.cuda.set_sync_debug_mode("error")
 #   6. bench_ops   op bandwidth at 2^20 rows against a device copy (bench/bench_ops.py)
 #   7. bench_update  compiled + graphed update time against a CleanRL-style eager update (bench/bench_update.py)
 #   8. e2e         end-to-end HalfCheetah-v5 steps/s (bench/bench_sps.py)
@@ -118,6 +119,7 @@ GPU_TESTS=(tests/ops/test_squashed_gaussian.py tests/ops/test_categorical.py tes
            -k "low_precision or gradients_match_float64_autograd or gradcheck_float64 or alpha_loss_value or opcheck or large_batch or selfcheck or a_backend or failing or mismatch or strict or compiled_backend or test_cuda_ext or loss_and_gradient_match_float64 or projection_matches")
 CAPTURE_TESTS=(tests/agents/test_fallbacks.py tests/agents/test_learner.py tests/agents/test_act_in_update.py
                tests/agents/test_flashsac.py tests/agents/test_categorical_critic.py tests/training/test_portability.py
+               tests/training/test_device_env_training.py
                -k "every_backend or cuda_graph_update_matches_eager or cuda_graph_acting_update or on_the_gpu")
 
 bench_ops() {

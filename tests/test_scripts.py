@@ -46,7 +46,7 @@ def test_gpu_checks_stops_at_its_budget(tmp_path):
     assert all(verdict.startswith("SKIPPED (budget)") for verdict in _summary(out).values())
 
 
-@pytest.mark.parametrize("script", ["gpu_checks.sh", "check_cuda_build.sh", "check_torch_floor.sh"])
+@pytest.mark.parametrize("script", ["gpu_checks.sh", "check_cuda_build.sh", "check_torch_floor.sh", "check_mjlab.sh"])
 def test_scripts_reject_unknown_arguments(script):
     res = _bash(f"scripts/{script}", "--no-such-flag", timeout=60)
     assert res.returncode == 2 and "unknown argument --no-such-flag" in res.stderr

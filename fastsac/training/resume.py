@@ -112,7 +112,7 @@ def _restore_device_env(session, ckpt: Checkpoint) -> tuple[bool, list[str]]:
     session.obs = env.reset()
     session.resume_exact = False
     if record.state is None:
-        why = f"the {env.backend} env cannot save its state ({env.state_note}), so the envs start fresh episodes"
+        why = f"{env.state_note}; the envs start fresh episodes"
     else:
         why = "resume_env='reset': the envs start fresh episodes"
     return False, [why]

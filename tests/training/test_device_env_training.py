@@ -164,3 +164,33 @@ def test_cli_trains_on_the_torch_backend(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fastsac", "train", "--env", "Hopper-v5", "--env-backend", "torch",
                           "--out", str(tmp_path / "bad")], capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "not a task of backend='torch'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none present); scripts/gpu_checks.sh "
+                    "runs it")  # fmt: skip
+@pytest.mark.parametrize("update", ["eager", "compile"])
+def test_no_sync_in_the_loop_on_the_gpu(tmp_path, update):
+    """1024 torch Pendulum envs on the GPU: from the first log row on (the first update's checks are behind it),
+    every iteration runs under ``torch.cuda.set_sync_debug_mode("error")``: a device-to-host sync in the env, the
+    buffer, acting or the update (compiled: captured as a CUDA graph) raises."""
+    cfg = tiny(tmp_path / "run", device="cuda", env_backend="torch", num_envs=1024, total_steps=1024 * 40,
+               learning_starts=1024 * 4, log_every=1024 * 8, eval_every=0, utd=1 / 512, batch_size=1024,
+               update=update)  # fmt: skip
+    session = Session(cfg, Path(cfg.out))
+    session.obs = session.env.reset()
+    boundaries = session._boundaries
+
+    def at_boundary(before):
+        torch.cuda.set_sync_debug_mode(0)
+        boundaries(before)
+        torch.cuda.set_sync_debug_mode("error")
+
+    session._boundaries = at_boundary
+    session.log.open(0, None, [])
+    try:
+        session._loop(_NoStop())
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+        session.log.close()
+        session.env.close()
+    assert session.step == 1024 * 40 and session.learner.num_updates == 2 * (40 - 4 + 1)

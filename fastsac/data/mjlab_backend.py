@@ -1,0 +1,135 @@
+"""The mjlab backend of :func:`fastsac.data.envs.make` (``backend="mjlab"``): mjlab's manager-based tasks on MuJoCo
+Warp (``Mjlab-Cartpole-Balance``, ``Mjlab-Velocity-Flat-Unitree-G1``, ...) as a
+:class:`~fastsac.data.device_env.DeviceVecEnv`, torch tensors in and out on the training device.
+
+How mjlab is used (mjlab 1.6; ``pip install "fastsac[mjlab]"``):
+
+* The env is ``mjlab.envs.ManagerBasedRlEnv`` built from the task's registered config (``load_env_cfg``) with
+  ``scene.num_envs``, ``seed`` and ``auto_reset=False``: mjlab's own autoreset returns the reset observation and
+  drops the last one, so the adapter resets the ended envs itself (``reset(env_ids=...)``) after keeping their
+  final observation for ``final_obs``. Finding the ended envs is one ``nonzero``, a sync on a GPU, as in mjlab's
+  own step (which computes its reset ids the same way every step).
+* Observations: the ``actor`` group (the policy's observation terms, concatenated by mjlab). A task whose
+  ``critic`` group differs (privileged observations) trains its critic on the actor's observation here: fastsac's
+  learners have no asymmetric critic.
+* Actions: mjlab's action terms scale and offset the policy's output themselves (joint position targets around the
+  default pose, motor commands), and its action space is unbounded; fastsac's policies act in [-1, 1], passed
+  through unchanged.
+* ``reward``, ``terminated`` and ``truncated`` are mjlab's buffers, overwritten by the next step: cloned.
+* mjlab seeds Python's, NumPy's and torch's global generators when an env is created; the adapter restores them
+  afterwards, so creating evaluation envs never disturbs the training run's streams. The env's own randomness
+  (reset noise, events) draws from torch's global generator of its device while it steps.
+* State: mjlab has no API to save an env (its managers keep commands, action history, curricula), so
+  ``state_dict()`` is None: a resume starts fresh episodes and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from fastsac.data.device_env import DeviceVecEnv
+
+__all__ = ["MjlabVecEnv", "make_mjlab_env", "mjlab_task_ids"]
+
+INSTALL = 'pip install "fastsac[mjlab]"'
+
+
+def _import_mjlab():
+    try:
+        import mjlab  # noqa: F401  (configures Warp)
+        import mjlab.tasks  # noqa: F401  (registers every task)
+        import warp
+    except ImportError as exc:
+        raise ImportError(f"env backend 'mjlab' needs mjlab, which is not installed here ({exc}); install it with "
+                          f"{INSTALL} (it pins mujoco ~=3.11, mujoco-warp and warp-lang)") from exc  # fmt: skip
+    if os.environ.get("FASTSAC_WARP_VERBOSE") != "1":
+        warp.config.log_level = warp.LOG_WARNING  # Warp's kernel-module log, one line per module and step
+    from mjlab.envs import ManagerBasedRlEnv
+    from mjlab.tasks.registry import list_tasks, load_env_cfg
+
+    return ManagerBasedRlEnv, list_tasks, load_env_cfg
+
+
+def mjlab_task_ids() -> list[str]:
+    """mjlab's registered task ids (imports mjlab: seconds)."""
+    return list(_import_mjlab()[1]())
+
+
+@contextlib.contextmanager
+def _global_generators_kept(device: torch.device):
+    """Python's, NumPy's and torch's global generators (CPU, and ``device``'s where it is a GPU) as they were."""
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    gpu = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if gpu is not None:
+            torch.cuda.set_rng_state(gpu, device)
+
+
+def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) -> MjlabVecEnv:
+    env_cls, list_tasks, load_env_cfg = _import_mjlab()
+    tasks = list(list_tasks())
+    if env_id not in tasks:
+        from fastsac.data.envs import _unknown_id_error
+
+        raise _unknown_id_error(env_id, tasks, "not an mjlab task")
+    cfg = load_env_cfg(env_id)
+    cfg.scene.num_envs = num_envs
+    cfg.seed = seed
+    cfg.auto_reset = False
+    with _global_generators_kept(device), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        env = env_cls(cfg=cfg, device=str(device), render_mode=None)  # prints config tables and its seed
+    return MjlabVecEnv(env_id, env, seed, device)
+
+
+class MjlabVecEnv(DeviceVecEnv):
+    """One mjlab ``ManagerBasedRlEnv`` as a device env (the module docstring says how it is used)."""
+
+    backend = "mjlab"
+    state_note = "mjlab has no API to save an env's state (its managers keep commands, action history, curricula)"
+
+    def __init__(self, env_id: str, env, seed: int, device: torch.device):
+        self._env = env
+        obs_space = env.single_observation_space
+        actor = obs_space.spaces["actor"] if hasattr(obs_space, "spaces") else obs_space
+        if len(actor.shape) != 1:
+            env.close()
+            raise ValueError(f"{env_id}: the actor observation has shape {actor.shape}; fastsac needs a flat vector "
+                             "(image observations are not supported)")  # fmt: skip
+        action_dim = int(np.prod(env.single_action_space.shape))
+        super().__init__(env_id, env.num_envs, seed, device, obs_dim=int(actor.shape[0]),
+                         action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
+                         max_episode_steps=int(env.max_episode_length))  # fmt: skip
+
+    @staticmethod
+    def _actor(obs) -> torch.Tensor:
+        return obs["actor"] if isinstance(obs, dict) or hasattr(obs, "keys") else obs
+
+    def _reset(self) -> torch.Tensor:
+        obs, _ = self._env.reset()
+        return self._actor(obs).to(torch.float32).clone()
+
+    def _step(self, action: torch.Tensor):
+        obs, reward, terminated, truncated, _ = self._env.step(action)
+        final_obs = self._actor(obs).to(torch.float32).clone()
+        reward, terminated, truncated = reward.to(torch.float32).clone(), terminated.clone(), truncated.clone()
+        ended = terminated | truncated
+        ids = ended.nonzero().squeeze(-1)
+        if ids.numel():
+            reset_obs, _ = self._env.reset(env_ids=ids)
+            next_obs = torch.where(ended[:, None], self._actor(reset_obs).to(torch.float32), final_obs)
+        else:
+            next_obs = final_obs
+        return next_obs, reward, terminated, truncated, final_obs
+
+    def close(self) -> None:
+        self._env.close()
