@@ -190,6 +190,25 @@ def test_resume_of_a_distributed_run_continues_exactly(tmp_path, full_run):
     assert_same_run(full_run, part)
 
 
+def test_a_device_env_run_on_two_ranks_resumes_exactly(tmp_path):
+    """The torch device env on 2 ranks: each rank's env steps on its own seed, the episodes tallied on the device are
+    summed over ranks in the log rows, and a stopped run resumed from the envs' saved states ends as the
+    uninterrupted one, on every rank."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    run(torchrun_cmd(2, *train_args(full, total_steps=1000, env_backend="torch", num_envs=2)))
+    run(torchrun_cmd(2, *train_args(part, total_steps=600, env_backend="torch", num_envs=2)))  # an evaluation step
+    run(torchrun_cmd(2, "-m", "fastsac", "train", "--resume", str(part), "--total-steps", "1000"))
+    s = summary(part)
+    assert s["finished"] and s["env_backend"] == "torch" and s["resume_exact"] is True
+    assert_same_run(full, part)
+    # 2 ranks x 2 envs, 200-step episodes: every env's first episode ends at its 200th iteration, global step 800.
+    rows = metric_rows(full)
+    assert [int(r["episodes"]) for r in rows] == [4 if int(r["step"]) == 800 else 0 for r in rows]
+    assert float(rows[15]["episode_length"]) == 200.0 and int(rows[15]["step"]) == 800
+    s0, s1 = rank_states(full)
+    assert_same_state(replica_part(s0), replica_part(s1))
+
+
 def test_resume_with_another_number_of_processes_fails_clearly(tmp_path, full_run):
     run_dir = tmp_path / "copy"
     shutil.copytree(full_run, run_dir)
