@@ -26,16 +26,36 @@ bounds), ``close`` and, where it can, ``_sim_state``/``_load_sim_state``. docs/e
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import contextlib
+import random
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
 
 from fastsac.data.vec_env import _EMPTY_F64, _EMPTY_I64, StepResult
 
-__all__ = ["DeviceVecEnv", "EpisodeTally", "EpisodeWindow", "load_tensor"]
+__all__ = ["DeviceVecEnv", "EpisodeTally", "EpisodeWindow", "global_generators_kept", "load_tensor"]
 
 RECENT = 20  #: how many of the last episode returns the tally keeps (the session's recent-returns window)
+
+
+@contextlib.contextmanager
+def global_generators_kept(device: torch.device) -> Iterator[None]:
+    """Python's, NumPy's and torch's global generators (CPU, and ``device``'s where it is a GPU) as they were before:
+    for simulators that seed them on creation (mjlab) or draw from them as they step (mjlab's reset noise), around
+    what must not disturb a training run's streams (creating envs, evaluating)."""
+    device = torch.device(device)
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    gpu = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if gpu is not None:
+            torch.cuda.set_rng_state(gpu, device)
 
 
 def load_tensor(dst: torch.Tensor, src: Any, name: str) -> None:

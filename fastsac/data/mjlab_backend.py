@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 
 import numpy as np
 import torch
 
-from fastsac.data.device_env import DeviceVecEnv
+from fastsac.data.device_env import DeviceVecEnv, global_generators_kept
 
 __all__ = ["MjlabVecEnv", "make_mjlab_env", "mjlab_task_ids"]
 
@@ -60,21 +59,6 @@ def mjlab_task_ids() -> list[str]:
     return list(_import_mjlab()[1]())
 
 
-@contextlib.contextmanager
-def _global_generators_kept(device: torch.device):
-    """Python's, NumPy's and torch's global generators (CPU, and ``device``'s where it is a GPU) as they were."""
-    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    gpu = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    try:
-        yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(cpu)
-        if gpu is not None:
-            torch.cuda.set_rng_state(gpu, device)
-
-
 def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) -> MjlabVecEnv:
     env_cls, list_tasks, load_env_cfg = _import_mjlab()
     tasks = list(list_tasks())
@@ -86,7 +70,7 @@ def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) 
     cfg.scene.num_envs = num_envs
     cfg.seed = seed
     cfg.auto_reset = False
-    with _global_generators_kept(device), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with global_generators_kept(device), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         env = env_cls(cfg=cfg, device=str(device), render_mode=None)  # prints config tables and its seed
     return MjlabVecEnv(env_id, env, seed, device)
 

@@ -19,6 +19,7 @@ import torch
 
 from fastsac.agents import make_learner
 from fastsac.data import make as make_env
+from fastsac.data.device_env import global_generators_kept
 from fastsac.training.checkpoint_check import loading
 from fastsac.training.checkpoint_format import Checkpoint, read_checkpoint
 from fastsac.training.config import TrainConfig
@@ -56,8 +57,14 @@ def evaluate_policy(
 ) -> tuple[list[float], list[int]]:
     """Deterministic evaluation: the first episode of each of ``episodes`` parallel envs, deterministic policy.
 
-    Returns (returns, lengths) in env order. The envs are created here (seeded ``seed``) and closed afterwards.
+    Returns (returns, lengths) in env order. The envs are created here (seeded ``seed``) and closed afterwards;
+    the global random generators are left as they were.
     """
+    with global_generators_kept(device):  # a simulator drawing from them (mjlab's resets) leaves training's alone
+        return _evaluate_episodes(learner, env_id, episodes, seed, env_backend, device, max_steps)
+
+
+def _evaluate_episodes(learner, env_id, episodes, seed, env_backend, device, max_steps):
     env = make_env(env_id, num_envs=episodes, seed=seed, backend=env_backend, device=device)
     try:
         obs = env.reset()

@@ -35,3 +35,14 @@ def test_cli_run_and_resume_with_fresh_episodes(tmp_path):
     assert "mjlab has no API to save an env's state" in resumed.summary["resume_note"]
     bad = cli("--env", "Mjlab-Nope", "--env-backend", "mjlab", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "not an mjlab task" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_sac_learns_cartpole_balance_on_64_envs(tmp_path):
+    # The Mjlab-Cartpole-Balance preset (64 envs, 64k steps, 7.2k updates), evaluated once at the end. Measured here
+    # with seeds 0, 1, 2: 49.0, 48.0, 47.3 of at most 50 (31-38 at 32k); holding still scores ~30, a random policy ~11.
+    out = tmp_path / "run"
+    res = cli("--preset", TASK, "--eval-every", "0", "--out", str(out), "--no-progress", "--device", "cpu")
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_eval_return"] > 40, summary
