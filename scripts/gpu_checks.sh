@@ -66,15 +66,18 @@ run_step() {
   printf '%-13s %-20s %4d s\n' "$name" "$verdict" "$((SECONDS - start))" >>"$OUT/summary.txt"
 }
 
-# would_run SCRIPT ARGS...: (dry run) show the command, and check that SCRIPT runs and takes every --flag given.
+# would_run PROGRAM ARGS...: (dry run) show the command, and check that PROGRAM (a script, or -m MODULE with its
+# subcommands) runs and takes every --flag given.
 would_run() {
   echo "would run: $PY $*"
-  local help flag
-  help=$("$PY" "$1" --help) || { echo "$1 --help failed"; return 1; }
-  for flag in "$@"; do
-    case $flag in --*) grep -q -- "$flag" <<<"$help" || { echo "$1 has no flag $flag"; return 1; } ;; esac
+  local prog=() rest=() help flag
+  if [ "$1" = -m ]; then prog=(-m "$2"); rest=("${@:3}"); else prog=("$1"); rest=("${@:2}"); fi
+  while [ ${#rest[@]} -gt 0 ] && [[ ${rest[0]} != -* ]]; do prog+=("${rest[0]}"); rest=("${rest[@]:1}"); done
+  help=$("$PY" "${prog[@]}" --help) || { echo "${prog[*]} --help failed"; return 1; }
+  for flag in "${rest[@]}"; do
+    case $flag in --*) grep -q -- "$flag" <<<"$help" || { echo "${prog[*]} has no flag $flag"; return 1; } ;; esac
   done
-  echo "$1: runs, and takes every flag above"
+  echo "${prog[*]}: runs, and takes every flag above"
 }
 
 # pytest_step ARGS...: the tests on the GPU; in a dry run, only collected (the selection must not be empty).
@@ -149,7 +152,10 @@ dist() {  # data parallel on 2 GPUs: NCCL, the functional all-reduce in the comp
              --out "$OUT/dist_run" --total-steps 20000 --no-progress)
   if [ "$DRY" = 1 ]; then
     [ -f tests/training/dist_worker.py ] || { echo "missing tests/training/dist_worker.py"; return 1; }
-    would_run "${worker[@]}"; would_run "${run[@]}"; return 0
+    echo "would run: $PY ${worker[*]}"
+    "$PY" -m torch.distributed.run --help >/dev/null || { echo "torch.distributed.run --help failed"; return 1; }
+    would_run "${run[@]:5}"  # the trainer under torchrun: -m fastsac train and its flags
+    return
   fi
   if [ "${n:-0}" -lt 2 ]; then echo "skipped: fewer than 2 GPUs here"; return 0; fi
   "$PY" "${worker[@]}" && "$PY" "${run[@]}"
