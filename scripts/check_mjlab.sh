@@ -33,7 +33,9 @@ ensure_venv "$VENV" "$FRESH" \
 VPY=$VENV/bin/python
 # rsl-rl-lib declares torchvision, whose index build is linked against a CUDA torch: with a CPU torch its import
 # fails (torchvision::nms). Neither mjlab nor fastsac imports it.
-if ! "$VPY" -c "import torchvision" >/dev/null 2>&1; then "$VPY" -m pip uninstall -q -y torchvision || true; fi
+if "$VPY" -m pip show -q torchvision >/dev/null 2>&1 && ! "$VPY" -c "import torchvision" >/dev/null 2>&1; then
+  "$VPY" -m pip uninstall -q -y torchvision
+fi
 "$VPY" -c "import sys, torch, mujoco, warp, mjlab; from importlib.metadata import version as v; print('python', sys.version.split()[0], '| torch', torch.__version__, '| mjlab', v('mjlab'), '| mujoco', mujoco.__version__, '| warp', warp.__version__)" 2>&1 | grep -v "CUDA driver"
 
 step "pytest ${MARK[*]} on the mjlab tests"
