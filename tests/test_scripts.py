@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["machine", "wheels", "build", "gpu_tests", "capture", "bench_ops", "bench_update", "e2e", "dist"]
+STEPS = ["machine", "wheels", "build", "gpu_tests", "capture", "bench_ops", "bench_update", "e2e", "parallel", "dist"]
 
 
 def _bash(*args, timeout=300, **env):
