@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from fastsac.suite import stats
 from fastsac.suite.formatting import fmt, steps_label
 from fastsac.suite.results import RunRecord, safe_name
 from fastsac.suite.schema import Reference
@@ -13,12 +14,17 @@ from fastsac.suite.schema import Reference
 __all__ = ["plot_env"]
 
 
-def _band(curves: list[tuple[list[float], list[float]]], grid: list[float]) -> tuple[list[float], ...]:
-    """Mean, min and max over curves, each linearly interpolated onto ``grid``."""
+def _band(curves: list[tuple[list[float], list[float]]], grid: list[float]) -> tuple[str, list[float], ...]:
+    """The seeds' curves, each linearly interpolated onto ``grid``, summarized per point: ``("IQM", iqm, low,
+    high)`` with the 95% bootstrap interval of the IQM (rliable, two seeds or more), else ``("mean", mean, min,
+    max)`` (one seed, or rliable missing)."""
     import numpy as np
 
     ys = np.stack([np.interp(grid, x, y) for x, y in curves])
-    return ys.mean(0).tolist(), ys.min(0).tolist(), ys.max(0).tolist()
+    if len(curves) >= 2 and stats.missing() is None:
+        iqm, low, high = stats.iqm_curve(ys)
+        return "IQM", iqm.tolist(), low.tolist(), high.tolist()
+    return "mean", ys.mean(0).tolist(), ys.min(0).tolist(), ys.max(0).tolist()
 
 
 ROW_COLORS = ("tab:blue", "tab:orange", "tab:cyan", "tab:pink", "tab:olive", "tab:gray")
@@ -43,8 +49,9 @@ def _grid(curves: list[tuple[list[float], list[float]]], axis: str) -> list[floa
 def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Sequence[Reference],
              plots: Path, threshold: float | None = None) -> list[Path]:
     """Two PNGs for one env: eval return against env steps and against wall-clock seconds. One colour per suite
-    entry of the env (``rows``: (legend name, its runs)), each its seeds thin, their mean thick, the min-max band
-    shaded; ``refs`` as dashed lines; the suite's time-to-score ``threshold`` as a dotted one."""
+    entry of the env (``rows``: (legend name, its runs)), each its seeds thin, their IQM thick with its 95%
+    bootstrap interval shaded (:func:`_band`: the mean and the min-max range where there is no interval);
+    ``refs`` as dashed lines; the suite's time-to-score ``threshold`` as a dotted one."""
     from matplotlib.figure import Figure
 
     rows = [(name, [r for r in runs if r.evals]) for name, runs in rows]
@@ -55,7 +62,7 @@ def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Seq
     for axis, xlabel, col in (("steps", "env steps", 0), ("time", "wall-clock time (s)", 1)):
         fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
         ax = fig.subplots()
-        drawn = 0
+        drawn, kinds = 0, set()
         for (name, runs), color in zip(rows, ROW_COLORS):
             curves = [([e[col] for e in r.evals], [e[2] for e in r.evals]) for r in runs]
             curves = [(x, y) for x, y in curves if not any(math.isnan(v) for v in x)]
@@ -66,9 +73,10 @@ def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Seq
                 ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8)
             grid = _grid(curves, axis)
             if grid:
-                mean, low, high = _band(curves, grid)
+                kind, center, low, high = _band(curves, grid)
+                kinds.add(kind if len(curves) > 1 else "one seed")
                 marker = "o" if len(grid) <= 3 else None
-                ax.plot(grid, mean, color=color, linewidth=2, marker=marker, label=f"{name}, mean of {len(curves)}")
+                ax.plot(grid, center, color=color, linewidth=2, marker=marker, label=f"{name}, {kind} of {len(curves)}")
                 ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
         if not drawn:
             continue
@@ -80,7 +88,10 @@ def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Seq
         seeds = max(len(runs) for _, runs in rows)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("evaluation return")
-        ax.set_title(f"{env_id}: up to {seeds} seed{'s' if seeds != 1 else ''}, bands min-max", fontsize="medium")
+        bands = ("bands: 95% bootstrap CI of the IQM" if "IQM" in kinds else
+                 "bands: min-max (rliable missing)" if "mean" in kinds else "")  # fmt: skip
+        title = f"{env_id}: up to {seeds} seed{'s' if seeds != 1 else ''}" + (f", {bands}" if bands else "")
+        ax.set_title(title, fontsize="medium")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # a row whose seeds share no range has no mean line to name
             ax.legend(fontsize="small", loc="best")

@@ -15,7 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["CI", "REPS", "REPS_POI", "SEED", "aggregates", "missing", "performance_profiles", "probability_of_improvement"]
+__all__ = ["CI", "REPS", "REPS_CURVE", "REPS_POI", "SEED", "aggregates", "iqm_curve", "missing", "performance_profiles",
+           "probability_of_improvement"]
 
 # Bootstrap resamples. rliable's defaults are 50,000 for point metrics and 2,000 for profiles; here (2 busy cores)
 # 10,000 resamples of two 3 x 4 matrices took 2.9 s for IQM/mean/median and 17.7 s for the probability of
@@ -23,6 +24,7 @@ __all__ = ["CI", "REPS", "REPS_POI", "SEED", "aggregates", "missing", "performan
 # to seconds, with CI ends that move in the second significant digit at most between bootstrap seeds.
 REPS = 5_000
 REPS_POI = 2_000
+REPS_CURVE = 2_000  # a learning curve's band: one IQM per point (up to 100 points on the wall-time axis)
 SEED = 0
 CI = 0.95
 METRICS = ("IQM", "mean", "median")
@@ -73,6 +75,23 @@ def aggregates(scores: Mapping[str, np.ndarray], reps: int = REPS) -> dict[str, 
         out[name] = {m: (float(points[name][i]), float(cis[name][0, i]), float(cis[name][1, i]))
                      for i, m in enumerate(METRICS)}
     return out
+
+
+def iqm_curve(ys: np.ndarray, reps: int = REPS_CURVE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The IQM over runs at each point of a learning curve, and its 95% bootstrap interval: ``ys`` is ``runs x
+    points`` (the runs' returns on a shared grid); runs are resampled at each point on its own (rliable's
+    sample-efficiency curves: a ``runs x 1 task x points`` score array)."""
+    from rliable import library as rly
+    from scipy import stats as sps
+
+    data = {"curve": np.asarray(ys, dtype=float)[:, None, :]}
+
+    def fn(x: np.ndarray) -> np.ndarray:  # rliable's aggregate_iqm (trim_mean, 25%) at every point in one call
+        return sps.trim_mean(x.reshape(x.shape[0], -1), proportiontocut=0.25, axis=0)
+
+    with _seeded():
+        points, cis = rly.get_interval_estimates(data, fn, reps=reps, confidence_interval_size=CI)
+    return np.asarray(points["curve"]), np.asarray(cis["curve"][0]), np.asarray(cis["curve"][1])
 
 
 def performance_profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray,
