@@ -33,7 +33,7 @@ import torch
 
 from fastsac.data.device_env import DeviceVecEnv, global_generators_kept
 
-__all__ = ["MjlabVecEnv", "make_mjlab_env", "mjlab_task_ids"]
+__all__ = ["MjlabVecEnv", "make_mjlab_env"]
 
 INSTALL = 'pip install "fastsac[mjlab]"'
 
@@ -52,11 +52,6 @@ def _import_mjlab():
     from mjlab.tasks.registry import list_tasks, load_env_cfg
 
     return ManagerBasedRlEnv, list_tasks, load_env_cfg
-
-
-def mjlab_task_ids() -> list[str]:
-    """mjlab's registered task ids (imports mjlab: seconds)."""
-    return list(_import_mjlab()[1]())
 
 
 def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) -> MjlabVecEnv:

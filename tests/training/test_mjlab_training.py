@@ -37,6 +37,27 @@ def test_cli_run_and_resume_with_fresh_episodes(tmp_path):
     assert bad.returncode == 2 and "not an mjlab task" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_two_gloo_ranks_train_and_resume(tmp_path):
+    """torchrun, 2 CPU ranks (gloo), 16 mjlab envs each: one run, its replicas identical, the episodes of both ranks'
+    device tallies in its log rows; a resume continues from fresh episodes on every rank and says so."""
+    out = tmp_path / "run"
+    flags = ["-m", "fastsac", "train", "--env", TASK, "--env-backend", "mjlab", "--num-envs", "16", "--total-steps",
+             "640", "--learning-starts", "320", "--utd", "0.125", "--eval-every", "0", "--eval-episodes", "2",
+             "--log-every", "320", "--hidden-sizes", "32", "32", "--out", str(out), "--no-progress", "--device",
+             "cpu", "--dist-timeout", "120"]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([*torchrun, *flags], capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] and summary["distributed"]["world_size"] == 2 and summary["total_steps"] == 640
+    res = subprocess.run([*torchrun, "-m", "fastsac", "train", "--resume", str(out), "--total-steps", "1280"],
+                         capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] and summary["resume_exact"] is False and "fresh episodes" in summary["resume_note"]
+
+
 @pytest.mark.slow
 def test_sac_learns_cartpole_balance_on_64_envs(tmp_path):
     # The Mjlab-Cartpole-Balance preset (64 envs, 64k steps, 7.2k updates), evaluated once at the end. Measured here
