@@ -10,7 +10,8 @@ with random steps, then times each part of an iteration on its own over ``--iter
     update   utd * num_envs learner.update(buffer.sample(batch)) calls
 
 and the whole loop (``Session._loop``, from fresh episodes, without its end's evaluation and checkpoint) over the
-same number of iterations, whose env steps per second is the figure to quote; the parts' sum should be close to it. Device work is synchronized around each timed part on a GPU.
+same number of iterations, whose env steps per second is the figure to quote; the parts' sum should be close to it.
+Device work is synchronized around each timed part on a GPU.
 
     python bench/bench_device_envs.py --backend torch --env Pendulum-v1 --num-envs 64 256 1024
     python bench/bench_device_envs.py --backend mjlab --env Mjlab-Cartpole-Balance --num-envs 64 256 1024  # mjlab venv

@@ -27,7 +27,6 @@ the reset observation together with ``info["final_obs"]``.
 
 from __future__ import annotations
 
-import difflib
 import functools
 
 import numpy as np
@@ -37,13 +36,12 @@ from fastsac.data.device_env import DeviceVecEnv
 from fastsac.data.envpool_backend import EnvPoolVecEnv
 from fastsac.data.gymnasium_backend import GymnasiumVecEnv
 from fastsac.data.torch_envs import TORCH_TASKS
-from fastsac.data.vec_env import StepResult, VecEnv  # the contract, re-exported here where users import it
+from fastsac.data.vec_env import StepResult, VecEnv, unknown_id_error  # the contract, re-exported here
 
-__all__ = ["DEVICE_BACKENDS", "DeviceVecEnv", "StepResult", "VecEnv", "make", "envpool_available", "envpool_env_ids", "gymnasium_env_ids"]
+__all__ = ["DeviceVecEnv", "StepResult", "VecEnv", "make", "envpool_available", "envpool_env_ids", "gymnasium_env_ids"]
 
+#: the host backends ("auto" picks between EnvPool and gymnasium), then the device backends ("auto" never picks them)
 _BACKENDS = ("auto", "envpool", "gymnasium", "torch", "mjlab")
-#: backends whose envs live on the training device (``device_env.py``); "auto" never picks them
-DEVICE_BACKENDS = ("torch", "mjlab")
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,15 +68,6 @@ def gymnasium_env_ids() -> list[str]:
     import gymnasium
 
     return list(gymnasium.envs.registry.keys())
-
-
-def _unknown_id_error(env_id: str, known: list[str], where: str) -> ValueError:
-    by_lower: dict[str, str] = {}
-    for k in known:
-        by_lower.setdefault(k.lower(), k)
-    close = difflib.get_close_matches(env_id.lower(), list(by_lower), n=5, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
-    return ValueError(f"unknown env id {env_id!r} ({where}).{hint}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -120,7 +109,7 @@ def make(
 
     if backend == "torch":
         if env_id not in TORCH_TASKS:
-            raise _unknown_id_error(env_id, sorted(TORCH_TASKS), "not a task of backend='torch', which has "
+            raise unknown_id_error(env_id, sorted(TORCH_TASKS), "not a task of backend='torch', which has "
                                     f"{', '.join(sorted(TORCH_TASKS))}")  # fmt: skip
         return TORCH_TASKS[env_id](env_id, num_envs, seed, device)
     if backend == "mjlab":
@@ -135,7 +124,7 @@ def make(
             )
         ids = envpool_env_ids()
         if env_id not in ids:
-            raise _unknown_id_error(env_id, ids, "not an EnvPool task; backend='gymnasium' serves other ids")
+            raise unknown_id_error(env_id, ids, "not an EnvPool task; backend='gymnasium' serves other ids")
         return EnvPoolVecEnv(env_id, num_envs, seed, device)
     if backend == "auto" and env_id in set(envpool_env_ids()):
         return EnvPoolVecEnv(env_id, num_envs, seed, device)
@@ -148,5 +137,5 @@ def make(
             where = "in neither EnvPool nor gymnasium"
         else:
             where = "not in the gymnasium registry, and EnvPool (which has the DMC tasks) is not installed"
-        raise _unknown_id_error(env_id, known, where)
+        raise unknown_id_error(env_id, known, where)
     return GymnasiumVecEnv(env_id, num_envs, seed, device)

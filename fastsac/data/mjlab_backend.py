@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from fastsac.data.device_env import DeviceVecEnv, global_generators_kept
+from fastsac.data.vec_env import unknown_id_error
 
 __all__ = ["MjlabVecEnv", "make_mjlab_env"]
 
@@ -58,9 +59,7 @@ def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) 
     env_cls, list_tasks, load_env_cfg = _import_mjlab()
     tasks = list(list_tasks())
     if env_id not in tasks:
-        from fastsac.data.envs import _unknown_id_error
-
-        raise _unknown_id_error(env_id, tasks, "not an mjlab task")
+        raise unknown_id_error(env_id, tasks, "not an mjlab task")
     cfg = load_env_cfg(env_id)
     cfg.scene.num_envs = num_envs
     cfg.seed = seed

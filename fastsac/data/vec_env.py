@@ -18,6 +18,7 @@ A backend (``envpool_backend.py``, ``gymnasium_backend.py``) subclasses :class:`
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 
 from fastsac.data.spaces import ActionMap, obs_flattener
 
-__all__ = ["StepResult", "VecEnv"]
+__all__ = ["StepResult", "VecEnv", "unknown_id_error"]
 
 
 class StepResult(NamedTuple):
@@ -162,6 +163,16 @@ class VecEnv:
             f"{type(self).__name__}(env_id={self.env_id!r}, backend={self.backend!r}, num_envs={self.num_envs}, "
             f"obs_dim={self.obs_dim}, {act}, device={self.device})"
         )
+
+
+def unknown_id_error(env_id: str, known: list[str], where: str) -> ValueError:
+    """A ValueError for an env id that ``known`` lacks (``where``: which registry), naming close matches."""
+    by_lower: dict[str, str] = {}
+    for k in known:
+        by_lower.setdefault(k.lower(), k)
+    close = difflib.get_close_matches(env_id.lower(), list(by_lower), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+    return ValueError(f"unknown env id {env_id!r} ({where}).{hint}")
 
 
 _NUMPY_FLOATS_AND_INTS = (torch.float32, torch.float64, torch.int64, torch.int32)

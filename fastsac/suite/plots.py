@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from fastsac.suite import stats
 from fastsac.suite.formatting import fmt, steps_label
+from fastsac.suite.published_curves import Curve
 from fastsac.suite.results import RunRecord, safe_name
 from fastsac.suite.schema import Reference
 
@@ -47,11 +48,13 @@ def _grid(curves: list[tuple[list[float], list[float]]], axis: str) -> list[floa
 
 
 def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Sequence[Reference],
-             plots: Path, threshold: float | None = None) -> list[Path]:
+             plots: Path, threshold: float | None = None, published: Mapping[str, Curve] | None = None) -> list[Path]:
     """Two PNGs for one env: eval return against env steps and against wall-clock seconds. One colour per suite
     entry of the env (``rows``: (legend name, its runs)), each its seeds thin, their IQM thick with its 95%
     bootstrap interval shaded (:func:`_band`: the mean and the min-max range where there is no interval);
-    ``refs`` as dashed lines; the suite's time-to-score ``threshold`` as a dotted one."""
+    ``refs`` as dashed lines, except on the steps axis where ``published`` (by reference source) has the reference's
+    published learning curve: that is drawn instead, dashed, its IQM over the source's seeds with its band; the
+    suite's time-to-score ``threshold`` as a dotted line."""
     from matplotlib.figure import Figure
 
     rows = [(name, [r for r in runs if r.evals]) for name, runs in rows]
@@ -81,6 +84,14 @@ def plot_env(env_id: str, rows: Sequence[tuple[str, list[RunRecord]]], refs: Seq
         if not drawn:
             continue
         for ref, color in zip(refs, REF_COLORS):
+            curve = (published or {}).get(ref.source) if axis == "steps" else None
+            if curve is not None:
+                kind, center, low, high = _band([(curve.steps.tolist(), y.tolist()) for y in curve.returns],
+                                                curve.steps.tolist())  # fmt: skip
+                ax.plot(curve.steps, center, color=color, linestyle="--", linewidth=1.3,
+                        label=f"{ref.source} ({curve.measured_on}), {kind} of {len(curve.seeds)}")  # fmt: skip
+                ax.fill_between(curve.steps, low, high, color=color, alpha=0.1, linewidth=0)
+                continue
             budget = f" @ {steps_label(ref.steps)}" if ref.steps else ""
             ax.axhline(ref.score, color=color, linestyle="--", linewidth=1, label=f"{ref.source}{budget}: {fmt(ref.score)}")
         if threshold is not None:

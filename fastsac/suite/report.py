@@ -16,6 +16,7 @@ from typing import Sequence
 from fastsac.suite import stats
 from fastsac.suite.formatting import duration, fmt, mean_std, plus_minus, steps_label
 from fastsac.suite.plots import plot_env
+from fastsac.suite.published_curves import load_curves
 from fastsac.suite.report_stats import aggregate_section, poi_vs_reference, row_interval, threshold_section
 from fastsac.suite.results import Run, RunRecord, collect, merge_results, read_results_csv, write_results_csv
 from fastsac.suite.schema import Reference, Suite
@@ -270,13 +271,16 @@ def write_outputs(
     plots_dir.mkdir(parents=True, exist_ok=True)
     names = _row_names(suite, legend=True)
     plots = {}
+    published = load_curves()
     for env_id in _envs(suite):
         entries = [e for e in suite.envs if e.env == env_id]
         # only the references at the entries' own budget are drawn, as only they are compared
         refs = list(dict.fromkeys(r for e in entries for r in e.references if r.steps == e.total_steps))
         rows = [(names[e.label], results[e.label]) for e in entries]
         th = suite.thresholds.get(env_id)
-        plots[env_id] = plot_env(env_id, rows, refs, plots_dir, threshold=None if th is None else th.score)
+        curves = {r.source: published[(r.source, env_id)] for r in refs if (r.source, env_id) in published}
+        plots[env_id] = plot_env(env_id, rows, refs, plots_dir, threshold=None if th is None else th.score,
+                                 published=curves)  # fmt: skip
     if not from_results:
         write_results_csv(suite, results, out / "results.csv")
     missing = [run for run in planned if not run.path.exists()]

@@ -9,7 +9,7 @@ trains every (env, seed) pair as an ordinary run directory with ``python -m fast
 * ``results.csv``: one row per evaluation point (suite, env, label, agent, seed, step, wall_time, eval_return, sps);
 * ``plots/<env>_steps.png`` and ``plots/<env>_time.png``: per suite entry of the env, the IQM over seeds and its
   95% bootstrap band against env steps and against wall-clock time, with the published reference scores as dashed
-  lines;
+  lines, or their published learning curves where ``definitions/published_curves.csv`` has them;
 * ``report.md``: final return (mean ± std over seeds), steps/s, and the reference scores beside ours with their
   sources, each marked above or below; a reference that names an agent is compared with that agent's rows only.
 

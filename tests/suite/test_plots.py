@@ -70,3 +70,34 @@ def test_iqm_curve_is_rliables_iqm_at_every_point_with_an_interval_around_it():
     assert np.all(low >= ys.min(0)) and np.all(high <= ys.max(0))
     again = stats.iqm_curve(ys)  # seeded: a rebuilt report draws the same bands
     assert all(np.array_equal(a, b) for a, b in zip(again, (iqm, low, high)))
+
+
+def test_vendored_curves_end_at_the_per_seed_scores_of_their_references():
+    """Each published curve's last point is, seed by seed, the reference's ``per_seed`` at its budget (both from
+    the same source file): the curve and the compared number cannot drift apart."""
+    from fastsac.suite.published_curves import load_curves
+    from fastsac.suite.schema import load_references
+
+    curves = load_curves()
+    assert {env for _, env in curves} == {"HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"}
+    refs = {(r.source, r.env): r for rs in load_references().values() for r in rs if r.steps == 100_000}
+    for key, curve in curves.items():
+        ref = refs[key]
+        assert curve.returns.shape == (10, len(curve.steps)) and curve.steps[-1] in (99_996, 100_000)
+        np.testing.assert_allclose(curve.returns[:, -1], ref.per_seed, rtol=0, atol=0.006)  # per_seed: 2 decimals
+
+
+def test_a_reference_with_a_published_curve_is_drawn_as_that_curve(figures, tmp_path):
+    from fastsac.suite.published_curves import Curve
+
+    ref = Reference(env="E-v0", source="Paper Y", score=7.0, std=None, steps=3000, measured_on="E-v4",
+                    protocol="evaluation return", url="https://example.org", verified=True)  # fmt: skip
+    returns = np.array([[0.0, 4.0, 6.0], [1.0, 5.0, 7.0], [2.0, 6.0, 8.0], [3.0, 7.0, 9.0]])
+    curve = Curve("Paper Y", "E-v0", "E-v4", np.array([0, 1500, 3000]), returns, (0, 1, 2, 3))
+    plots.plot_env("E-v0", [("sac", [run(0, [1.0, 2.0, 3.0])])], [ref], tmp_path, published={"Paper Y": curve})
+    steps_ax, time_ax = (fig.axes[0] for _, fig in figures)
+    line = next(line for line in steps_ax.lines if line.get_label() == "Paper Y (E-v4), IQM of 4")
+    np.testing.assert_allclose(line.get_xdata(), [0, 1500, 3000])
+    np.testing.assert_allclose(line.get_ydata(), [1.5, 5.5, 7.5])  # the middle two of four seeds
+    assert not any(line.get_label().startswith("Paper Y @") for line in steps_ax.lines)
+    assert any(line.get_label() == "Paper Y @ 3k: 7.0" for line in time_ax.lines)  # no wall time: its point

@@ -211,7 +211,7 @@ def test_sac_learns_pendulum_on_eight_device_envs(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("mjlab") is not None, reason="mjlab is installed here: this checks the "
                     "message where it is not")  # fmt: skip
 def test_the_mjlab_backend_without_mjlab_is_a_clear_error(tmp_path):
-    cli = subprocess.run([sys.executable, "-m", "fastsac", "train", "--env", "Mjlab-Cartpole-Balance", "--env-backend",
-                          "mjlab", "--out", str(tmp_path / "run"), "--no-progress"], capture_output=True, text=True)  # fmt: skip
+    args = ["--env", "Mjlab-Cartpole-Balance", "--env-backend", "mjlab", "--out", str(tmp_path / "run"), "--no-progress"]
+    cli = subprocess.run([sys.executable, "-m", "fastsac", "train", *args], capture_output=True, text=True)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert "needs mjlab" in cli.stderr and 'pip install "fastsac[mjlab]"' in cli.stderr
