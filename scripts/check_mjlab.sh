@@ -14,15 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/venv_lib.sh
 VENV=${FASTSAC_MJLAB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fastsac/venv-mjlab}
 SPEC=${FASTSAC_MJLAB_SPEC:-mjlab>=1.6,<1.7}
-FRESH=0 REMOVE=0 MARK=(-m "not slow")
-for arg in "$@"; do
-  case $arg in
-    --fresh) FRESH=1 ;;
-    --remove-venv) REMOVE=1 ;;
-    --all) MARK=() ;;
-    *) echo "check_mjlab: unknown argument $arg (use --fresh, --remove-venv, --all)" >&2; exit 2 ;;
-  esac
-done
+check_args check_mjlab "$@"
 start_work fastsac-mjlab
 TORCH=$("${PYTHON:-python3}" -c "import torch; print(torch.__version__.split('+')[0])")
 

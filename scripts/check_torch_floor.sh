@@ -15,15 +15,7 @@ source scripts/venv_lib.sh
 VENV=${FASTSAC_FLOOR_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fastsac/venv-torch-floor}
 TORCH_SPEC=${FASTSAC_FLOOR_TORCH:-torch==2.11.0}
 TRITON_SPEC=${FASTSAC_FLOOR_TRITON:-triton==3.6.0}
-FRESH=0 REMOVE=0 MARK=(-m "not slow")
-for arg in "$@"; do
-  case $arg in
-    --fresh) FRESH=1 ;;
-    --remove-venv) REMOVE=1 ;;
-    --all) MARK=() ;;
-    *) echo "check_torch_floor: unknown argument $arg (use --fresh, --remove-venv, --all)" >&2; exit 2 ;;
-  esac
-done
+check_args check_torch_floor "$@"
 start_work fastsac-torch-floor
 want_torch=${TORCH_SPEC#torch==}
 want_triton=${TRITON_SPEC#triton==}

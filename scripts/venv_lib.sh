@@ -1,5 +1,6 @@
-# Shared by scripts/check_cuda_build.sh and scripts/check_torch_floor.sh (sourced, not run): a cached venv with a
-# given torch, and a copy of this checkout to install from (so no build output lands in the working tree).
+# Shared by scripts/check_cuda_build.sh, check_torch_floor.sh and check_mjlab.sh (sourced, not run): a cached venv
+# with a given torch, a copy of this checkout to install from (so no build output lands in the working tree), and
+# the checks' options.
 
 # ensure_venv VENV FRESH CHECK_PY PACKAGE... : create VENV (system site packages: numpy, pytest, gymnasium, ...
 # come from there) and install PACKAGE..., unless it exists and `python -c CHECK_PY` succeeds in it; FRESH=1
@@ -35,3 +36,20 @@ start_work() {
 
 # step TEXT: a numbered heading with the seconds since the script started (needs t0=$SECONDS).
 step() { echo; echo "=== [$((SECONDS - t0)) s] $* ==="; }
+
+# check_args NAME ARGS...: the options of a venv check (check_torch_floor.sh, check_mjlab.sh): --fresh (FRESH=1),
+# --remove-venv (REMOVE=1), --all (MARK empty: the slow tests too; default MARK=(-m "not slow")); anything else
+# exits 2 naming NAME.
+check_args() {
+  local name=$1 arg
+  shift
+  FRESH=0 REMOVE=0 MARK=(-m "not slow")
+  for arg in "$@"; do
+    case $arg in
+      --fresh) FRESH=1 ;;
+      --remove-venv) REMOVE=1 ;;
+      --all) MARK=() ;;
+      *) echo "$name: unknown argument $arg (use --fresh, --remove-venv, --all)" >&2; exit 2 ;;
+    esac
+  done
+}

@@ -136,16 +136,11 @@ def test_state_round_trip_continues_bit_for_bit():
 
 
 def test_contract_errors():
+    """(Bad actions: tests/data/test_envs.py's test_bad_actions, run on this backend too.)"""
     env = envs.make("Pendulum-v1", num_envs=2, seed=0, backend="torch")
-    with pytest.raises(RuntimeError, match="call reset"):
-        env.step(torch.zeros(2, 1))
     env.reset()
-    with pytest.raises(ValueError, match=r"shape \(2, 1\)"):
-        env.step(torch.zeros(3, 1))
-    with pytest.raises(TypeError, match="float tensor"):
-        env.step(torch.zeros(2, 1, dtype=torch.int64))
-    with pytest.raises(TypeError, match="torch.Tensor"):
-        env.step(np.zeros((2, 1), dtype=np.float32))
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        env.step(np.zeros((2, 1), dtype=np.float32))  # a device env takes tensors only
     res = env.step(torch.full((2, 1), 7.0))  # clipped, not refused
     assert res.reward.shape == (2,) and res.reward.dtype == torch.float32
     with pytest.raises(ValueError, match="not a task of backend='torch'"):

@@ -352,7 +352,7 @@ def test_bad_make_arguments():
         envs.make(3)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, "torch"])  # torch: the device env (tests/data/test_device_env.py)
 def test_bad_actions(backend):
     env = envs.make("Pendulum-v1", num_envs=2, backend=backend)
     with pytest.raises(RuntimeError, match="reset"):
@@ -362,9 +362,13 @@ def test_bad_actions(backend):
         env.step(torch.zeros(3, 1))
     with pytest.raises(TypeError, match="float"):
         env.step(torch.zeros(2, 1, dtype=torch.long))
-    with pytest.raises(TypeError, match="torch.Tensor or numpy"):
+    with pytest.raises(TypeError, match="must be a torch.Tensor" if backend == "torch" else "torch.Tensor or numpy"):
         env.step([[0.0], [0.0]])
     env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_discrete_actions(backend):
     env = envs.make("CartPole-v1", num_envs=2, backend=backend)
     env.reset()
     with pytest.raises(TypeError, match="integer"):
