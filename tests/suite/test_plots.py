@@ -11,8 +11,6 @@ from fastsac.suite import plots, stats
 from fastsac.suite.results import RunRecord
 from fastsac.suite.schema import Reference
 
-pytest.importorskip("matplotlib")
-
 
 def run(seed: int, returns: list[float]) -> RunRecord:
     evals = [(1000 * (i + 1), 10.0 * (i + 1), r, 100.0) for i, r in enumerate(returns)]
