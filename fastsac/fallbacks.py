@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 __all__ = ["STRICT_ENV", "Fallback", "FallbackError", "FallbackWarning", "fall_back", "strict"]
 
 STRICT_ENV = "FASTSAC_STRICT"
-KINDS = ("backend", "compile", "cuda_graph", "native", "torch_version")
+KINDS = ("amp", "backend", "compile", "cuda_graph", "native", "torch_version")
 
 
 class FallbackError(RuntimeError):

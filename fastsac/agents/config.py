@@ -69,6 +69,8 @@ AGENT_DEFAULTS: dict[str, dict[str, Any]] = {"sac": {}, "crossq": CROSSQ_DEFAULT
 # Fields only the flashsac learner implements so far (its update reads them); other agents refuse non-defaults.
 _FLASHSAC_ONLY = ("noise_repeat", "lr_decay", "target_entropy_sigma")
 _CATEGORICAL_ONLY = ("critic_bins", "critic_v_min", "critic_v_max")
+# Fields only SAC's networks implement (the FastSAC regime's options); crossq and flashsac build their own networks.
+_SAC_ONLY = ("actor_network", "activation", "amp")
 
 
 def _option(default: Any, help: str):
@@ -117,6 +119,15 @@ class LearnerConfig:
     obs_norm: bool | None = _option(
         None, "normalize observations by running statistics (SimBa) for the actor and the critics; statistics are "
         "saved with the learner (default: on with critic_network simba, else off)")
+    actor_network: Literal["mlp", "layernorm"] = _option(
+        "mlp", "sac (continuous actions): actor network: mlp, or layernorm (Linear -> LayerNorm -> activation per hidden "
+        "layer, zero-initialised mean and log-std heads: holosoma's FastSAC actor)")
+    activation: Literal["relu", "silu"] = _option(
+        "relu", "sac: hidden activation of the actor and of the mlp, layernorm and simba critics (FastSAC: silu)")
+    amp: Literal["none", "bf16"] = _option(
+        "none", "sac: run the networks' forward and backward passes under bfloat16 autocast (FastSAC's amp) on a CUDA "
+        "device that supports bf16; losses, fused ops and optimizers stay float32. Elsewhere float32, with a "
+        "recorded fallback")
     critic: Literal["scalar", "categorical"] = _option(
         "scalar", "critic head: scalar (one Q value, squared TD error) or categorical (a distribution over "
         "critic_bins atoms on [critic_v_min, critic_v_max], C51 projection, cross-entropy; flashsac's, and an "
@@ -168,7 +179,7 @@ class LearnerConfig:
         if not self.log_std_min < self.log_std_max:
             raise ValueError(
                 f"LearnerConfig: need log_std_min < log_std_max, got {self.log_std_min}, {self.log_std_max}")
-        for name in ("agent", "critic_network", "update", "critic", "lr_decay"):
+        for name in ("agent", "critic_network", "update", "critic", "lr_decay", "actor_network", "activation", "amp"):
             choices = typing.get_args(typing.get_type_hints(LearnerConfig)[name])
             if getattr(self, name) not in choices:
                 raise ValueError(
@@ -189,6 +200,13 @@ class LearnerConfig:
                 or self.brn_warmup_steps < 0:
             raise ValueError(f"LearnerConfig: brn_warmup_steps must be an int >= 0, got {self.brn_warmup_steps}")
         self.brn_warmup_steps = int(self.brn_warmup_steps)
+        if self.agent != "sac":
+            defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)}
+            changed = [name for name in _SAC_ONLY if getattr(self, name) != defaults[name]]
+            if changed:
+                raise ValueError(f"LearnerConfig: {', '.join(changed)} {'is' if len(changed) == 1 else 'are'} "
+                                 f"implemented by agent sac only, not {self.agent!r} (use --agent sac, or leave "
+                                 f"{'it at its default' if len(changed) == 1 else 'them at their defaults'})")
         self._check_flashsac_fields()
 
     def _check_flashsac_fields(self) -> None:

@@ -89,6 +89,7 @@ class CrossQLearner(ContinuousTwinCritics, Learner):
     _act_noise_shape = SACLearner._act_noise_shape
     _sample_actions = SACLearner._sample_actions
     act = SACLearner.act
+    _policy = SACLearner._policy  # the actor's (mean, raw log-std) in acting mode (no autocast: amp is SAC's)
 
     def actor_and_alpha_losses(self, obs, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """As SAC's (one fused-op call for actor loss, alpha loss and entropy), with the actor in training mode

@@ -38,6 +38,12 @@ class DiscreteSACLearner(Learner):
         if cfg.critic != "scalar":
             raise ValueError(f"DiscreteSACLearner: critic={cfg.critic!r} is for continuous actions (sac, crossq, "
                              "flashsac); discrete SAC's critics output one Q value per action (leave critic 'scalar')")
+        changed = [f"{name}={getattr(cfg, name)!r}" for name, default in
+                   (("actor_network", "mlp"), ("activation", "relu"), ("amp", "none")) if getattr(cfg, name) != default]
+        if changed:
+            raise ValueError(f"DiscreteSACLearner: {', '.join(changed)} {'is' if len(changed) == 1 else 'are'} built "
+                             "for continuous SAC's networks only; discrete SAC has ReLU MLPs in float32 (leave "
+                             f"{'it' if len(changed) == 1 else 'them'} at the default)")
         super().__init__(obs_dim, num_actions, cfg, device)
 
     def _build_networks(self, n):

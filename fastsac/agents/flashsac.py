@@ -155,6 +155,7 @@ class FlashSACLearner(Learner):
         return action
 
     act = SACLearner.act  # deterministic: tanh(mean); stochastic: _sample_actions (the actor in evaluation mode)
+    _policy = SACLearner._policy  # the actor's (mean, raw log-std) in acting mode (no autocast: amp is SAC's)
 
     # ------------------------------------------------------------------------------------------------ update
     def actor_and_alpha_losses(self, obs, next_obs, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -58,8 +58,9 @@ from fastsac.agents.categorical import support_atoms
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.normalization import ReturnScale, RunningObsNorm
 from fastsac.agents.optim import CosineLR, ForeachAdam
+from fastsac.agents.precision import amp_dtype
 from fastsac.agents.rng import load_generator
-from fastsac.agents.runners import VERIFY_RTOL, UpdateRunner, choose_update
+from fastsac.agents.runners import VERIFY_RTOL, BlockRunner, UpdateRunner, choose_update
 from fastsac.fallbacks import Fallback
 from fastsac.ops import selfcheck
 
@@ -115,6 +116,8 @@ class Learner:
         self.backend = ops.resolve_backend(torch.empty(1, device=self.device), backend=cfg.backend)
         # Fast paths that could not run here (a backend's self-check, compile, capture): said once, kept for the run.
         self.fallbacks: list[Fallback] = selfcheck.failures(self.device)
+        #: the networks' autocast dtype (``cfg.amp``, ``fastsac.agents.precision``), None: float32
+        self.amp_dtype = amp_dtype(cfg.amp, self.device, self.fallbacks)
         self.rng_note: str | None = None  # set by load_state_dict when the saved generator came from another device
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
@@ -125,6 +128,7 @@ class Learner:
         self.update_choice = choose_update(type(self), cfg, self.device)
         #: runs every update (``fastsac.agents.runners.UpdateRunner``): its ``kind``, ``describe()``, fallbacks
         self.runner = self._build_runner(self.device if cfg.cuda_graph and self.device.type == "cuda" else None)
+        self._block_runner: BlockRunner | None = None  # runs update_many, built at its first call
 
     def _build_runner(self, graph_device: torch.device | None) -> UpdateRunner:
         """The runner of :attr:`update_choice`, replaying from CUDA graphs on ``graph_device`` (None: no graphs)."""
@@ -319,6 +323,27 @@ class Learner:
         if not acting:
             return self.act(act_obs)
         return actions[0] if single else actions
+
+    def update_many(self, batch: Sequence[torch.Tensor], k: int) -> None:
+        """``k`` updates from one call: ``batch`` (as :meth:`update` takes it) holds ``k * B`` samples, split into
+        ``k`` consecutive minibatches of ``B``. The same as ``update`` on each in turn (the same noise draws and
+        policy-delay pattern), except that an entropy schedule moves by ``k`` after the block; on CUDA with graphs
+        the ``k`` updates replay as one CUDA graph (``fastsac.agents.runners.BlockRunner``). Asynchronous."""
+        self._check_batch(batch)
+        n = batch[0].shape[0]
+        if isinstance(k, bool) or int(k) != k or k < 1 or n % k:
+            raise ValueError(f"{type(self).__name__}.update_many: k must be an int >= 1 dividing the {n} samples, "
+                             f"got {k!r}")
+        k, size = int(k), n // int(k)
+        if self._block_runner is None:
+            self._block_runner = BlockRunner(self.runner, self.runner.graph_device, self._mutable_tensors,
+                                             self.fallbacks)
+        parts = [t.reshape(k, size, *t.shape[1:]) for t in batch]
+        noise = torch.stack([self._draw_noise(size) for _ in range(k)])
+        flags = tuple((self.num_updates + i) % self.cfg.policy_delay == 0 for i in range(k))
+        self._block_runner(*parts, noise, flags)
+        self.num_updates += k
+        self.entropy.advance_schedule(k)
 
     def _check_batch(self, batch: Sequence[torch.Tensor]) -> None:
         """A ValueError naming what is wrong unless ``batch`` is ``(obs, action, reward, next_obs, terminated)`` of one

@@ -47,6 +47,9 @@ def config_unsupported(cfg: Any, device: torch.device, *, entry: str, critic: st
         return "reward normalization is on (reward_norm)"
     if cfg.critic_network != "mlp":
         return f"the critic members are not {critic} (critic_network={cfg.critic_network!r})"
+    if cfg.activation != "relu" or cfg.actor_network != "mlp":
+        return (f"it is written for ReLU MLP networks (actor_network={cfg.actor_network!r}, "
+                f"activation={cfg.activation!r})")
     if data_parallel:
         return "data-parallel training averages the gradients in a grad_reducer hook, which it has no place for"
     return None

@@ -24,8 +24,9 @@ import torch
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.learner import Learner
-from fastsac.agents.networks import Actor, ContinuousTwinQ
-from fastsac.agents.normed_networks import sac_critic_member
+from fastsac.agents.networks import ContinuousTwinQ
+from fastsac.agents.normed_networks import sac_actor, sac_critic_member
+from fastsac.agents.precision import run_autocast
 from fastsac.agents.sac_native import NativeSACUpdate, config_unsupported
 from fastsac.agents.twin_critics import ContinuousTwinCritics
 from fastsac.entropy import EntropyModule
@@ -53,7 +54,16 @@ class SACLearner(ContinuousTwinCritics, Learner):
         outputs = self.critic_outputs()
         critic = ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths,
                                  member=sac_critic_member(cfg, self.obs_dim + n, outputs), outputs=outputs)
-        return Actor(self.obs_dim, n, cfg.hidden_sizes), critic
+        return sac_actor(cfg, self.obs_dim, n), critic
+
+    def _policy(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The actor's ``(mean, raw log-std)`` for ``obs``, float32 (its forward under bf16 autocast with ``cfg.amp``
+        where it applies: ``fastsac.agents.precision``)."""
+        return run_autocast(self.amp_dtype, self.device, self.actor, obs)
+
+    def _critics(self, critic, obs, action) -> torch.Tensor:
+        """``critic(obs, action)`` (the critics or the target critics), float32, under autocast as :meth:`_policy`."""
+        return run_autocast(self.amp_dtype, self.device, critic, obs, action)
 
     def _build_entropy(self, n):
         cfg = self.cfg
@@ -67,10 +77,10 @@ class SACLearner(ContinuousTwinCritics, Learner):
         """``(target critics' outputs at (s', a'), log pi(a'|s'))`` with ``a' ~ pi(.|s')`` from ``noise``
         (batch, action_dim); no gradient. Outputs: (2, batch) Q values, or (2, batch, bins) logits."""
         with torch.no_grad():
-            mean, log_std = self.actor(next_obs)
+            mean, log_std = self._policy(next_obs)
             next_action, next_log_prob = ops.squashed_gaussian(
                 mean, log_std, noise, log_std_bounds=self.log_std_bounds, backend=self.backend)
-            return self.target_critic(next_obs, next_action), next_log_prob
+            return self._critics(self.target_critic, next_obs, next_action), next_log_prob
 
     def critic_target(self, reward, terminated, next_obs, noise) -> torch.Tensor:
         """The scalar critics' target ``r + gamma * (1 - terminated) * (min_j Q'_j(s', a') - alpha * log pi(a'|s'))``
@@ -83,17 +93,17 @@ class SACLearner(ContinuousTwinCritics, Learner):
         ``noise``; ``actor_loss = mean(alpha * log pi(a|s) - min_j Q_j(s, a))`` (alpha detached);
         ``alpha_loss = -log_alpha * mean(log pi + target)`` (gradient to log_alpha only); ``entropy`` is the
         detached estimate ``-mean(log pi)``."""
-        mean, log_std = self.actor(obs)
+        mean, log_std = self._policy(obs)
         action, log_prob, alpha_loss = ops.squashed_gaussian_with_alpha_loss(
             mean, log_std, noise, self.entropy.log_alpha, self.entropy.target_tensor,
             log_std_bounds=self.log_std_bounds, backend=self.backend)
-        actor_loss = (self.alpha * log_prob - self.q_values(self.critic(obs, action)).amin(dim=0)).mean()
+        actor_loss = (self.alpha * log_prob - self.q_values(self._critics(self.critic, obs, action)).amin(dim=0)).mean()
         return actor_loss, alpha_loss, -log_prob.detach().mean()
 
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
                 act_obs=None, act_noise=None) -> torch.Tensor | None:
         next_out, next_log_prob = self.bootstrap_values(next_obs, noise[0])
-        out = self.critic(obs, action)  # (2, batch) Q values or (2, batch, bins) logits: both onto the one target
+        out = self._critics(self.critic, obs, action)  # (2, batch) Q values or (2, batch, bins) logits: both onto the one target
         critic_loss = self.critic_loss(out, next_out, reward, terminated, next_log_prob)
         self.critic_optim.step(self._grads(critic_loss, self.critic_params))
         actor_metrics = self._actor_and_alpha_step(obs, noise[1]) if update_actor else None  # every policy_delay-th
@@ -114,7 +124,7 @@ class SACLearner(ContinuousTwinCritics, Learner):
         return (n, self.action_dim)
 
     def _sample_actions(self, policy_obs, noise):
-        mean, log_std = self.actor(policy_obs)
+        mean, log_std = self._policy(policy_obs)
         action, _ = ops.squashed_gaussian(mean, log_std, noise, log_std_bounds=self.log_std_bounds,
                                           backend=self.backend)
         return action
@@ -126,7 +136,7 @@ class SACLearner(ContinuousTwinCritics, Learner):
         ``update(batch, act_obs=obs)`` returns the same stochastic actions from inside the update."""
         obs, single = self.prepare_obs(obs)
         if deterministic:
-            action = ops.deterministic_action(self.actor(obs)[0])
+            action = ops.deterministic_action(self._policy(obs)[0])
         else:
             action = self._sample_actions(obs, self._draw_act_noise(obs.shape[0]))
         return action[0] if single else action

@@ -8,7 +8,8 @@ One iteration of the loop (``num_envs`` env steps)::
     buffer.add(obs, action, res.reward, res.final_obs, res.terminated)    # final_obs: real last obs; no truncation
     learner.observe_step(res.reward, res.terminated, res.truncated)       # learners that keep env statistics
     obs = res.next_obs
-    utd * num_envs learner.update(buffer.sample(batch_size)) calls       (fractions carry over to later steps)
+    utd * num_envs updates (fractions carry over to later steps): one, learner.update(buffer.sample(batch_size));
+    k > 1, learner.update_many(buffer.sample(k * batch_size), k)          (one call, one CUDA graph on a GPU)
 
 Where an iteration makes exactly one update (one env at the default utd), that update also computes the next
 iteration's actions, ``learner.update(batch, act_obs=obs)``: the same actions ``act(obs)`` would give right after
@@ -187,7 +188,7 @@ class Session:
         cfg, env, learner, buffer, c = self.config, self.env, self.learner, self.buffer, self.counters
         act, step_env, add = learner.act, env.step, buffer.add
         log_action = None if env.device_native else self.actions.append
-        update, sample, batch_size = learner.update, buffer.sample, cfg.batch_size
+        update, update_many, sample, batch_size = learner.update, learner.update_many, buffer.sample, cfg.batch_size
         observe = learner.observe_step if learner.observes_steps else None
         utd, steps = self.utd_per_iteration, self.steps_per_iteration
         num, den = utd.numerator, utd.denominator
@@ -222,9 +223,8 @@ class Session:
                 n_updates, debt = divmod(debt + num, den)
                 if n_updates == 1:  # this update also gives the next iteration's actions
                     next_action = update(sample(batch_size), act_obs=self.obs)
-                else:
-                    for _ in range(n_updates):
-                        update(sample(batch_size))
+                elif n_updates:  # several: one sample of n_updates minibatches, one call (one CUDA graph on a GPU)
+                    update_many(sample(n_updates * batch_size), n_updates)
             if now_step >= next_boundary:
                 c.train_time += time.perf_counter() - tick
                 c.utd_debt = Fraction(debt, den)

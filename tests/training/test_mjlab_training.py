@@ -1,5 +1,5 @@
-"""Training on mjlab (``--env-backend mjlab``) on a CPU: the CLI run, its resume (fresh episodes, said so), and
-learning Mjlab-Cartpole-Balance. Opt-in like tests/data/test_mjlab_backend.py: ``bash scripts/check_mjlab.sh``."""
+"""Training on mjlab (``--env-backend mjlab``) on a CPU: the CLI run, its resume (fresh episodes, said so), the
+FastSAC regime's G1 preset at small scale, and learning Mjlab-Cartpole-Balance. Opt-in like tests/data/test_mjlab_backend.py: ``bash scripts/check_mjlab.sh``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ import pytest
 if os.environ.get("FASTSAC_REQUIRE_MJLAB") != "1":
     pytest.importorskip("mjlab", reason="mjlab is not installed: bash scripts/check_mjlab.sh runs these tests")
 
+from pathlib import Path
+
 from fastsac.training import resume
+from fastsac.training.presets import resolve_config
+from fastsac.training.session import Session
 
 TASK = "Mjlab-Cartpole-Balance"
 
@@ -67,3 +71,30 @@ def test_sac_learns_cartpole_balance_on_64_envs(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_eval_return"] > 40, summary
+
+
+def test_the_fastsac_g1_preset_trains_at_small_scale(tmp_path, monkeypatch):
+    """Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac with its networks and learner as published, on 4 G1 envs (a vector
+    step of 4 takes ~0.3 s here) with a small buffer and batch and 8 updates per vector step: the training loop
+    (no evaluation: a G1 episode is 1000 steps) acts, stores and updates in blocks of 8, with float32 networks and
+    the bf16 fallback recorded."""
+    monkeypatch.delenv("FASTSAC_STRICT", raising=False)
+    small = {"num_envs": 4, "total_steps": 48, "learning_starts": 16, "batch_size": 64, "buffer_size": 4096,
+             "utd": 2.0, "eval_every": 0, "eval_episodes": 1, "log_every": 48, "checkpoint_every": 0, "device": "cpu",
+             "update": "eager", "progress": False, "tensorboard": False, "out": str(tmp_path / "run")}  # fmt: skip
+    cfg, _ = resolve_config("Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac", small)
+    session = Session(cfg, Path(cfg.out))
+    try:
+        session.obs = session.env.reset()
+        session.log.open(0, None, [])
+        session._loop(type("NoStop", (), {"requested": False})())
+    finally:
+        session.log.close()
+        session.env.close()
+    learner = session.learner
+    assert session.env.obs_dim == 99 and session.env.action_dim == 29
+    assert learner.critic_support.numel() == 101 and learner.cfg.critic_widths == (768, 384, 192)
+    assert session.step == 48 and learner.num_updates == 8 * (48 - 16 + 4) // 4
+    assert [f.kind for f in learner.fallbacks] == ["amp"]
+    metrics = learner.metrics()
+    assert all(map(lambda v: v == v and abs(v) < 1e6, metrics.values())), metrics  # finite

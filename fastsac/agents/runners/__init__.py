@@ -14,7 +14,9 @@ learner's tensors in place. The learner runs it through an :class:`UpdateRunner`
   loudly (``fastsac.fallbacks``);
 - ``cuda_graph.py``: on CUDA, replay of whichever of them runs from captured CUDA graphs;
 - ``update_runner.py``: :class:`UpdateRunner`, the chain, the graph and the first call's time, as a learner and a
-  training run see them.
+  training run see them;
+- ``block.py``: :class:`BlockRunner`, several updates from one call (``Learner.update_many``), captured as one CUDA
+  graph on a GPU.
 
 Nothing here knows a learner by name: a learner states whether it has a native update
 (``Learner.native_unsupported``) and builds it (``Learner.native_update``).
@@ -33,10 +35,12 @@ from fastsac.agents.runners.implementations import (
     trace_autograd_ops_supported,
 )
 from fastsac.agents.runners.update_runner import UpdateRunner
+from fastsac.agents.runners.block import BlockRunner  # noqa: E402  (it builds on UpdateRunner)
 
 __all__ = [
     "UPDATE_BACKENDS",
     "VERIFY_RTOL",
+    "BlockRunner",
     "CheckedRunner",
     "CompiledRunner",
     "EagerRunner",

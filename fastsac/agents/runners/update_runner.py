@@ -56,7 +56,8 @@ class UpdateRunner:
                     f"torch {torch.__version__} has no torch._dynamo.config.trace_autograd_ops (torch >= 2.11 has it)"))
         self.checked = CheckedRunner(chain, update, what, mutable, compared, fallbacks, rtol)
         self.graph = GraphRunner(self.checked, graph_device, mutable, fallbacks) if graph_device is not None else None
-        self._device = graph_device
+        #: the CUDA device updates are replayed from graphs on (None: no graphs)
+        self.graph_device = graph_device
         self._run = self.checked if self.graph is None else self.graph
         self._call = self._first_call
         #: seconds the first call took (compiling, capturing, checking against eager); None before it
@@ -68,8 +69,8 @@ class UpdateRunner:
     def _first_call(self, *args: Any) -> Any:
         start = time.perf_counter()
         out = self._run(*args)
-        if self._device is not None:
-            torch.cuda.synchronize(self._device)
+        if self.graph_device is not None:
+            torch.cuda.synchronize(self.graph_device)
         self.first_call_seconds = time.perf_counter() - start
         self._call = self._run
         return out
