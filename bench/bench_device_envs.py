@@ -1,4 +1,4 @@
-"""Device envs (``--env-backend torch|mjlab``) at many envs: env steps per second of the training loop and where a
+"""Device envs (``--env-backend torch|mjlab|mjx``) at many envs: env steps per second of the training loop and where a
 loop iteration goes (env, act, buffer, update), at several numbers of envs.
 
 Per setting it builds the run's session (its env, learner and buffer, as ``fastsac train`` would), fills the buffer
@@ -20,6 +20,7 @@ Device work is synchronized around each timed part on a GPU.
     python bench/bench_device_envs.py --backend torch --env Pendulum-v1 --num-envs 64 256 1024
     python bench/bench_device_envs.py --backend mjlab --env Mjlab-Cartpole-Balance --num-envs 64 256 1024  # mjlab venv
     python bench/bench_device_envs.py --preset Pendulum-v1-sac-fastsac --num-envs 64 256 --utd 0.125  # FastSAC regime
+    python bench/bench_device_envs.py --backend mjx --env MJX-Humanoid-v0 --num-envs 16 64  # in the mjx venv
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def measure(args, num_envs: int, out: Path) -> dict:
         "env_id": args.env, "env_backend": args.backend, "num_envs": num_envs, "device": args.device,
         "out": str(out), "utd": args.utd, "batch_size": args.batch_size, "learning_starts": 0,
         "total_steps": num_envs * (args.warmup + args.iters), "buffer_size": max(num_envs * 64, 100_000),
-        "eval_every": 0, "log_every": num_envs * (args.warmup + args.iters), "checkpoint_every": 0, "progress": False, "tensorboard": False,
+        "eval_every": 0, "log_every": num_envs * (args.warmup + args.iters), "checkpoint_every": 0, "progress": False,
+        "tensorboard": False,
         "update": args.update, "threads": args.threads, "learner": {"hidden_sizes": args.hidden},
     }  # fmt: skip
     if args.preset:  # the preset's learner (and its run fields not set above)
@@ -114,7 +116,7 @@ def measure(args, num_envs: int, out: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--backend", default="torch", choices=["torch", "mjlab"])
+    p.add_argument("--backend", default="torch", choices=["torch", "mjlab", "mjx"])
     p.add_argument("--env", default="Pendulum-v1")
     p.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--device", default="cpu")

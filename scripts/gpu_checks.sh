@@ -15,7 +15,9 @@
 #   8. e2e         end-to-end HalfCheetah-v5 steps/s (bench/bench_sps.py)
 #   9. parallel    the FastSAC regime: 4096 device envs (torch Pendulum), FastSAC's networks, bf16, 8 updates a
 #                  vector step, for 60 s: env steps/s, updates, returns
-#  10. dist        data parallel on 2 GPUs (torchrun, NCCL, compiled + captured update); skipped on 1 GPU
+#  10. locomotion  the FastSAC regime on a GPU simulator: MJX-Humanoid-v0 (MJX on JAX, through DLPack) at 4096 envs
+#                  with its FastSAC preset for a fixed wall time: env steps/s, updates and returns per row
+#  11. dist        data parallel on 2 GPUs (torchrun, NCCL, compiled + captured update); skipped on 1 GPU
 #
 # Each step has its own time limit (cut to what is left of the budget), writes $OUT/<step>.log, and adds a line
 # to $OUT/summary.txt; JSON results go to $OUT too. FASTSAC_STRICT=1: a fast path that falls back is a failure.
@@ -24,9 +26,11 @@
 #   bash scripts/gpu_checks.sh --dry-run    # on a CPU: every step runs its CPU equivalent or checks what it would
 #                                           # run (the scripts and flags exist, the test selections are not empty)
 #
-# Carried wheels: `pip download --only-binary=:all: --python-version 3.12 -d .wheels gymnasium mujoco` on a
-# machine with internet; .wheels/ is git-ignored, so name it in the device call's carry list. Without them the
-# end-to-end step uses what is installed, or is skipped and says so.
+# Carried wheels: `pip download --only-binary=:all: --python-version 3.12 -d .wheels gymnasium mujoco` and `pip
+# download --no-deps --only-binary=:all: --python-version 3.12 -d .wheels mujoco-mjx trimesh` (the GPU machine has
+# JAX; its jaxlib would not fit a call's 64 MiB) on a machine with internet; .wheels/ is git-ignored, so name it in
+# the device call's carry list. Without them the end-to-end and locomotion steps use what is installed, or are
+# skipped and say so.
 set -uo pipefail
 SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/.."
@@ -98,7 +102,9 @@ machine() {
 wheels() {
   if [ ! -d .wheels ]; then echo "no .wheels/ here: the end-to-end step will use what is installed"; return 0; fi
   local dry=(); [ "$DRY" = 1 ] && dry=(--dry-run)
-  "$PY" -m pip install -q "${dry[@]}" --disable-pip-version-check --no-index --find-links .wheels gymnasium mujoco
+  local pkgs=(gymnasium mujoco)
+  compgen -G ".wheels/mujoco_mjx-*.whl" >/dev/null && pkgs+=(mujoco-mjx)
+  "$PY" -m pip install -q "${dry[@]}" --disable-pip-version-check --no-index --find-links .wheels "${pkgs[@]}"
 }
 
 build() {
@@ -179,6 +185,21 @@ parallel() {  # the FastSAC regime on a device env: Pendulum-v1-sac-fastsac (Lay
   grep -o '"fallbacks": \[[^]]*\]' "$OUT/parallel_run/summary.json" || true
 }
 
+locomotion() {  # MJX-Humanoid-v0-sac-fastsac at 4096 envs on the GPU (MJX on JAX's GPU, DLPack to torch) for a
+  # fixed wall time (SIGINT: a checkpoint, then exit); JAX compiles the humanoid's step first (a minute or so)
+  local args=(-m fastsac train --preset MJX-Humanoid-v0-sac-fastsac --device cuda --log-every 204800 --eval-every 0
+              --checkpoint-every 0 --out "$OUT/locomotion_run" --no-progress)
+  if ! "$PY" -c "import jax; from mujoco import mjx" 2>/dev/null; then
+    echo "skipped: mujoco-mjx or JAX is not installed (carry the mujoco and mujoco-mjx cp312 wheels in .wheels/)"
+    return 0
+  fi
+  if [ "$DRY" = 1 ]; then would_run "${args[@]}"; return; fi
+  timeout -s INT 150 "$PY" "${args[@]}" || true
+  [ -f "$OUT/locomotion_run/metrics.csv" ] || { echo "no metrics.csv"; return 1; }
+  cut -d, -f1-7 "$OUT/locomotion_run/metrics.csv"
+  grep -o '"fallbacks": \[[^]]*\]' "$OUT/locomotion_run/summary.json" || true
+}
+
 gpu_tests() { pytest_step "${GPU_TESTS[@]}"; }
 capture() { pytest_step "${CAPTURE_TESTS[@]}"; }
 
@@ -195,6 +216,7 @@ run_step bench_ops 35
 run_step bench_update 40
 run_step e2e 60
 run_step parallel 75
+run_step locomotion 170
 run_step dist 60
 echo; echo "=== [$((SECONDS - t0)) s] summary ($OUT/summary.txt) ==="
 cat "$OUT/summary.txt"

@@ -1,6 +1,6 @@
-# Shared by scripts/check_cuda_build.sh, check_torch_floor.sh and check_mjlab.sh (sourced, not run): a cached venv
-# with a given torch, a copy of this checkout to install from (so no build output lands in the working tree), and
-# the checks' options.
+# Shared by scripts/check_cuda_build.sh, check_torch_floor.sh, check_mjlab.sh and check_mjx.sh (sourced, not run): a
+# cached venv with a given torch, a copy of this checkout to install from (so no build output lands in the working
+# tree), and the checks' options.
 
 # ensure_venv VENV FRESH CHECK_PY PACKAGE... : create VENV (system site packages: numpy, pytest, gymnasium, ...
 # come from there) and install PACKAGE..., unless it exists and `python -c CHECK_PY` succeeds in it; FRESH=1

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["machine", "wheels", "build", "gpu_tests", "capture", "bench_ops", "bench_update", "e2e", "parallel", "dist"]
+STEPS = ["machine", "wheels", "build", "gpu_tests", "capture", "bench_ops", "bench_update", "e2e", "parallel",
+         "locomotion", "dist"]
 
 
 def _bash(*args, timeout=300, **env):
@@ -46,7 +47,8 @@ def test_gpu_checks_stops_at_its_budget(tmp_path):
     assert all(verdict.startswith("SKIPPED (budget)") for verdict in _summary(out).values())
 
 
-@pytest.mark.parametrize("script", ["gpu_checks.sh", "check_cuda_build.sh", "check_torch_floor.sh", "check_mjlab.sh"])
+@pytest.mark.parametrize("script", ["gpu_checks.sh", "check_cuda_build.sh", "check_torch_floor.sh", "check_mjlab.sh",
+                                    "check_mjx.sh"])
 def test_scripts_reject_unknown_arguments(script):
     res = _bash(f"scripts/{script}", "--no-such-flag", timeout=60)
     assert res.returncode == 2 and "unknown argument --no-such-flag" in res.stderr

@@ -120,8 +120,8 @@ class LearnerConfig:
         None, "normalize observations by running statistics (SimBa) for the actor and the critics; statistics are "
         "saved with the learner (default: on with critic_network simba, else off)")
     actor_network: Literal["mlp", "layernorm"] = _option(
-        "mlp", "sac (continuous actions): actor network: mlp, or layernorm (Linear -> LayerNorm -> activation per hidden "
-        "layer, zero-initialised mean and log-std heads: holosoma's FastSAC actor)")
+        "mlp", "sac (continuous actions): actor network: mlp, or layernorm (Linear -> LayerNorm -> activation per "
+        "hidden layer, zero-initialised mean and log-std heads: holosoma's FastSAC actor)")
     activation: Literal["relu", "silu"] = _option(
         "relu", "sac: hidden activation of the actor and of the mlp, layernorm and simba critics (FastSAC: silu)")
     amp: Literal["none", "bf16"] = _option(

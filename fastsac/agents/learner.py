@@ -2,7 +2,7 @@
 
 A learner owns its networks, target critics (unless ``uses_target_critic`` is False: CrossQ), optimizers
 (``ForeachAdam``), entropy module, optional running observation normalization (``cfg.obs_norm``) and a noise
-generator, and runs one update per call of :meth:`Learner.update`. The algorithm itself lives in the subclasses,
+generator, and runs one update per call of :meth:`Learner.update` (k per call of :meth:`Learner.update_many`). The algorithm itself lives in the subclasses,
 each in its own file, whose ``_update`` reads top to bottom: target, critic loss and step, actor and temperature
 losses and step, target update (``fastsac.agents.sac``, ``fastsac.agents.discrete_sac``, ``fastsac.agents.crossq``).
 This module holds what they share: the steps' small pieces (gradients, the actor-and-temperature step, the target
@@ -18,8 +18,7 @@ learner by name. Gradients come from ``torch.autograd.grad`` (no ``.grad`` attri
 Policy delay (actor and alpha every ``policy_delay`` critic steps): ``_update`` takes a Python bool
 ``update_actor``; ``torch.compile`` specialises on it, so there are two single-graph variants (critic+actor+alpha+
 target, and critic+target), compiled on first use (the critic-only one only when ``policy_delay > 1``), and on
-CUDA two captured graphs. A masked single graph would run the actor's forward and backward every step for nothing
-and would still have to freeze Adam's moments and step count with ``where`` on every tensor.
+CUDA two captured graphs (a masked single graph would run the actor's forward and backward every step for nothing).
 
 Randomness: the learner owns a ``torch.Generator`` on its device, seeded by ``cfg.seed``; ``act`` and the update's
 noise draw from it (outside the compiled graph, so every implementation of the update uses identical noise and the

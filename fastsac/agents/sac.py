@@ -103,7 +103,8 @@ class SACLearner(ContinuousTwinCritics, Learner):
     def _update(self, obs, action, reward, next_obs, terminated, noise, update_actor: bool,
                 act_obs=None, act_noise=None) -> torch.Tensor | None:
         next_out, next_log_prob = self.bootstrap_values(next_obs, noise[0])
-        out = self._critics(self.critic, obs, action)  # (2, batch) Q values or (2, batch, bins) logits: both onto the one target
+        # (2, batch) Q values or (2, batch, bins) logits: both onto the one target
+        out = self._critics(self.critic, obs, action)
         critic_loss = self.critic_loss(out, next_out, reward, terminated, next_log_prob)
         self.critic_optim.step(self._grads(critic_loss, self.critic_params))
         actor_metrics = self._actor_and_alpha_step(obs, noise[1]) if update_actor else None  # every policy_delay-th

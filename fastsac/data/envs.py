@@ -3,7 +3,7 @@
 ``make(env_id, num_envs, seed, backend, device)`` returns a :class:`VecEnv` backed by EnvPool (the default for
 every task EnvPool has) or by a gymnasium vector env (everything else, and everywhere EnvPool is not installed), or,
 asked for by name, a device env (:class:`~fastsac.data.device_env.DeviceVecEnv`: ``torch_envs.py``,
-``mjlab_backend.py``) that steps on the training device and never crosses to the host.
+``mjlab_backend.py``, ``mjx_backend.py``) that steps on the training device and never crosses to the host.
 Both backends give the same contract, :class:`~fastsac.data.vec_env.VecEnv` and
 :class:`~fastsac.data.vec_env.StepResult` (``vec_env.py``; both importable from here and from ``fastsac.data``):
 every row of every step is a real transition, ``final_obs`` holding the true last observation where an episode
@@ -41,7 +41,7 @@ from fastsac.data.vec_env import StepResult, VecEnv, unknown_id_error  # the con
 __all__ = ["DeviceVecEnv", "StepResult", "VecEnv", "make", "envpool_available", "envpool_env_ids", "gymnasium_env_ids"]
 
 #: the host backends ("auto" picks between EnvPool and gymnasium), then the device backends ("auto" never picks them)
-_BACKENDS = ("auto", "envpool", "gymnasium", "torch", "mjlab")
+_BACKENDS = ("auto", "envpool", "gymnasium", "torch", "mjlab", "mjx")
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,7 +90,8 @@ def make(
         backend: "auto" (EnvPool when installed and it has the task, else gymnasium), "envpool" or "gymnasium"
             (host simulators: a :class:`VecEnv`), or a device env (:class:`DeviceVecEnv`, simulating on
             ``device``): "torch" (fastsac's torch tasks, ``torch_envs.TORCH_TASKS``) or "mjlab" (mjlab's tasks,
-            e.g. "Mjlab-Cartpole-Balance"; ``pip install "fastsac[mjlab]"``).
+            e.g. "Mjlab-Cartpole-Balance"; ``pip install "fastsac[mjlab]"``) or "mjx" (MuJoCo models on MJX, JAX:
+            ``mjx_backend.MJX_TASKS``, e.g. "MJX-Humanoid-v0"; ``pip install "fastsac[mjx]"``).
         device: where observations, rewards and flags are returned (and where a device env simulates). Actions may
             be on any device.
     """
@@ -116,6 +117,10 @@ def make(
         from fastsac.data.mjlab_backend import make_mjlab_env
 
         return make_mjlab_env(env_id, num_envs, seed, device)
+    if backend == "mjx":
+        from fastsac.data.mjx_backend import make_mjx_env
+
+        return make_mjx_env(env_id, num_envs, seed, device)
     if backend == "envpool":
         if not envpool_available():
             raise ImportError(

@@ -68,13 +68,13 @@ class TrainConfig:
         default="Pendulum-v1",
         metadata=_help("environment id: an EnvPool task (HalfCheetah-v5, CheetahRun-v1, ...) or a gymnasium id"),
     )
-    env_backend: Literal["auto", "envpool", "gymnasium", "torch", "mjlab"] = field(
+    env_backend: Literal["auto", "envpool", "gymnasium", "torch", "mjlab", "mjx"] = field(
         default="auto",
         metadata=_help(
             "environment backend: 'auto' uses EnvPool when it has the task, else gymnasium vector envs (both step on "
             "the host); the device envs step on the training device and never copy to the host: 'torch' (fastsac's "
-            "torch tasks: Pendulum-v1) and 'mjlab' (mjlab's tasks, e.g. Mjlab-Cartpole-Balance; pip install "
-            "'fastsac[mjlab]')"
+            "torch tasks: Pendulum-v1), 'mjlab' (mjlab's tasks, e.g. Mjlab-Cartpole-Balance; pip install "
+            "'fastsac[mjlab]') and 'mjx' (MuJoCo models on MJX: MJX-Humanoid-v0; pip install 'fastsac[mjx]')"
         ),
     )
     num_envs: int = field(default=1, metadata=_help("number of parallel training environments"))

@@ -215,3 +215,12 @@ def test_the_mjlab_backend_without_mjlab_is_a_clear_error(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "fastsac", "train", *args], capture_output=True, text=True)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert "needs mjlab" in cli.stderr and 'pip install "fastsac[mjlab]"' in cli.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is not None, reason="JAX is installed here: this checks the "
+                    "message where MJX cannot run")  # fmt: skip
+def test_the_mjx_backend_without_jax_is_a_clear_error(tmp_path):
+    args = ["--env", "MJX-Humanoid-v0", "--env-backend", "mjx", "--out", str(tmp_path / "run"), "--no-progress"]
+    cli = subprocess.run([sys.executable, "-m", "fastsac", "train", *args], capture_output=True, text=True)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert "needs mujoco-mjx and JAX" in cli.stderr and 'pip install "fastsac[mjx]"' in cli.stderr

@@ -1,5 +1,6 @@
 """Training on mjlab (``--env-backend mjlab``) on a CPU: the CLI run, its resume (fresh episodes, said so), the
-FastSAC regime's G1 preset at small scale, and learning Mjlab-Cartpole-Balance. Opt-in like tests/data/test_mjlab_backend.py: ``bash scripts/check_mjlab.sh``."""
+FastSAC regime's G1 preset at small scale, and learning Mjlab-Cartpole-Balance. Opt-in like
+tests/data/test_mjlab_backend.py: ``bash scripts/check_mjlab.sh``."""
 
 from __future__ import annotations
 
