@@ -40,10 +40,17 @@ def learner_class(agent: str, discrete: bool) -> type[Learner]:
 
 
 def make_learner(obs_dim: int, action_spec: Any, cfg: LearnerConfig | None = None,
-                 device: torch.device | str = "cpu") -> Learner:
+                 device: torch.device | str = "cpu", *, policy_obs_dim: int | None = None) -> Learner:
     """The learner for ``cfg.agent`` and ``action_spec`` (see ``ActionSpec.from_any``): ``SACLearner`` or
     ``DiscreteSACLearner`` for ``sac``, ``CrossQLearner`` for ``crossq`` and ``FlashSACLearner`` for ``flashsac``
-    (continuous actions only)."""
+    (continuous actions only). ``policy_obs_dim``: asymmetric critics (continuous SAC), the policy reading the first
+    ``policy_obs_dim`` features of each observation and the critics all ``obs_dim`` (an env's ``policy_obs_dim``)."""
     spec = ActionSpec.from_any(action_spec)
     cfg = LearnerConfig() if cfg is None else cfg
-    return learner_class(cfg.agent, spec.discrete)(obs_dim, spec.n, cfg, device)
+    cls = learner_class(cfg.agent, spec.discrete)
+    if policy_obs_dim is None:
+        return cls(obs_dim, spec.n, cfg, device)
+    if cls is not SACLearner:
+        raise ValueError(f"asymmetric critics (privileged critic observations, policy_obs_dim) are built for "
+                         f"continuous SAC, not {cls.__name__}; use agent 'sac' or leave privileged_critic off")
+    return cls(obs_dim, spec.n, cfg, device, policy_obs_dim=policy_obs_dim)

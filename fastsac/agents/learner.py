@@ -78,6 +78,8 @@ class Learner:
     #: True: ``_update`` takes ``act_obs, act_noise`` and returns the policy's actions for them (from
     #: ``_sample_actions``); False: ``update(batch, act_obs)`` calls ``act`` after the update (the same actions).
     acts_in_update = False
+    #: asymmetric critics (SAC): the policy's part of an observation (its first features); None: all of it
+    policy_obs_dim: int | None = None
     #: How far a fast update's first call may differ from the eager one (``fastsac.agents.runners.CheckedRunner``)
     first_call_rtol = VERIFY_RTOL
 
@@ -124,7 +126,7 @@ class Learner:
         self.num_updates = 0
         self._grad_reducer: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
         #: how the update runs (eager, compile or native) and why: decided here, once
-        self.update_choice = choose_update(type(self), cfg, self.device)
+        self.update_choice = choose_update(type(self), cfg, self.device, asymmetric=self.policy_obs_dim is not None)
         #: runs every update (``fastsac.agents.runners.UpdateRunner``): its ``kind``, ``describe()``, fallbacks
         self.runner = self._build_runner(self.device if cfg.cuda_graph and self.device.type == "cuda" else None)
         self._block_runner: BlockRunner | None = None  # runs update_many, built at its first call

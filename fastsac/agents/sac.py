@@ -43,10 +43,15 @@ class SACLearner(ContinuousTwinCritics, Learner):
     discrete = False
     acts_in_update = True
 
-    def __init__(self, obs_dim: int, action_dim: int, cfg: LearnerConfig | None = None, device="cpu"):
+    def __init__(self, obs_dim: int, action_dim: int, cfg: LearnerConfig | None = None, device="cpu", *,
+                 policy_obs_dim: int | None = None):
         self.action_dim = int(action_dim)
         cfg = LearnerConfig() if cfg is None else cfg
         self.log_std_bounds = (cfg.log_std_min, cfg.log_std_max)
+        if policy_obs_dim is not None and not 0 < int(policy_obs_dim) < int(obs_dim):
+            raise ValueError(f"SACLearner: policy_obs_dim must be in (0, obs_dim={obs_dim}), got {policy_obs_dim}")
+        #: asymmetric critics: the policy reads the first policy_obs_dim features of an observation, the critics all
+        self.policy_obs_dim = None if policy_obs_dim is None else int(policy_obs_dim)
         super().__init__(obs_dim, action_dim, cfg, device)
 
     def _build_networks(self, n):
@@ -54,11 +59,14 @@ class SACLearner(ContinuousTwinCritics, Learner):
         outputs = self.critic_outputs()
         critic = ContinuousTwinQ(self.obs_dim, n, cfg.critic_widths,
                                  member=sac_critic_member(cfg, self.obs_dim + n, outputs), outputs=outputs)
-        return sac_actor(cfg, self.obs_dim, n), critic
+        return sac_actor(cfg, self.policy_obs_dim or self.obs_dim, n), critic
 
     def _policy(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
-        """The actor's ``(mean, raw log-std)`` for ``obs``, float32 (its forward under bf16 autocast with ``cfg.amp``
-        where it applies: ``fastsac.agents.precision``)."""
+        """The actor's ``(mean, raw log-std)`` for ``obs`` (its first ``policy_obs_dim`` features with asymmetric
+        critics), float32 (its forward under bf16 autocast with ``cfg.amp`` where it applies:
+        ``fastsac.agents.precision``)."""
+        if self.policy_obs_dim is not None:
+            obs = obs[..., : self.policy_obs_dim]
         return run_autocast(self.amp_dtype, self.device, self.actor, obs)
 
     def _critics(self, critic, obs, action) -> torch.Tensor:

@@ -50,6 +50,8 @@ def _learner_unsupported(learner: Any) -> str | None:
         return "the networks are not the default actor and twin critics"
     if learner.critic._layers is None or learner.critic._buffer_names:
         return "the critic members are not plain MLPs"
+    if learner.policy_obs_dim is not None:
+        return "the critics see privileged observations the policy does not (asymmetric critics)"
     tensors = [*learner.actor_params, *learner.critic_params, *learner.target_params, learner.entropy.log_alpha]
     if any(t.dtype != torch.float32 or not t.is_contiguous() for t in tensors):
         return "a network parameter is not a contiguous float32 tensor"

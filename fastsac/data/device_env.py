@@ -15,6 +15,9 @@ A :class:`DeviceVecEnv` has the public attributes of :class:`~fastsac.data.vec_e
   no episode ended would take a sync. ``episode_returns``/``episode_lengths`` are always empty: the episodes that
   end are tallied on the device (:class:`EpisodeTally`) and read with :meth:`DeviceVecEnv.drain_episodes`, which is
   the one call that synchronizes (the session makes it where it writes a log row).
+* ``policy_obs_dim``: None, or with privileged critic observations (``make(..., privileged_critic=True)``, an
+  asymmetric actor-critic): each observation is the policy's observation followed by the critics', and the policy
+  reads its first ``policy_obs_dim`` features while the critics read all ``obs_dim``.
 * ``state_dict()`` / ``load_state_dict(state)``: the whole env (simulator state, its random stream, the episode
   tally) where the simulator exposes it; ``state_dict()`` returns None where it does not, and ``state_note`` says
   why. A checkpoint keeps the state, and a resume restores it exactly; without it a resume starts fresh episodes
@@ -137,9 +140,15 @@ class DeviceVecEnv:
     state_note: str | None = None
 
     def __init__(self, env_id: str, num_envs: int, seed: int, device: torch.device, *, obs_dim: int,
-                 action_low: Any, action_high: Any, max_episode_steps: int | None):  # fmt: skip
+                 action_low: Any, action_high: Any, max_episode_steps: int | None,
+                 policy_obs_dim: int | None = None):  # fmt: skip
         self.env_id, self.num_envs, self.seed, self.device = env_id, num_envs, seed, torch.device(device)
         self.obs_dim = int(obs_dim)
+        if policy_obs_dim is not None and not 0 < policy_obs_dim < obs_dim:
+            raise ValueError(f"{env_id}: policy_obs_dim must be in (0, obs_dim={obs_dim}), got {policy_obs_dim}")
+        #: with privileged critic observations: the policy's part of each observation (its first policy_obs_dim
+        #: features; the critics see all obs_dim); None: one observation for both
+        self.policy_obs_dim = None if policy_obs_dim is None else int(policy_obs_dim)
         low = np.asarray(action_low, dtype=np.float64).reshape(-1)
         high = np.asarray(action_high, dtype=np.float64).reshape(-1)
         if low.shape != high.shape or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):

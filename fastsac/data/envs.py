@@ -79,6 +79,7 @@ def make(
     seed: int = 0,
     backend: str = "auto",
     device: str | torch.device = "cpu",
+    privileged_critic: bool = False,
 ) -> VecEnv | DeviceVecEnv:
     """Create ``num_envs`` copies of ``env_id`` as one vectorized env with torch tensors in and out.
 
@@ -94,6 +95,9 @@ def make(
             ``mjx_backend.MJX_TASKS``, e.g. "MJX-Humanoid-v0"; ``pip install "fastsac[mjx]"``).
         device: where observations, rewards and flags are returned (and where a device env simulates). Actions may
             be on any device.
+        privileged_critic: a device env whose task has privileged observations for the critics (an asymmetric
+            actor-critic): each observation is the policy's followed by the critics', ``env.policy_obs_dim`` the
+            policy's part. A task without them, and a host env, refuse it.
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a string such as 'HalfCheetah-v5', got {type(env_id).__name__}")
@@ -112,15 +116,19 @@ def make(
         if env_id not in TORCH_TASKS:
             raise unknown_id_error(env_id, sorted(TORCH_TASKS), "not a task of backend='torch', which has "
                                     f"{', '.join(sorted(TORCH_TASKS))}")  # fmt: skip
-        return TORCH_TASKS[env_id](env_id, num_envs, seed, device)
+        return TORCH_TASKS[env_id](env_id, num_envs, seed, device, privileged=privileged_critic)
     if backend == "mjlab":
         from fastsac.data.mjlab_backend import make_mjlab_env
 
-        return make_mjlab_env(env_id, num_envs, seed, device)
+        return make_mjlab_env(env_id, num_envs, seed, device, privileged=privileged_critic)
     if backend == "mjx":
         from fastsac.data.mjx_backend import make_mjx_env
 
-        return make_mjx_env(env_id, num_envs, seed, device)
+        return make_mjx_env(env_id, num_envs, seed, device, privileged=privileged_critic)
+    if privileged_critic:
+        raise ValueError(f"privileged critic observations come from a device env's task (backend 'torch', 'mjlab'); "
+                         f"backend {backend!r} steps {env_id!r} on the host with one observation for the policy and "
+                         "the critics (leave privileged_critic off, --privileged-critic)")
     if backend == "envpool":
         if not envpool_available():
             raise ImportError(

@@ -9,9 +9,10 @@ How mjlab is used (mjlab 1.6; ``pip install "fastsac[mjlab]"``):
   drops the last one, so the adapter resets the ended envs itself (``reset(env_ids=...)``) after keeping their
   final observation for ``final_obs``. Finding the ended envs is one ``nonzero``, a sync on a GPU, as in mjlab's
   own step (which computes its reset ids the same way every step).
-* Observations: the ``actor`` group (the policy's observation terms, concatenated by mjlab). A task whose
-  ``critic`` group differs (privileged observations) trains its critic on the actor's observation here: fastsac's
-  learners have no asymmetric critic.
+* Observations: the ``actor`` group (the policy's observation terms, concatenated by mjlab). With
+  ``privileged=True`` (``--privileged-critic``; tasks with a ``critic`` group, e.g. the velocity tasks), each
+  observation is the ``actor`` group followed by the ``critic`` group (mjlab's privileged terms, for an asymmetric
+  actor-critic), and ``policy_obs_dim`` is the actor group's size.
 * Actions: mjlab's action terms scale and offset the policy's output themselves (joint position targets around the
   default pose, motor commands), and its action space is unbounded; fastsac's policies act in [-1, 1], passed
   through unchanged.
@@ -55,7 +56,8 @@ def _import_mjlab():
     return ManagerBasedRlEnv, list_tasks, load_env_cfg
 
 
-def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) -> MjlabVecEnv:
+def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device, *,
+                   privileged: bool = False) -> MjlabVecEnv:
     env_cls, list_tasks, load_env_cfg = _import_mjlab()
     tasks = list(list_tasks())
     if env_id not in tasks:
@@ -66,7 +68,7 @@ def make_mjlab_env(env_id: str, num_envs: int, seed: int, device: torch.device) 
     cfg.auto_reset = False
     with global_generators_kept(device), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         env = env_cls(cfg=cfg, device=str(device), render_mode=None)  # prints config tables and its seed
-    return MjlabVecEnv(env_id, env, seed, device)
+    return MjlabVecEnv(env_id, env, seed, device, privileged=privileged)
 
 
 class MjlabVecEnv(DeviceVecEnv):
@@ -75,36 +77,48 @@ class MjlabVecEnv(DeviceVecEnv):
     backend = "mjlab"
     state_note = "mjlab has no API to save an env's state (its managers keep commands, action history, curricula)"
 
-    def __init__(self, env_id: str, env, seed: int, device: torch.device):
+    def __init__(self, env_id: str, env, seed: int, device: torch.device, *, privileged: bool = False):
         self._env = env
         obs_space = env.single_observation_space
-        actor = obs_space.spaces["actor"] if hasattr(obs_space, "spaces") else obs_space
-        if len(actor.shape) != 1:
+        spaces = obs_space.spaces if hasattr(obs_space, "spaces") else {"actor": obs_space}
+        groups = ["actor", "critic"] if privileged else ["actor"]
+        problem = None
+        if privileged and "critic" not in spaces:
+            problem = f"has no privileged critic observations (observation groups: {', '.join(spaces)})"
+        elif any(len(spaces[g].shape) != 1 for g in groups):
+            problem = (f"has observations of shape {[tuple(spaces[g].shape) for g in groups]}; fastsac needs flat "
+                       "vectors (image observations are not supported)")
+        if problem is not None:
             env.close()
-            raise ValueError(f"{env_id}: the actor observation has shape {actor.shape}; fastsac needs a flat vector "
-                             "(image observations are not supported)")  # fmt: skip
+            raise ValueError(f"{env_id} {problem}")
+        sizes = [int(spaces[g].shape[0]) for g in groups]
+        self._groups = groups
         action_dim = int(np.prod(env.single_action_space.shape))
-        super().__init__(env_id, env.num_envs, seed, device, obs_dim=int(actor.shape[0]),
+        super().__init__(env_id, env.num_envs, seed, device, obs_dim=sum(sizes),
                          action_low=[-1.0] * action_dim, action_high=[1.0] * action_dim,
-                         max_episode_steps=int(env.max_episode_length))  # fmt: skip
+                         max_episode_steps=int(env.max_episode_length),
+                         policy_obs_dim=sizes[0] if privileged else None)  # fmt: skip
 
-    @staticmethod
-    def _actor(obs) -> torch.Tensor:
-        return obs["actor"] if isinstance(obs, dict) or hasattr(obs, "keys") else obs
+    def _observation(self, obs) -> torch.Tensor:
+        """The observation fastsac trains on: the ``actor`` group, followed by the ``critic`` group when
+        privileged."""
+        if not (isinstance(obs, dict) or hasattr(obs, "keys")):
+            return obs
+        return obs["actor"] if len(self._groups) == 1 else torch.cat([obs[g] for g in self._groups], dim=-1)
 
     def _reset(self) -> torch.Tensor:
         obs, _ = self._env.reset()
-        return self._actor(obs).to(torch.float32).clone()
+        return self._observation(obs).to(torch.float32).clone()
 
     def _step(self, action: torch.Tensor):
         obs, reward, terminated, truncated, _ = self._env.step(action)
-        final_obs = self._actor(obs).to(torch.float32).clone()
+        final_obs = self._observation(obs).to(torch.float32).clone()
         reward, terminated, truncated = reward.to(torch.float32).clone(), terminated.clone(), truncated.clone()
         ended = terminated | truncated
         ids = ended.nonzero().squeeze(-1)
         if ids.numel():
             reset_obs, _ = self._env.reset(env_ids=ids)
-            next_obs = torch.where(ended[:, None], self._actor(reset_obs).to(torch.float32), final_obs)
+            next_obs = torch.where(ended[:, None], self._observation(reset_obs).to(torch.float32), final_obs)
         else:
             next_obs = final_obs
         return next_obs, reward, terminated, truncated, final_obs

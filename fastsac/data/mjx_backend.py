@@ -67,7 +67,11 @@ def _jax_device(jax, device: torch.device):
     raise ValueError(f"env backend 'mjx' runs on a CPU or a CUDA device, not {device}")
 
 
-def make_mjx_env(env_id: str, num_envs: int, seed: int, device: torch.device) -> DeviceVecEnv:
+def make_mjx_env(env_id: str, num_envs: int, seed: int, device: torch.device, *,
+                 privileged: bool = False) -> DeviceVecEnv:
+    if privileged:
+        raise ValueError(f"{env_id} has no privileged critic observations (the policy and the critics see one "
+                         "observation); leave privileged_critic off")
     if env_id not in MJX_TASKS:
         raise unknown_id_error(env_id, sorted(MJX_TASKS), f"not a task of backend='mjx', which has "
                                f"{', '.join(sorted(MJX_TASKS))}")

@@ -59,6 +59,8 @@ class VecEnv:
 
     backend: str
     device_native = False  #: steps on the host (device envs: ``device_env.py``)
+    #: host envs have no privileged critic observations: the policy and the critics see the whole observation
+    policy_obs_dim = None
 
     def __init__(self, env_id: str, num_envs: int, seed: int, device: torch.device, obs_space: Any, act_space: Any):
         self.env_id = env_id

@@ -77,6 +77,14 @@ class TrainConfig:
             "'fastsac[mjlab]') and 'mjx' (MuJoCo models on MJX: MJX-Humanoid-v0; pip install 'fastsac[mjx]')"
         ),
     )
+    privileged_critic: bool = field(
+        default=False,
+        metadata=_help(
+            "asymmetric actor-critic: the critics also see the task's privileged observations, the policy only its "
+            "own (a device env whose task has them: --env-backend torch for Pendulum-v1's angle and time left, "
+            "mjlab's tasks with a critic observation group; continuous SAC)"
+        ),
+    )
     num_envs: int = field(default=1, metadata=_help("number of parallel training environments"))
     total_steps: int = field(
         default=10_000,

@@ -52,7 +52,8 @@ class RunDecisions:
         threads = decide_threads(config, env.obs_dim, action_size, env.is_discrete, previous=previous.get("threads"))
         torch.set_num_threads(threads.threads)
         update = decide_update(config, device, env.obs_dim, action_size, env.is_discrete,
-                               previous=previous.get("update"), data_parallel=data_parallel)
+                               previous=previous.get("update"), data_parallel=data_parallel,
+                               asymmetric=env.policy_obs_dim is not None)
         return cls(threads, update)
 
     @property

@@ -54,6 +54,7 @@ def evaluate_policy(
     env_backend: str = "auto",
     device: torch.device | str = "cpu",
     max_steps: int = 100_000,
+    privileged_critic: bool = False,
 ) -> tuple[list[float], list[int]]:
     """Deterministic evaluation: the first episode of each of ``episodes`` parallel envs, deterministic policy.
 
@@ -61,11 +62,12 @@ def evaluate_policy(
     the global random generators are left as they were.
     """
     with global_generators_kept(device):  # a simulator drawing from them (mjlab's resets) leaves training's alone
-        return _evaluate_episodes(learner, env_id, episodes, seed, env_backend, device, max_steps)
+        return _evaluate_episodes(learner, env_id, episodes, seed, env_backend, device, max_steps, privileged_critic)
 
 
-def _evaluate_episodes(learner, env_id, episodes, seed, env_backend, device, max_steps):
-    env = make_env(env_id, num_envs=episodes, seed=seed, backend=env_backend, device=device)
+def _evaluate_episodes(learner, env_id, episodes, seed, env_backend, device, max_steps, privileged_critic):
+    env = make_env(env_id, num_envs=episodes, seed=seed, backend=env_backend, device=device,
+                   privileged_critic=privileged_critic)  # the observations the learner was trained on
     try:
         obs = env.reset()
         returns = np.zeros(episodes, dtype=np.float64)
@@ -126,9 +128,11 @@ def evaluate(
 def checked_learner(ckpt: Checkpoint, config: TrainConfig, device: torch.device):
     """A learner of the checkpoint's run on ``device`` (eager update) holding the checkpoint's learner part, loaded
     once the whole checkpoint was checked against it (``Checkpoint.check_fits``)."""
-    probe = make_env(config.env_id, num_envs=1, seed=0, backend=config.env_backend, device=device)
+    probe = make_env(config.env_id, num_envs=1, seed=0, backend=config.env_backend, device=device,
+                     privileged_critic=config.privileged_critic)
     try:
-        learner = make_learner(probe.obs_dim, probe, eval_learner_config(config), device)
+        learner = make_learner(probe.obs_dim, probe, eval_learner_config(config), device,
+                               policy_obs_dim=probe.policy_obs_dim)
         ckpt.check_fits(learner.state_dict(), probe)
     finally:
         probe.close()
@@ -148,7 +152,8 @@ def _evaluate_run(run_dir, ckpt: Checkpoint, config, dev, episodes, video, seed)
         returns, lengths = record_video(learner, config.env_id, episodes, eval_seed, video_dir, dev)
     else:
         returns, lengths = evaluate_policy(
-            learner, config.env_id, episodes, eval_seed, env_backend=config.env_backend, device=dev
+            learner, config.env_id, episodes, eval_seed, env_backend=config.env_backend, device=dev,
+            privileged_critic=config.privileged_critic,
         )
     return EvalResult(
         mean_return=float(np.mean(returns)),

@@ -87,16 +87,17 @@ def expected_updates(config: TrainConfig) -> int:
 
 
 def decide_update(config: TrainConfig, device: torch.device, obs_dim: int, action_size: int, discrete: bool, *,
-                  previous: dict | None = None, data_parallel: bool = False) -> UpdateChoice:
+                  previous: dict | None = None, data_parallel: bool = False, asymmetric: bool = False) -> UpdateChoice:
     """How the run's update runs, and why (see the module docstring; printed at the start and kept in
     summary.json). ``previous``: the decision a resumed run made (``{"backend", "reason"}``); ``data_parallel``:
-    the run trains data parallel (torchrun), which the native update does not support. A ``--update`` that cannot
-    run here is a ConfigError."""
+    the run trains data parallel (torchrun), which the native update does not support; ``asymmetric``: its critics
+    see privileged observations (nor that). A ``--update`` that cannot run here is a ConfigError."""
     cls = learner_class(config.learner.agent, discrete)
 
     def choice(update: str) -> UpdateChoice:
         try:
-            return choose_update(cls, learner_config(config, update=update), device, data_parallel=data_parallel)
+            return choose_update(cls, learner_config(config, update=update), device, data_parallel=data_parallel,
+                                 asymmetric=asymmetric)
         except ValueError as exc:
             raise ConfigError(f"--update {update}: {exc}") from None
 

@@ -77,7 +77,7 @@ class Session:
         self.env_seed = scope.env_seed(config.seed, config.num_envs) if env_seed is None else env_seed
         self.actions_from_step = 0  # the step the action log starts at (> 0 after a resume_env="reset" resume)
         self.env = make_env(config.env_id, num_envs=config.num_envs, seed=self.env_seed, backend=config.env_backend,
-                            device=self.device)  # fmt: skip
+                            device=self.device, privileged_critic=config.privileged_critic)  # fmt: skip
         try:
             self.decisions = RunDecisions.make(config, self.device, self.env, previous=decisions,
                                                data_parallel=scope.data_parallel)
@@ -85,7 +85,8 @@ class Session:
             lcfg = self.decisions.learner_config(config)
             # data parallel: this rank's noise generator; its networks come from rank 0 (scope.make_replica)
             lcfg = dataclasses.replace(lcfg, seed=scope.rank_seed(lcfg.seed))
-            self.learner = make_learner(self.env.obs_dim, self.env, lcfg, self.device)
+            self.learner = make_learner(self.env.obs_dim, self.env, lcfg, self.device,
+                                        policy_obs_dim=self.env.policy_obs_dim)
             self.learner.attach_envs(self.env.num_envs)
             self.buffer = make_buffer(config, self.env, self.device)
         except BaseException:
@@ -264,7 +265,8 @@ class Session:
         if not self.scope.is_main:  # data parallel: rank 0 evaluates (the replicas are identical)
             return
         returns, _ = evaluate_policy(self.learner, cfg.env_id, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET,
-                                     env_backend=cfg.env_backend, device=self.device)  # fmt: skip
+                                     env_backend=cfg.env_backend, device=self.device,
+                                     privileged_critic=cfg.privileged_critic)  # fmt: skip
         c.last_eval = (float(np.mean(returns)), float(np.std(returns)))
 
     def _log(self, evaluated: bool) -> None:

@@ -245,3 +245,27 @@ def test_a_block_is_captured_once_per_flag_pattern_and_replays_as_k_updates(monk
     assert _SimulatedGraph.captured - captured_before == 2 and graphed._block_runner.graphed
     assert graphed._block_runner.graph.num_graphs == 2 and graphed.fallbacks == []
     _assert_same_state(graphed, single)
+
+
+# -------------------------------------------------------------------------------------------- asymmetric critics
+def test_asymmetric_sac_acts_on_the_policys_features_and_criticizes_on_all():
+    """policy_obs_dim 3 of 5: the actor is 3 wide and ignores the last 2 features; the critics read them."""
+    learner = make_learner(OBS, ACT, LearnerConfig(hidden_sizes=(16, 16), update="auto"), policy_obs_dim=3)
+    assert learner.actor.trunk[0].in_features == 3 and learner.runner.kind == "compile"
+    assert "asymmetric critics" in learner.update_choice.reason  # no native update for it
+    obs = torch.randn(4, OBS)
+    changed = obs.clone()
+    changed[:, 3:] += 1.0
+    assert torch.equal(learner.act(obs, deterministic=True), learner.act(changed, deterministic=True))
+    action = torch.zeros(4, ACT)
+    assert not torch.equal(learner.critic(obs, action), learner.critic(changed, action))
+    eager = make_learner(OBS, ACT, LearnerConfig(hidden_sizes=(16, 16), update="eager"), policy_obs_dim=3)
+    for step in range(2):
+        eager.update(_batch(8, seed=step))
+    assert eager.metrics()["num_updates"] == 2
+    with pytest.raises(ValueError, match="update 'native' cannot run here: the critics see privileged"):
+        make_learner(OBS, ACT, LearnerConfig(update="native"), policy_obs_dim=3)
+    with pytest.raises(ValueError, match="asymmetric critics .* are built for continuous SAC, not CrossQLearner"):
+        make_learner(OBS, ACT, LearnerConfig().with_agent("crossq"), policy_obs_dim=3)
+    with pytest.raises(ValueError, match=r"policy_obs_dim must be in \(0, obs_dim=5\), got 5"):
+        make_learner(OBS, ACT, LearnerConfig(), policy_obs_dim=OBS)

@@ -157,3 +157,28 @@ def test_actions_rescale_on_the_device_like_the_host_map():
     env = envs.make("Pendulum-v1", num_envs=4, seed=0, backend="torch")
     a = torch.tensor([[-3.0], [-0.5], [0.25], [1.5]])
     torch.testing.assert_close(env._env_action(a), torch.tensor([[-2.0], [-1.0], [0.5], [2.0]]), rtol=0, atol=0)
+
+
+def test_privileged_pendulum_observations_are_the_policys_then_the_critics():
+    """``privileged_critic=True``: the policy's three features, as without it, then the wrapped angle over pi and
+    the share of the 200 steps left (0 in the final observation of a truncated episode); a host env refuses it."""
+    plain = envs.make("Pendulum-v1", num_envs=3, seed=4, backend="torch")
+    priv = envs.make("Pendulum-v1", num_envs=3, seed=4, backend="torch", privileged_critic=True)
+    assert (plain.obs_dim, plain.policy_obs_dim, priv.obs_dim, priv.policy_obs_dim) == (3, None, 5, 3)
+    obs, pobs = plain.reset(), priv.reset()
+    torch.testing.assert_close(pobs[:, :3], obs, rtol=0, atol=0)
+    angle = torch.atan2(pobs[:, 1].double(), pobs[:, 0].double()) / np.pi
+    torch.testing.assert_close(pobs[:, 3].double(), angle, rtol=0, atol=1e-6)
+    assert torch.equal(pobs[:, 4], torch.ones(3))
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, 201):
+        action = torch.rand(3, 1, generator=gen) * 2 - 1
+        res, pres = plain.step(action), priv.step(action)
+        torch.testing.assert_close(pres.next_obs[:, :3], res.next_obs, rtol=0, atol=0)
+        torch.testing.assert_close(pres.final_obs[:, :3], res.final_obs, rtol=0, atol=0)
+        if step < 200:
+            torch.testing.assert_close(pres.next_obs[:, 4], torch.full((3,), 1 - step / 200), rtol=0, atol=1e-6)
+    assert bool(pres.truncated.all()) and torch.equal(pres.final_obs[:, 4], torch.zeros(3))
+    assert torch.equal(pres.next_obs[:, 4], torch.ones(3))  # the next episodes start with all their time left
+    with pytest.raises(ValueError, match="privileged critic observations come from a device env"):
+        envs.make("Pendulum-v1", num_envs=1, backend="gymnasium", privileged_critic=True)

@@ -26,7 +26,7 @@ SEVERAL = {"env_backend": "torch", "num_envs": 2, "utd": 1.5, "learner": FASTSAC
 def test_the_published_preset_is_fastsacs_setting():
     cfg, used = resolve_config("Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac")
     learner = cfg.learner
-    assert used == "Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac" and cfg.env_backend == "mjlab"
+    assert used == "Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac" and cfg.env_backend == "mjlab" and cfg.privileged_critic
     assert cfg.num_envs == 4096 and cfg.batch_size == 8192 and cfg.buffer_size == 1024 * 4096
     assert cfg.num_envs * cfg.utd == 8 and cfg.learning_starts == 10 * 4096
     assert learner.agent == "sac" and learner.policy_delay == 4
@@ -80,3 +80,21 @@ def test_tiny_fastsac_runs_use_the_options(tmp_path, monkeypatch):
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["learner"]["actor_network"] == "layernorm" and config["learner"]["activation"] == "silu"
     assert result.summary["updates"] == 3 * (240 - 80 + 2) // 2
+
+
+PRIVILEGED = {"env_backend": "torch", "num_envs": 2, "privileged_critic": True}
+
+
+def test_a_privileged_critic_run_resumes_exactly_and_evaluates(tmp_path):
+    """Pendulum's critics see its angle and time left: a tiny eager run stopped at 250 and resumed ends
+    bit for bit; its checkpoint evaluates through ``fastsac eval`` on envs of the same layout."""
+    full, _, _ = stopped_and_resumed(tmp_path, **PRIVILEGED)
+    config = json.loads((full.run_dir / "config.json").read_text())
+    assert config["privileged_critic"] is True
+    ev = subprocess.run([sys.executable, "-m", "fastsac", "eval", str(full.run_dir), "--episodes", "2"],
+                        capture_output=True, text=True)  # fmt: skip
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "fastsac", "train", "--env", "Pendulum-v1", "--privileged-critic",
+                          "--out", str(tmp_path / "bad"), "--no-progress"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "privileged critic observations come from a device env" in bad.stderr

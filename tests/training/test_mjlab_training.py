@@ -77,8 +77,8 @@ def test_sac_learns_cartpole_balance_on_64_envs(tmp_path):
 def test_the_fastsac_g1_preset_trains_at_small_scale(tmp_path, monkeypatch):
     """Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac with its networks and learner as published, on 4 G1 envs (a vector
     step of 4 takes ~0.3 s here) with a small buffer and batch and 8 updates per vector step: the training loop
-    (no evaluation: a G1 episode is 1000 steps) acts, stores and updates in blocks of 8, with float32 networks and
-    the bf16 fallback recorded."""
+    (no evaluation: a G1 episode is 1000 steps) acts, stores and updates in blocks of 8, the critics on the
+    privileged observations, with float32 networks and the bf16 fallback recorded."""
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
     small = {"num_envs": 4, "total_steps": 48, "learning_starts": 16, "batch_size": 64, "buffer_size": 4096,
              "utd": 2.0, "eval_every": 0, "eval_episodes": 1, "log_every": 48, "checkpoint_every": 0, "device": "cpu",
@@ -93,7 +93,8 @@ def test_the_fastsac_g1_preset_trains_at_small_scale(tmp_path, monkeypatch):
         session.log.close()
         session.env.close()
     learner = session.learner
-    assert session.env.obs_dim == 99 and session.env.action_dim == 29
+    assert (session.env.obs_dim, session.env.policy_obs_dim, session.env.action_dim) == (210, 99, 29)  # privileged
+    assert learner.policy_obs_dim == 99 and learner.actor.trunk[0].in_features == 99
     assert learner.critic_support.numel() == 101 and learner.cfg.critic_widths == (768, 384, 192)
     assert session.step == 48 and learner.num_updates == 8 * (48 - 16 + 4) // 4
     assert [f.kind for f in learner.fallbacks] == ["amp"]

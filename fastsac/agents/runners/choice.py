@@ -35,11 +35,13 @@ class UpdateChoice:
 
 
 def choose_update(learner_cls: Any, cfg: Any, device: torch.device | str, *,
-                  data_parallel: bool = False) -> UpdateChoice:
+                  data_parallel: bool = False, asymmetric: bool = False) -> UpdateChoice:
     """How a ``learner_cls`` learner built from ``cfg`` on ``device`` runs its update (see the module docstring).
 
     ``data_parallel``: the learner's gradients will be averaged over ranks (``Learner.grad_reducer``), which the
-    native update has no place for. Raises ValueError for ``native`` where the learner has no native update here.
+    native update has no place for; ``asymmetric``: its critics see privileged observations its policy does not
+    (``policy_obs_dim``), which the native update is not written for either. Raises ValueError for ``native`` where
+    the learner has no native update here.
     """
     device = torch.device(device)
     requested = cfg.update
@@ -47,7 +49,9 @@ def choose_update(learner_cls: Any, cfg: Any, device: torch.device | str, *,
         raise ValueError(f"update must be one of {', '.join(UPDATE_BACKENDS)}, got {requested!r}")
     if requested in ("eager", "compile"):
         return UpdateChoice(requested, f"update {requested!r} requested")
-    no_native = learner_cls.native_unsupported(cfg, device, data_parallel=data_parallel)
+    no_native = ("the critics see privileged observations the policy does not (asymmetric critics), which it is not "
+                 "written for") if asymmetric else learner_cls.native_unsupported(cfg, device,
+                                                                                   data_parallel=data_parallel)
     if requested == "native":
         if no_native is not None:
             raise ValueError(f"update 'native' cannot run here: {no_native}; use update 'compile' (or 'auto', which "
