@@ -172,6 +172,7 @@ def test_update_many_is_k_updates_bit_for_bit(cfg):
 
 def test_update_many_compiled_is_the_single_compiled_update():
     """The block runs the learner's own compiled update: no graph beyond the single update's two variants."""
+    torch._dynamo.reset()  # graphs that other tests compiled for the same update would be reused (and not counted)
     eager, traced = _learner(), trace_with_aot_eager(_learner(update="compile"))
     stats = torch._dynamo.utils.counters["stats"]
     before = stats["unique_graphs"]
