@@ -208,19 +208,14 @@ def test_sac_learns_pendulum_on_eight_device_envs(tmp_path):
     assert result.final_eval_return > -400, result.summary
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mjlab") is not None, reason="mjlab is installed here: this checks the "
-                    "message where it is not")  # fmt: skip
-def test_the_mjlab_backend_without_mjlab_is_a_clear_error(tmp_path):
-    args = ["--env", "Mjlab-Cartpole-Balance", "--env-backend", "mjlab", "--out", str(tmp_path / "run"), "--no-progress"]
+@pytest.mark.parametrize("backend, env_id, package, says", [
+    ("mjlab", "Mjlab-Cartpole-Balance", "mjlab", 'needs mjlab'),
+    ("mjx", "MJX-Humanoid-v0", "jax", "needs mujoco-mjx and JAX"),
+])  # fmt: skip
+def test_an_optional_backend_without_its_package_is_a_clear_error(tmp_path, backend, env_id, package, says):
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed here: this checks the message where it is not")
+    args = ["--env", env_id, "--env-backend", backend, "--out", str(tmp_path / "run"), "--no-progress"]
     cli = subprocess.run([sys.executable, "-m", "fastsac", "train", *args], capture_output=True, text=True)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
-    assert "needs mjlab" in cli.stderr and 'pip install "fastsac[mjlab]"' in cli.stderr
-
-
-@pytest.mark.skipif(importlib.util.find_spec("jax") is not None, reason="JAX is installed here: this checks the "
-                    "message where MJX cannot run")  # fmt: skip
-def test_the_mjx_backend_without_jax_is_a_clear_error(tmp_path):
-    args = ["--env", "MJX-Humanoid-v0", "--env-backend", "mjx", "--out", str(tmp_path / "run"), "--no-progress"]
-    cli = subprocess.run([sys.executable, "-m", "fastsac", "train", *args], capture_output=True, text=True)
-    assert cli.returncode == 2 and "Traceback" not in cli.stderr
-    assert "needs mujoco-mjx and JAX" in cli.stderr and 'pip install "fastsac[mjx]"' in cli.stderr
+    assert says in cli.stderr and f'pip install "fastsac[{backend}]"' in cli.stderr

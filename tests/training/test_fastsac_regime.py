@@ -10,8 +10,11 @@ import sys
 
 import pytest
 
+from pathlib import Path
+
 from fastsac.training import train
 from fastsac.training.presets import resolve_config
+from fastsac.training.session import Session
 from tests.training.test_trainer import stopped_and_resumed, tiny
 
 FASTSAC_LEARNER = {"hidden_sizes": [32, 16, 8], "critic_hidden_sizes": [48, 24, 12], "actor_network": "layernorm",
@@ -98,3 +101,23 @@ def test_a_privileged_critic_run_resumes_exactly_and_evaluates(tmp_path):
                           "--out", str(tmp_path / "bad"), "--no-progress"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "privileged critic observations come from a device env" in bad.stderr
+
+
+def looped_at_small_scale(preset: str, out: Path) -> Session:
+    """``preset``'s networks and learner on 4 envs with a small buffer and batch and 8 updates per vector step: its
+    training loop alone (no evaluation) for 48 env steps, the random ones up to 16 included; returns the session,
+    its envs closed. For the FastSAC presets of simulators too slow here for more (tests of mjlab and MJX)."""
+    small = {"num_envs": 4, "total_steps": 48, "learning_starts": 16, "batch_size": 64, "buffer_size": 4096,
+             "utd": 2.0, "eval_every": 0, "eval_episodes": 1, "log_every": 48, "checkpoint_every": 0, "device": "cpu",
+             "update": "eager", "progress": False, "tensorboard": False, "out": str(out)}  # fmt: skip
+    cfg, _ = resolve_config(preset, small)
+    session = Session(cfg, Path(cfg.out))
+    try:
+        session.obs = session.env.reset()
+        session.log.open(0, None, [])
+        session._loop(type("NoStop", (), {"requested": False})())
+    finally:
+        session.log.close()
+        session.env.close()
+    assert session.step == 48 and session.learner.num_updates == 8 * (48 - 16 + 4) // 4
+    return session

@@ -14,11 +14,8 @@ import pytest
 if os.environ.get("FASTSAC_REQUIRE_MJLAB") != "1":
     pytest.importorskip("mjlab", reason="mjlab is not installed: bash scripts/check_mjlab.sh runs these tests")
 
-from pathlib import Path
-
 from fastsac.training import resume
-from fastsac.training.presets import resolve_config
-from fastsac.training.session import Session
+from tests.training.test_fastsac_regime import looped_at_small_scale
 
 TASK = "Mjlab-Cartpole-Balance"
 
@@ -80,23 +77,11 @@ def test_the_fastsac_g1_preset_trains_at_small_scale(tmp_path, monkeypatch):
     (no evaluation: a G1 episode is 1000 steps) acts, stores and updates in blocks of 8, the critics on the
     privileged observations, with float32 networks and the bf16 fallback recorded."""
     monkeypatch.delenv("FASTSAC_STRICT", raising=False)
-    small = {"num_envs": 4, "total_steps": 48, "learning_starts": 16, "batch_size": 64, "buffer_size": 4096,
-             "utd": 2.0, "eval_every": 0, "eval_episodes": 1, "log_every": 48, "checkpoint_every": 0, "device": "cpu",
-             "update": "eager", "progress": False, "tensorboard": False, "out": str(tmp_path / "run")}  # fmt: skip
-    cfg, _ = resolve_config("Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac", small)
-    session = Session(cfg, Path(cfg.out))
-    try:
-        session.obs = session.env.reset()
-        session.log.open(0, None, [])
-        session._loop(type("NoStop", (), {"requested": False})())
-    finally:
-        session.log.close()
-        session.env.close()
+    session = looped_at_small_scale("Mjlab-Velocity-Flat-Unitree-G1-sac-fastsac", tmp_path / "run")
     learner = session.learner
     assert (session.env.obs_dim, session.env.policy_obs_dim, session.env.action_dim) == (210, 99, 29)  # privileged
     assert learner.policy_obs_dim == 99 and learner.actor.trunk[0].in_features == 99
     assert learner.critic_support.numel() == 101 and learner.cfg.critic_widths == (768, 384, 192)
-    assert session.step == 48 and learner.num_updates == 8 * (48 - 16 + 4) // 4
     assert [f.kind for f in learner.fallbacks] == ["amp"]
     metrics = learner.metrics()
     assert all(map(lambda v: v == v and abs(v) < 1e6, metrics.values())), metrics  # finite
