@@ -141,7 +141,20 @@ def checked_learner(ckpt: Checkpoint, config: TrainConfig, device: torch.device)
     return learner
 
 
+def _no_video(config: TrainConfig) -> str | None:
+    """Why a run's policy cannot be filmed in a gymnasium env (``--video``), or None."""
+    if config.env_backend in ("mjlab", "mjx"):
+        return (f"videos are recorded in gymnasium envs, and {config.env_id} is a task of backend "
+                f"{config.env_backend!r} (render it with that simulator's own viewer)")
+    if config.privileged_critic:
+        return ("the run's observations hold privileged critic features (--privileged-critic), which a gymnasium "
+                "env does not give")
+    return None
+
+
 def _evaluate_run(run_dir, ckpt: Checkpoint, config, dev, episodes, video, seed) -> EvalResult:
+    if video and (reason := _no_video(config)) is not None:
+        raise ValueError(f"no video for this run: {reason}; evaluate it without --video")
     learner = checked_learner(ckpt, config, dev)
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     video_dir = None

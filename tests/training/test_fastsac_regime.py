@@ -90,13 +90,18 @@ PRIVILEGED = {"env_backend": "torch", "num_envs": 2, "privileged_critic": True}
 
 def test_a_privileged_critic_run_resumes_exactly_and_evaluates(tmp_path):
     """Pendulum's critics see its angle and time left: a tiny eager run stopped at 250 and resumed ends
-    bit for bit; its checkpoint evaluates through ``fastsac eval`` on envs of the same layout."""
+    bit for bit; its checkpoint evaluates through ``fastsac eval`` on envs of the same layout (and refuses a video,
+    which a gymnasium env of another layout would record)."""
     full, _, _ = stopped_and_resumed(tmp_path, **PRIVILEGED)
     config = json.loads((full.run_dir / "config.json").read_text())
     assert config["privileged_critic"] is True
     ev = subprocess.run([sys.executable, "-m", "fastsac", "eval", str(full.run_dir), "--episodes", "2"],
                         capture_output=True, text=True)  # fmt: skip
     assert ev.returncode == 0, ev.stderr[-2000:]
+    video = subprocess.run([sys.executable, "-m", "fastsac", "eval", str(full.run_dir), "--episodes", "1", "--video"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert video.returncode == 2 and "Traceback" not in video.stderr
+    assert "no video for this run: the run's observations hold privileged critic features" in video.stderr
     bad = subprocess.run([sys.executable, "-m", "fastsac", "train", "--env", "Pendulum-v1", "--privileged-critic",
                           "--out", str(tmp_path / "bad"), "--no-progress"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
