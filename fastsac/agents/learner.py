@@ -56,7 +56,7 @@ from fastsac import ops
 from fastsac.agents.categorical import support_atoms
 from fastsac.agents.config import LearnerConfig
 from fastsac.agents.normalization import ReturnScale, RunningObsNorm
-from fastsac.agents.optim import CosineLR, ForeachAdam
+from fastsac.agents.optim import ForeachAdam, lr_schedule
 from fastsac.agents.precision import amp_dtype
 from fastsac.agents.rng import load_generator
 from fastsac.agents.runners import VERIFY_RTOL, BlockRunner, UpdateRunner, choose_update
@@ -488,11 +488,6 @@ class Learner:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(obs_dim={self.obs_dim}, device={self.device}, backend={self.backend!r}, "
                 f"update={self.runner.describe()!r}, num_updates={self.num_updates})")
-
-
-def lr_schedule(cfg: LearnerConfig, lr: float) -> CosineLR | None:
-    """The learning-rate schedule of an optimizer of peak ``lr`` under ``cfg.lr_decay`` (None: constant)."""
-    return CosineLR(lr, cfg.lr_end_ratio, cfg.lr_decay_updates) if cfg.lr_decay == "cosine" else None
 
 
 def as_obs(obs: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, bool]:

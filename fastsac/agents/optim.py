@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CosineLR", "ForeachAdam"]
+__all__ = ["CosineLR", "ForeachAdam", "lr_schedule"]
 
 
 class CosineLR:
@@ -55,6 +55,12 @@ class CosineLR:
 
     def __repr__(self) -> str:
         return f"CosineLR(peak={self.peak}, end={self.end}, steps={self.steps})"
+
+
+def lr_schedule(cfg: Any, lr: float) -> CosineLR | None:
+    """The learning-rate schedule of an optimizer of peak ``lr`` under ``cfg.lr_decay`` (a ``LearnerConfig``; None:
+    a constant rate)."""
+    return CosineLR(lr, cfg.lr_end_ratio, cfg.lr_decay_updates) if cfg.lr_decay == "cosine" else None
 
 
 class ForeachAdam:
