@@ -44,6 +44,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from pinned import run_pinned  # noqa: E402
+
 ENV_ID, PRESET = "HalfCheetah-v5", "HalfCheetah-v5-crossq-512"
 ACTOR, CRITIC, BATCH, DELAY, LR = (256, 256), (512, 512), 256, 3, 1e-3
 
@@ -106,21 +109,11 @@ def run_fastsac(args, update: str | None) -> float:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def child_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if threads == 1:
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    env["JAX_PLATFORMS"] = "cpu"
-    return env
-
-
 def run_child(python: str, provider: str, threads: int, args) -> float:
-    cores = sorted(os.sched_getaffinity(0))[:threads]
     cmd = [python, str(Path(__file__).resolve()), "--provider", provider, "--threads", str(threads),
            "--learning-starts", str(args.learning_starts), "--burn-in", str(args.burn_in),
            "--measure", str(args.measure)]
-    done = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True, cwd=ROOT,
-                          preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    done = run_pinned(cmd, threads)
     for line in done.stderr.splitlines():
         if line.startswith("fastsac update:"):
             print(f"  ({provider}, {threads} thread(s): {line})", flush=True)

@@ -22,7 +22,7 @@ reward normalizer, the zeta sampler) are compiled in both settings; ``use_compil
 normalization and the EMA. Env: their ``flash_rl.envs.create_vec_env("mujoco", ...)`` (gymnasium SyncVectorEnv
 of 1, RescaleAction, TimeLimit 1000) on ``HalfCheetah-v5`` (run_mujoco.sh names v4: the same 17/6 sizes).
 
-One child process per provider, thread count and round (``child_env`` of bench_crossq_sbx.py: OMP/MKL threads,
+One child process per provider, thread count and round (``pinned.run_pinned``: OMP/MKL threads,
 pinned to the first N cores, ``torch.set_num_threads(N)``), each with a fresh TorchInductor cache, so compile
 times are cold and nothing is shared between the sides; rounds interleaved, alternating the order.
 
@@ -70,7 +70,7 @@ for _path in (ROOT, ROOT / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_crossq_sbx import child_env  # noqa: E402
+from pinned import run_pinned  # noqa: E402
 
 ENV_ID, OBS_DIM, ACT_DIM, BATCH, FILL = "HalfCheetah-v5", 17, 6, 512, 10_000
 MIRROR = Path("/work/.mirror/Holiday-Robot+FlashSAC/repo")
@@ -295,10 +295,7 @@ def our_e2e(a, threads: int, update: str) -> float:
 
 
 def _run_pinned(cmd: list[str], threads: int, cache: Path) -> subprocess.CompletedProcess:
-    cores = sorted(os.sched_getaffinity(0))[:threads]
-    env = dict(child_env(threads), TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"), PYTHONPATH=str(ROOT))
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT,
-                          preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    return run_pinned(cmd, threads, {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "PYTHONPATH": str(ROOT)})
 
 
 def run_child(python: str, role: str, threads: int, a, **extra) -> dict:
