@@ -14,8 +14,8 @@
 
 #include "ops.h"
 #include "crossq_update.h"
+#include "discrete_sac_update.h"
 #include "sac_update.h"
-#include "update_checks.h"
 
 namespace fastsac {
 namespace {
@@ -233,99 +233,14 @@ void check_target(const char* op, const OptTensor& target, const Tensor& ref) {
               "), got ", target->device());
 }
 
-// ------------------------------------------------------------------------------------------------ sac_update_cpu
-// The native update writes the learner's tensors through raw float pointers (sac_update_cpu.cpp), so every tensor it
-// is given is checked here, before anything is written: a call that fails a check leaves every tensor as it was.
-using namespace update_checks;  // NOLINT(build/namespaces): check_raw, check_flat, check_adam, ArgName
-
+// ------------------------------------------------------------------------------------------------ native updates
 namespace {
 
 constexpr const char* kSac = "sac_update_cpu";
 constexpr const char* kCrossQ = "crossq_update_cpu";
+constexpr const char* kDiscrete = "discrete_sac_update_cpu";
 
 }  // namespace
-
-void check_sac_update(const SacNets& nets, const AdamRef& actor_opt, const AdamRef& critic_opt,
-                      const std::optional<AdamRef>& alpha_opt, const SacBatch& batch, const SacHyper& hyper,
-                      const OptTensor& act_obs, const OptTensor& act_noise) {
-  // The actor: [W, b] per hidden layer, then W_mean, b_mean, W_log_std, b_log_std (nn.Linear: W (out, in)).
-  const std::vector<Tensor>& actor = nets.actor;
-  const int64_t n_actor = static_cast<int64_t>(actor.size());
-  TORCH_CHECK(n_actor >= 6 && n_actor % 2 == 0, kSac, ": actor must be [W, b] for each hidden layer (at least one), "
-              "then W_mean, b_mean, W_log_std, b_log_std: an even number of tensors, at least 6, got ", n_actor);
-  check_raw(kSac, {"actor", nullptr, 0}, actor[0], {-1, -1}, at::kFloat, "the first layer's weight, (width, obs_dim)");
-  const int64_t obs_dim = actor[0].size(1), trunk = n_actor / 2 - 2;
-  int64_t width = obs_dim;
-  for (int64_t l = 0; l < trunk; ++l) {
-    check_raw(kSac, {"actor", nullptr, 2 * l}, actor[2 * l], {-1, width}, at::kFloat, "hidden layer ", l,
-              "'s weight, (width, ", width, ")");
-    width = actor[2 * l].size(0);
-    check_raw(kSac, {"actor", nullptr, 2 * l + 1}, actor[2 * l + 1], {width}, at::kFloat, "hidden layer ", l,
-              "'s bias");
-  }
-  check_raw(kSac, {"actor", nullptr, 2 * trunk}, actor[2 * trunk], {-1, width}, at::kFloat,
-            "W_mean, (action_dim, the last hidden width)");
-  const int64_t A = actor[2 * trunk].size(0);
-  check_raw(kSac, {"actor", nullptr, 2 * trunk + 1}, actor[2 * trunk + 1], {A}, at::kFloat, "b_mean");
-  check_raw(kSac, {"actor", nullptr, 2 * trunk + 2}, actor[2 * trunk + 2], {A, width}, at::kFloat,
-            "W_log_std, as W_mean");
-  check_raw(kSac, {"actor", nullptr, 2 * trunk + 3}, actor[2 * trunk + 3], {A}, at::kFloat, "b_log_std");
-
-  // The critics: [W, b] per layer, stacked over C members: W (C, out, in), b (C, out); the last layer has one output.
-  const std::vector<Tensor>& critic = nets.critic;
-  const int64_t n_critic = static_cast<int64_t>(critic.size());
-  TORCH_CHECK(n_critic >= 2 && n_critic % 2 == 0, kSac, ": critic must be [W, b] for each layer, stacked over the "
-              "members: an even number of tensors, at least 2, got ", n_critic);
-  check_raw(kSac, {"critic", nullptr, 0}, critic[0], {-1, -1, obs_dim + A}, at::kFloat,
-            "the first layer's weights, (members, width, obs_dim + action_dim) from the actor");
-  const int64_t C = critic[0].size(0);
-  TORCH_CHECK(C >= 1, kSac, ": critic[0] must stack at least one member, got shape ", critic[0].sizes());
-  width = obs_dim + A;
-  for (int64_t l = 0; l < n_critic / 2; ++l) {
-    const bool last = 2 * l + 2 == n_critic;
-    check_raw(kSac, {"critic", nullptr, 2 * l}, critic[2 * l], {C, last ? 1 : -1, width}, at::kFloat, "layer ", l,
-              "'s weights, (members, ", last ? "1" : "width", ", ", width, ")");
-    width = critic[2 * l].size(1);
-    check_raw(kSac, {"critic", nullptr, 2 * l + 1}, critic[2 * l + 1], {C, width}, at::kFloat, "layer ", l,
-              "'s biases");
-  }
-  TORCH_CHECK(nets.target_critic.size() == critic.size(), kSac, ": target_critic must hold one tensor per tensor of "
-              "critic (", n_critic, "), got ", nets.target_critic.size());
-  for (int64_t i = 0; i < n_critic; ++i) {
-    check_raw(kSac, {"target_critic", nullptr, i}, nets.target_critic[i], critic[i].sizes(), at::kFloat, "as ",
-              ArgName{"critic", nullptr, i});
-  }
-  check_raw(kSac, {"log_alpha"}, nets.log_alpha, {}, at::kFloat, "the temperature's log");
-  check_raw(kSac, {"target_entropy"}, nets.target_entropy, {}, at::kFloat, "the entropy target");
-  check_raw(kSac, {"metric_sums"}, nets.metric_sums, {7}, at::kFloat, "Learner._metric_sums");
-
-  check_adam(kSac, "actor_opt", actor_opt, actor, "actor");
-  check_adam(kSac, "critic_opt", critic_opt, critic, "critic");
-  if (alpha_opt.has_value()) check_adam(kSac, "alpha_opt", *alpha_opt, {nets.log_alpha}, "log_alpha", false);
-
-  // The batch, of B >= 1 transitions (a mean over none is 0 / 0).
-  check_raw(kSac, {"batch[0] (obs)"}, batch.obs, {-1, obs_dim}, at::kFloat, "(batch, obs_dim) of the actor");
-  const int64_t B = batch.obs.size(0);
-  TORCH_CHECK(B >= 1, kSac, ": batch[0] (obs) must hold at least one transition, got shape ", batch.obs.sizes());
-  check_raw(kSac, {"batch[1] (action)"}, batch.action, {B, A}, at::kFloat, "(batch, action_dim)");
-  check_flat(kSac, {"batch[2] (reward)"}, batch.reward, B, "one per transition");
-  check_raw(kSac, {"batch[3] (next_obs)"}, batch.next_obs, {B, obs_dim}, at::kFloat, "as obs");
-  check_flat(kSac, {"batch[4] (terminated)"}, batch.terminated, B, "one per transition, 0 or 1");
-  check_raw(kSac, {"batch[5] (noise)"}, batch.noise, {2, B, A}, at::kFloat, "(2, batch, action_dim)");
-
-  TORCH_CHECK(act_obs.has_value() == act_noise.has_value(), kSac, ": act_obs and act_noise must both be tensors or "
-              "both be None, got act_obs ", act_obs.has_value() ? "given" : "None", " and act_noise ",
-              act_noise.has_value() ? "given" : "None");
-  if (act_obs.has_value()) {
-    check_raw(kSac, {"act_obs"}, *act_obs, {-1, obs_dim}, at::kFloat, "(n, obs_dim)");
-    check_raw(kSac, {"act_noise"}, *act_noise, {act_obs->size(0), A}, at::kFloat, "(n, action_dim), n from act_obs");
-  }
-  TORCH_CHECK(std::isfinite(hyper.gamma) && std::isfinite(hyper.tau), kSac, ": gamma and tau must be finite, got ",
-              hyper.gamma, " and ", hyper.tau);
-  TORCH_CHECK(std::isfinite(hyper.log_std_lo) && std::isfinite(hyper.log_std_hi) && hyper.log_std_lo < hyper.log_std_hi,
-              kSac, ": log-std bounds need finite log_std_lo < log_std_hi, got ", hyper.log_std_lo, " and ",
-              hyper.log_std_hi);
-}
 
 namespace {
 
@@ -404,6 +319,27 @@ std::optional<Tensor> crossq_update_entry(std::vector<Tensor> actor, std::vector
                            act_noise);
 }
 
+// The entry point of the native discrete-SAC update (fastsac/agents/discrete_sac_native.py calls it). Thread safety
+// and errors as sac_update_entry's: it writes every tensor of actor, critic and target_critic, the optimizers' state,
+// log_alpha (with alpha_opt) and metric_sums in place, with the GIL released; callers serialise every use of one
+// learner's tensors around it; every argument is checked before anything is written.
+void discrete_sac_update_entry(std::vector<Tensor> actor, std::vector<Tensor> critic,
+                               std::vector<Tensor> target_critic, Tensor log_alpha, Tensor target_entropy,
+                               Tensor metric_sums, const AdamTuple& actor_opt, const AdamTuple& critic_opt,
+                               const std::optional<AdamTuple>& alpha_opt, std::vector<Tensor> batch,
+                               bool update_actor, double gamma, double tau) {
+  TORCH_CHECK(batch.size() == 5, kDiscrete, ": batch must be [obs, action, reward, next_obs, terminated], got ",
+              batch.size(), " tensors");
+  const DiscreteSacNets nets{std::move(actor), std::move(critic), std::move(target_critic), log_alpha,
+                             target_entropy, metric_sums};
+  const DiscreteSacBatch b{batch[0], batch[1], batch[2], batch[3], batch[4]};
+  std::optional<AdamRef> alpha;
+  if (alpha_opt.has_value()) alpha = adam_ref("alpha_opt", *alpha_opt, kDiscrete);
+  const AdamRef a = adam_ref("actor_opt", actor_opt, kDiscrete), c = adam_ref("critic_opt", critic_opt, kDiscrete);
+  pybind11::gil_scoped_release no_gil;
+  discrete_sac_update_cpu(nets, a, c, alpha, b, {gamma, tau, update_actor});
+}
+
 }  // namespace
 }  // namespace fastsac
 
@@ -471,6 +407,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "one CrossQ update in place (csrc/crossq_update_cpu.cpp); every argument is checked before anything is "
         "written; the next actions for act_obs when given. Not thread-safe on one learner's tensors: callers "
         "serialise (csrc/bindings.cpp, crossq_update_entry)");
+  m.def("discrete_sac_update_cpu", &fastsac::discrete_sac_update_entry, py::arg("actor"), py::arg("critic"),
+        py::arg("target_critic"), py::arg("log_alpha"), py::arg("target_entropy"), py::arg("metric_sums"),
+        py::arg("actor_opt"), py::arg("critic_opt"), py::arg("alpha_opt"), py::arg("batch"), py::arg("update_actor"),
+        py::arg("gamma"), py::arg("tau"),
+        "one discrete-SAC update in place (csrc/discrete_sac_update_cpu.cpp); every argument is checked before "
+        "anything is written. Not thread-safe on one learner's tensors: callers serialise (csrc/bindings.cpp, "
+        "discrete_sac_update_entry)");
   m.def(
       "categorical_td_fwd",
       [](const Tensor& logits, const Tensor& target_probs, const Tensor& reward, const Tensor& not_done,

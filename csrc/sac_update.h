@@ -44,9 +44,9 @@ struct SacHyper {
   bool update_actor;
 };
 
-// Every precondition of sac_update_cpu (bindings.cpp), checked before anything is written: each tensor on the CPU,
-// float32 (the Adam tuples' beta_pows and betas float64), contiguous, of the shape its role and its partner give
-// (the actor's layers chain from obs_dim to the two heads of action_dim; the critic members are stacked and their
+// Every precondition of sac_update_cpu (sac_update_check.cpp), checked before anything is written: each tensor on
+// the CPU, float32 (the Adam tuples' beta_pows and betas float64), contiguous, of the shape its role and its partner
+// give (the actor's layers chain from obs_dim to the two heads of action_dim; the critic members are stacked and their
 // first layer takes obs_dim + action_dim; target_critic[i], exp_avg[i], exp_avg_sq[i] have their parameter's shape;
 // log_alpha, target_entropy and the step tensors 0-dim; metric_sums (7,)); the batch (obs (B, obs_dim) with B >= 1,
 // action (B, A), reward and terminated B elements, next_obs as obs, noise (2, B, A)); act_obs (N, obs_dim) and

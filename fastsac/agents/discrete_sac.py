@@ -10,6 +10,9 @@ One update, read top to bottom in :meth:`DiscreteSACLearner._update`::
     actor    mean_s sum_a pi(a|s) (alpha log pi(a|s) - min_j Q_j(s, a)), every policy_delay-th update,
     alpha    log_alpha * (mean_s H(pi(.|s)) - target) from the same fused-op call; one backward pass, two Adam steps
     target   theta' <- lerp(theta', theta, tau) over all critic tensors
+
+On a CPU the same update also exists as one C++ call (``fastsac.agents.discrete_sac_native``), which
+``update='native'`` (and ``auto`` where it applies) runs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from fastsac import ops
 from fastsac.agents.config import LearnerConfig
+from fastsac.agents.discrete_sac_native import NativeDiscreteSACUpdate, config_unsupported
 from fastsac.agents.learner import Learner
 from fastsac.agents.networks import DiscreteActor, DiscreteTwinQ
 from fastsac.agents.normed_networks import sac_critic_member
@@ -92,6 +96,15 @@ class DiscreteSACLearner(Learner):
         actor_metrics = self._actor_and_alpha_step(obs) if update_actor else None  # every policy_delay-th
         self._update_target()
         self._record(critic_loss.detach(), q.detach().mean(), actor_metrics)
+
+    @classmethod
+    def native_unsupported(cls, cfg, device, *, data_parallel=False):
+        if cls is not DiscreteSACLearner:
+            return f"the native update is written for DiscreteSACLearner, not {cls.__name__}"
+        return config_unsupported(cfg, device, data_parallel=data_parallel)
+
+    def native_update(self):
+        return NativeDiscreteSACUpdate(self)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

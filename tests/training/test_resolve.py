@@ -40,16 +40,16 @@ def test_the_native_update_pays_from_a_few_hundred_updates():
     assert NATIVE_FIRST_CALL_SECONDS < 1.0
 
 
-@pytest.mark.parametrize("where", ["torch ops", "discrete", "data parallel"])
+@pytest.mark.parametrize("where", ["torch ops", "discrete torch ops", "data parallel"])
 def test_where_the_native_update_does_not_apply_torch_compiles_cost_decides(where):
     """Pendulum's 9,000 updates of 2x64 networks do not repay a torch.compile, and the reason says why the native
     update was not the choice."""
-    config = TrainConfig(backend="torch" if where == "torch ops" else "auto")
-    decision = decide_update(config, CPU, 3, 1, where == "discrete", data_parallel=where == "data parallel")
+    config = TrainConfig(backend="torch" if "torch ops" in where else "auto")
+    decision = decide_update(config, CPU, 3, 1, where.startswith("discrete"), data_parallel=where == "data parallel")
     assert decision.backend == "eager"
     assert decision.reason.endswith(f": {decision.backend} (--update to choose)")
     assert "s to compile (no native update: " in decision.reason
-    assert {"torch ops": "the 'torch' backend", "discrete": "DiscreteSACLearner has no native update",
+    assert {"torch ops": "the 'torch' backend", "discrete torch ops": "the 'torch' backend",
             "data parallel": "grad_reducer"}[where] in decision.reason
 
 
@@ -89,11 +89,11 @@ def test_flags_win_and_cuda_takes_the_fast_path():
     assert decide_update(TrainConfig(), torch.device("cuda"), 3, 1, False).backend == "compile"
 
 
-@pytest.mark.parametrize("where", ["discrete", "data parallel", "torch ops"])
+@pytest.mark.parametrize("where", ["discrete data parallel", "data parallel", "torch ops"])
 def test_a_native_update_that_cannot_run_is_a_config_error_naming_why(where):
     config = TrainConfig(update="native", backend="torch" if where == "torch ops" else "auto")
     with pytest.raises(ConfigError, match="--update native: update 'native' cannot run here: .*use update 'compile'"):
-        decide_update(config, CPU, 3, 1, where == "discrete", data_parallel=where == "data parallel")
+        decide_update(config, CPU, 3, 1, where.startswith("discrete"), data_parallel="data parallel" in where)
 
 
 def test_a_resume_keeps_the_decision_it_started_with():
