@@ -67,6 +67,7 @@ __all__ = ["Learner", "as_obs"]
 
 # Layout of the on-device accumulator: critic sums, critic count, actor sums, actor count.
 _CRITIC, _N_CRITIC, _ACTOR, _N_ACTOR = slice(0, 2), 2, slice(3, 6), 6
+_SUMS = ("critic_loss", "q_mean", "critic_updates", "actor_loss", "entropy", "alpha_loss", "actor_updates")
 
 
 class Learner:
@@ -399,7 +400,7 @@ class Learner:
     def _compared_tensors(self) -> list[tuple[str, torch.Tensor]]:
         """What a fast update's first call is checked on against the eager update (``runners.CheckedRunner``): what
         an update writes that changes smoothly with its arithmetic: the optimizers' moments, the networks' and
-        observation normalization's buffers, the metric sums (the losses)."""
+        observation normalization's buffers, each metric sum (the losses) on its own."""
         named = [(f"actor.{k}", t) for k, t in self.actor.named_buffers()]
         named += [(f"critic.{k}", t) for k, t in self.critic.named_buffers()]
         if self.obs_norm is not None:
@@ -409,7 +410,7 @@ class Learner:
             if opt is not None:
                 named += [(f"{name}.exp_avg[{i}]", t) for i, t in enumerate(opt.exp_avg)]
                 named += [(f"{name}.exp_avg_sq[{i}]", t) for i, t in enumerate(opt.exp_avg_sq)]
-        return [*named, ("metric sums (losses, q mean, entropy)", self._metric_sums)]
+        return [*named, *((f"metric sums[{m}]", self._metric_sums[i:i + 1]) for i, m in enumerate(_SUMS))]
 
     # ------------------------------------------------------------------------------------------------ metrics
     def metrics(self) -> dict[str, float]:

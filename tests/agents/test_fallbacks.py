@@ -137,6 +137,56 @@ def test_a_miscompiled_update_is_an_error_when_strict(monkeypatch):
         learner.update(_batch(discrete=True))
 
 
+def _kinked(fn_modify):
+    """A stand-in for torch.compile whose compiled function is the eager update followed by ``fn_modify(learner)``."""
+    def compile_(fn, **_):
+        def compiled(*args):
+            fn(*args)
+            with torch.no_grad():
+                fn_modify(fn.__self__)
+        return compiled
+    return compile_
+
+
+def _one_sample_flipped(learner):
+    """What a ReLU kink crossed by rounding does to a correct update: one sample's share of one row of a weight
+    gradient changes (here: the row of the largest gradient element moves by 2% of that element, so the max-norm
+    difference is 2%, far above VERIFY_RTOL, while the tensor's Frobenius norm moves by about 0.5%)."""
+    rows = learner.critic_optim.exp_avg[2].view(-1, learner.critic_optim.exp_avg[2].shape[-1])
+    rows[int(rows.abs().amax(dim=1).argmax())].add_(0.02 * rows.abs().max())
+
+
+def test_a_kink_in_the_moments_is_kept_and_a_forward_difference_in_one_metric_is_not(monkeypatch):
+    """The moments are compared by norm (MOMENT_RTOL), the forward quantities element by element: a correct update
+    whose first call crossed a ReLU kink keeps running; an error in one metric sum alone (the actor loss of torch
+    2.11's miscompiled CrossQ update, 2.2e-4 off) is caught, each sum relative to its own magnitude."""
+    monkeypatch.setattr(torch, "compile", _kinked(_one_sample_flipped))
+    learner, _, caught = _compiled_beside_eager(steps=1)
+    assert not caught and learner.runner.kind == "compile"
+    (moment,) = learner.runner.checked.first_call_moment_differences.values()
+    assert 1e-4 < moment < runners.MOMENT_RTOL
+
+    def actor_loss_off(learner):
+        learner._metric_sums[3].mul_(1.0 + 2.2e-4)
+
+    monkeypatch.setattr(torch, "compile", _kinked(actor_loss_off))
+    learner, _, caught = _compiled_beside_eager(steps=1)
+    (record,) = learner.fallbacks
+    assert "metric sums[actor_loss]" in record.reason and learner.runner.kind == "eager"
+
+
+def test_moment_difference_is_a_norm_ratio_per_tensor():
+    eager = [torch.tensor([3.0, 4.0]), torch.tensor([1.0, 0.0])]
+    assert runners.moment_difference(["a", "b"], [t.clone() for t in eager], eager) == (0.0,
+                                                                                      "all compared moments equal")
+    ratio, where = runners.moment_difference(["a", "b"], [torch.tensor([3.0, 4.5]), eager[1]], eager)
+    assert ratio == pytest.approx(0.1) and where.startswith("a:")
+    ratio, where = runners.moment_difference(["a", "b"], [eager[0], torch.tensor([1.0, float("nan")])], eager)
+    assert ratio == float("inf") and "non-finite" in where
+    assert runners.is_moment("critic_optim.exp_avg[2]") and not runners.is_moment("critic.0_running_mean")
+    assert runners.group_of("metric sums[q_mean]") == "metric sums"
+
+
 def test_worst_difference_floors_noise_level_tensors_at_their_groups_scale():
     """A tensor at rounding-noise level (a batch-norm running mean that is zero by construction) is compared
     against GROUP_FLOOR of the largest tensor of its kind in the same network, not its own magnitude."""

@@ -22,8 +22,8 @@ Nothing here knows a learner by name: a learner states whether it has a native u
 (``Learner.native_unsupported``) and builds it (``Learner.native_update``).
 """
 
-from fastsac.agents.runners.checked import (GROUP_FLOOR, VERIFY_RTOL, CheckedRunner, group_of, restore, snapshot,
-                                            worst_difference)
+from fastsac.agents.runners.checked import (GROUP_FLOOR, MOMENT_RTOL, VERIFY_RTOL, CheckedRunner, group_of,
+                                            is_moment, moment_difference, restore, snapshot, worst_difference)
 from fastsac.agents.runners.choice import UPDATE_BACKENDS, UpdateChoice, choose_update
 from fastsac.agents.runners.cuda_graph import GraphRunner
 from fastsac.agents.runners.implementations import (
@@ -45,6 +45,7 @@ __all__ = [
     "CompiledRunner",
     "EagerRunner",
     "GROUP_FLOOR",
+    "MOMENT_RTOL",
     "GraphRunner",
     "NativeRunner",
     "UpdateChoice",
@@ -53,6 +54,8 @@ __all__ = [
     "choose_update",
     "compile_update",
     "group_of",
+    "is_moment",
+    "moment_difference",
     "restore",
     "snapshot",
     "trace_autograd_ops_supported",
