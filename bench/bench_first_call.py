@@ -3,10 +3,11 @@
 
 One learner of the given sizes (random batch, obs/act dims as given) runs its first update through its fast
 implementation (``--update native`` or ``compile``); the check then reruns the eager update from the same state and
-compares the tensors of ``Learner._compared_tensors``. This script wraps ``worst_difference`` to see every one of
-them and prints, per kind (the optimizers' moments, which carry the gradients; the forward quantities: running
-statistics, metric sums, returned actions), the largest difference relative to each tensor's largest magnitude
-(the check's measure) and in Frobenius norm, then the worst tensors, and whether the check kept the fast update::
+compares the tensors of ``Learner._compared_tensors``. This script wraps ``worst_difference`` and
+``moment_difference`` to see every one of
+them and prints, per kind (the optimizers' moments, which carry the gradients, compared by the check in Frobenius
+norm; the forward quantities: running statistics, metric sums, returned actions, compared relative to each tensor's
+largest magnitude), both measures, then the worst tensors, and whether the check kept the fast update::
 
     python bench/bench_first_call.py --agent crossq --critic-widths 2048 2048 --batch 64 --update compile
     python bench/bench_first_call.py --agent sac --update native --batch 256 --seeds 0 1 2
@@ -34,39 +35,40 @@ if str(ROOT) not in sys.path:
 from fastsac.agents import LearnerConfig, make_learner  # noqa: E402
 from fastsac.agents.runners import checked  # noqa: E402
 
-MOMENTS = ("exp_avg", "exp_avg_sq")
-
-
 def kind_of(name: str) -> str:
     """``moments`` for an optimizer moment, ``forward`` for everything else the check compares."""
-    return "moments" if any(f".{m}[" in name for m in MOMENTS) else "forward"
+    return "moments" if checked.is_moment(name) else "forward"
 
 
 def first_call_spread(cfg: LearnerConfig, obs_dim: int, act_dim: int, batch: int, seed: int) -> dict:
     """The per-tensor differences of ``cfg``'s fast first call from the eager update on one random batch."""
     rows: list[dict] = []
-    original = checked.worst_difference
+    originals = {"worst_difference": checked.worst_difference, "moment_difference": checked.moment_difference}
 
-    def spy(names, fast, eager):
-        for name, f, e in zip(names, fast, eager):
-            if e.is_floating_point() and e.numel():
-                d = f.double() - e.double()
-                rows.append({"name": name, "kind": kind_of(name),
-                             "max": float(d.abs().max() / e.double().abs().max().clamp_min(1e-30)),
-                             "frobenius": float(d.norm() / e.double().norm().clamp_min(1e-30))})
-        return original(names, fast, eager)
+    def spying(measure):
+        def spy(names, fast, eager):
+            for name, f, e in zip(names, fast, eager):
+                if e.is_floating_point() and e.numel():
+                    d = f.double() - e.double()
+                    rows.append({"name": name, "kind": kind_of(name),
+                                 "max": float(d.abs().max() / e.double().abs().max().clamp_min(1e-30)),
+                                 "frobenius": float(d.norm() / e.double().norm().clamp_min(1e-30))})
+            return originals[measure](names, fast, eager)
+        return spy
 
     g = torch.Generator().manual_seed(seed)
     data = (torch.randn(batch, obs_dim, generator=g), torch.rand(batch, act_dim, generator=g) * 2 - 1,
             torch.randn(batch, generator=g), torch.randn(batch, obs_dim, generator=g),
             torch.arange(batch) % 7 == 3)  # fmt: skip
-    checked.worst_difference = spy
+    for measure in originals:
+        setattr(checked, measure, spying(measure))
     try:
         learner = make_learner(obs_dim, act_dim, dataclasses.replace(cfg, seed=seed))
         fast = learner.runner.kind
         learner.update(data)
     finally:
-        checked.worst_difference = original
+        for measure, original in originals.items():
+            setattr(checked, measure, original)
     kinds = {k: {"max": max((r["max"] for r in rows if r["kind"] == k), default=0.0),
                  "frobenius": max((r["frobenius"] for r in rows if r["kind"] == k), default=0.0)}
              for k in ("moments", "forward")}
