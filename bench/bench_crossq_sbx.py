@@ -35,11 +35,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -80,33 +78,13 @@ def run_sbx(args) -> float:
 
 
 def run_fastsac(args, update: str | None) -> float:
-    import torch
-
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "bench"))
-    from fastsac.training import train
-    from fastsac.training.config import config_from_dict
-    from fastsac.training.presets import resolve_config
-    from fastsac.training.resolve import decide_update
-    from train_metrics import steps_per_second
+    from train_metrics import timed_preset_run
 
-    preset, _ = resolve_config(PRESET, {"device": "cpu"})
-    update = update or decide_update(preset, torch.device("cpu"), 17, 6, False).backend
-    start = args.learning_starts + args.burn_in
-    out = Path(tempfile.mkdtemp(prefix="bench_crossq_sbx_"))
-    try:
-        train(config_from_dict({
-            "total_steps": start + args.measure, "seed": 0, "update": update, "out": str(out / "run"),
-            "buffer_size": start + args.measure, "learning_starts": args.learning_starts, "eval_every": 0,
-            "eval_episodes": 1, "log_every": 100, "checkpoint_every": 0, "progress": False, "tensorboard": False,
-            "threads": args.threads[0],
-        }, preset, where="bench_crossq_sbx"))
-        summary = json.loads((out / "run" / "summary.json").read_text())
-        fallbacks = [f.get("kind") for f in summary.get("fallbacks", [])]
-        print(f"fastsac update: {update}; fallbacks: {fallbacks or 'none'}", file=sys.stderr)
-        return steps_per_second(out / "run", after=start)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    sps, ran = timed_preset_run(PRESET, args.learning_starts, args.burn_in, args.measure, args.threads[0], update,
+                                (17, 6, False))
+    print(f"fastsac update: {ran}", file=sys.stderr)
+    return sps
 
 
 def run_child(python: str, provider: str, threads: int, args) -> float:

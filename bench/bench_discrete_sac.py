@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -138,30 +136,10 @@ def run_plain(args) -> float:
 
 def run_fastsac(args, update: str | None) -> tuple[float, str]:
     """The trainer with the CartPole-v1 preset; (steps/s over the timed steps, the update that ran)."""
-    import torch
+    from train_metrics import timed_preset_run
 
-    from fastsac.training import train
-    from fastsac.training.config import config_from_dict
-    from fastsac.training.presets import resolve_config
-    from fastsac.training.resolve import decide_update
-    from train_metrics import steps_per_second
-
-    preset, _ = resolve_config(PRESET, {"device": "cpu"})
-    update = update or decide_update(preset, torch.device("cpu"), 4, 2, True).backend
-    start = args.learning_starts + args.burn_in
-    out = Path(tempfile.mkdtemp(prefix="bench_discrete_sac_"))
-    try:
-        train(config_from_dict({
-            "total_steps": start + args.measure, "seed": 0, "update": update, "out": str(out / "run"),
-            "buffer_size": start + args.measure, "learning_starts": args.learning_starts, "eval_every": 0,
-            "eval_episodes": 1, "log_every": math.gcd(start, args.measure), "checkpoint_every": 0,
-            "progress": False, "tensorboard": False, "threads": args.threads[0], "env_backend": "gymnasium",
-        }, preset, where="bench_discrete_sac"))
-        summary = json.loads((out / "run" / "summary.json").read_text())
-        fallbacks = [f.get("kind") for f in summary.get("fallbacks", [])]
-        return steps_per_second(out / "run", after=start), f"{update}, fallbacks: {fallbacks or 'none'}"
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return timed_preset_run(PRESET, args.learning_starts, args.burn_in, args.measure, args.threads[0], update,
+                            (4, 2, True), env_backend="gymnasium")
 
 
 def run_child(provider: str, threads: int, args) -> dict:

@@ -368,25 +368,11 @@ std::optional<Tensor> crossq_update_cpu(const CrossQNets& nets, const AdamRef& a
   const Tensor not_done = 1.0 - batch.terminated.reshape({-1});
   const Tensor y = batch.reward.reshape({-1}) + hyper.gamma * not_done * (next_q - alpha * next_log_prob);
 
-  float critic_loss = 0.0f, q_mean = 0.0f;
+  SquaredError critic_error{};
   {
     Tensor dq = at::zeros({C, 1, 2 * B}, q_joint.options());  // the second half is detached: no gradient at the head
-    const float* qp = q_joint.data_ptr<float>();
-    const float* yp = y.data_ptr<float>();
-    float* dp = dq.data_ptr<float>();
-    double loss = 0.0, qsum = 0.0;
-    for (int64_t c = 0; c < C; ++c) {
-      float member = 0.0f;
-      for (int64_t b = 0; b < B; ++b) {
-        const float diff = qp[c * 2 * B + b] - yp[b];
-        member += diff * diff;
-        dp[c * 2 * B + b] = 2.0f * diff / static_cast<float>(B);
-        qsum += qp[c * 2 * B + b];
-      }
-      loss += member / static_cast<float>(B);
-    }
-    critic_loss = static_cast<float>(loss);
-    q_mean = static_cast<float>(qsum / static_cast<double>(C * B));
+    critic_error = squared_error(q_joint.data_ptr<float>(), y.data_ptr<float>(), C, B, 2 * B, nullptr,
+                                 dq.data_ptr<float>());
     Tensors g(critic.p.size());
     g[critic.head()] = at::bmm(dq, pass.z.back().transpose(1, 2));  // (C, 1, width)
     g[critic.head() + 1] = dq.sum(2);                              // (C, 1)
@@ -394,7 +380,7 @@ std::optional<Tensor> crossq_update_cpu(const CrossQNets& nets, const AdamRef& a
     adam_step(critic_opt, nets.critic, g);
   }
 
-  float actor_loss = 0.0f, entropy = 0.0f, alpha_loss = 0.0f;
+  std::optional<ActorMetrics> actor_metrics;
   if (hyper.update_actor) {
     // The actor in training mode (its statistics advance), the updated critics in evaluation mode.
     const Tensor heads = actor_head_weights();
@@ -407,9 +393,8 @@ std::optional<Tensor> crossq_update_cpu(const CrossQNets& nets, const AdamRef& a
     const Tensor xa = at::cat({batch.obs, action}, 1).t().contiguous();  // (in, B)
     const TrunkPass cpass = trunk_forward(critic, xa.unsqueeze(0).expand({C, xa.size(0), B}), false, brn);
     auto [q_min, share] = min_over_members(critic_values(critic, cpass));
-    actor_loss = (alpha * log_prob - q_min).mean().item<float>();
-    entropy = -log_prob.mean().item<float>();
-    alpha_loss = nets.log_alpha.item<float>() * -gap;
+    actor_metrics = ActorMetrics{(alpha * log_prob - q_min).mean().item<float>(), -log_prob.mean().item<float>(),
+                                 nets.log_alpha.item<float>() * -gap};
     // d actor_loss / d q_c = -share_c / B; back through the critics in evaluation mode to the action inputs.
     Tensor dz = head_backward(critic.p[critic.head()], (share * (-1.0f / static_cast<float>(B))).view({C, 1, B}));
     const float eps = static_cast<float>(brn.eps);
@@ -442,16 +427,7 @@ std::optional<Tensor> crossq_update_cpu(const CrossQNets& nets, const AdamRef& a
     }
   }
 
-  float* sums = nets.metric_sums.data_ptr<float>();
-  sums[0] += critic_loss;
-  sums[1] += q_mean;
-  sums[2] += 1.0f;
-  if (hyper.update_actor) {
-    sums[3] += actor_loss;
-    sums[4] += entropy;
-    sums[5] += alpha_loss;
-    sums[6] += 1.0f;
-  }
+  add_metric_sums(nets.metric_sums, critic_error, actor_metrics);
   if (!act_obs.has_value()) return std::nullopt;
   return std::get<0>(policy_eval(actor, actor_head_weights(), *act_obs, *act_noise, bounds, brn));
 }

@@ -99,44 +99,30 @@ void discrete_sac_update_cpu(const DiscreteSacNets& nets, const AdamRef& actor_o
   // Critics: the value of the taken action, sum over members of mean((q - y)^2), its gradient, Adam.
   const Tensor xt = batch.obs.t().contiguous();
   const float* taken = batch.action.data_ptr<float>();
-  float critic_loss = 0.0f, q_mean = 0.0f;
+  SquaredError critic_error{};
   {
     const CriticPass pass = critic_forward(nets.critic, xt);
     const Tensor& values = pass.acts.back();  // (C, n, B)
     const int64_t C = values.size(0), n = values.size(1);
-    Tensor d = at::zeros_like(values);
-    const float* vp = values.data_ptr<float>();
-    const float* yp = y.data_ptr<float>();
-    float* dp = d.data_ptr<float>();
-    double loss = 0.0, qsum = 0.0;  // summed as torch does per member: mean over the batch, then over members
-    for (int64_t c = 0; c < C; ++c) {
-      float member = 0.0f;
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t at_action = (c * n + static_cast<int64_t>(taken[b])) * B + b;
-        const float diff = vp[at_action] - yp[b];
-        member += diff * diff;
-        dp[at_action] = 2.0f * diff / static_cast<float>(B);
-        qsum += vp[at_action];
-      }
-      loss += member / static_cast<float>(B);
-    }
-    critic_loss = static_cast<float>(loss);
-    q_mean = static_cast<float>(qsum / static_cast<double>(C * B));
+    std::vector<int64_t> at_action(B);  // within a member's (n, B) values: row taken[b], column b
+    for (int64_t b = 0; b < B; ++b) at_action[b] = static_cast<int64_t>(taken[b]) * B + b;
+    Tensor d = at::zeros_like(values);  // no gradient at the actions not taken
+    critic_error = squared_error(values.data_ptr<float>(), y.data_ptr<float>(), C, B, n * B, at_action.data(),
+                                 d.data_ptr<float>());
     Tensors grads(nets.critic.size());
     critic_backward(nets.critic, pass, xt, d, true, &grads);
     adam_step(critic_opt, nets.critic, grads);
   }
 
-  float actor_loss = 0.0f, entropy = 0.0f, alpha_loss = 0.0f;
+  std::optional<ActorMetrics> actor_metrics;
   if (hyper.update_actor) {
     const ActorPass pass = actor_forward(nets.actor, batch.obs);
     auto [probs, log_probs, entropies, entropy_sum] = categorical_fwd_cpu(pass.logits, true);
     const Tensor q = min_values(critic_forward(nets.critic, xt).acts.back());  // the updated critics, no gradient
     const Tensor f = alpha * log_probs - q;  // (B, n)
-    actor_loss = (probs * f).sum(-1).mean().item<float>();
-    entropy = entropy_sum->item<float>() / static_cast<float>(B);
+    const float entropy = entropy_sum->item<float>() / static_cast<float>(B);
     const float gap = entropy - nets.target_entropy.item<float>();
-    alpha_loss = nets.log_alpha.item<float>() * gap;
+    actor_metrics = ActorMetrics{(probs * f).sum(-1).mean().item<float>(), entropy, nets.log_alpha.item<float>() * gap};
     // d actor_loss / d probs = f / B, d / d log_probs = alpha * probs / B; the op's backward gives d logits.
     const float inv_b = 1.0f / static_cast<float>(B);
     const Tensor d_logits = categorical_bwd_cpu(f * inv_b, probs * (alpha * inv_b), at::zeros({B}, f.options()),
@@ -148,16 +134,7 @@ void discrete_sac_update_cpu(const DiscreteSacNets& nets, const AdamRef& actor_o
   }
   lerp_(nets.target_critic, nets.critic, hyper.tau);
 
-  float* sums = nets.metric_sums.data_ptr<float>();
-  sums[0] += critic_loss;
-  sums[1] += q_mean;
-  sums[2] += 1.0f;
-  if (hyper.update_actor) {
-    sums[3] += actor_loss;
-    sums[4] += entropy;
-    sums[5] += alpha_loss;
-    sums[6] += 1.0f;
-  }
+  add_metric_sums(nets.metric_sums, critic_error, actor_metrics);
 }
 
 }  // namespace fastsac

@@ -1,5 +1,6 @@
-// What the native updates (sac_update_cpu.cpp, crossq_update_cpu.cpp) share: ForeachAdam's step and the min over
-// the critic members with its gradient's share.
+// What the native updates (sac_update_cpu.cpp, crossq_update_cpu.cpp, discrete_sac_update_cpu.cpp) share:
+// ForeachAdam's step, the min over the critic members with its gradient's share, the critics' squared error and the
+// metric sums.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -79,6 +80,36 @@ std::tuple<Tensor, Tensor> min_over_members(const Tensor& values) {
     m[b] = best;
   }
   return {vmin, share};
+}
+
+SquaredError squared_error(const float* q, const float* y, int64_t C, int64_t B, int64_t member_stride,
+                           const int64_t* at, float* dq) {
+  double loss = 0.0, qsum = 0.0;
+  for (int64_t c = 0; c < C; ++c) {
+    float member = 0.0f;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t i = c * member_stride + (at == nullptr ? b : at[b]);
+      const float diff = q[i] - y[b];
+      member += diff * diff;
+      dq[i] = 2.0f * diff / static_cast<float>(B);
+      qsum += q[i];
+    }
+    loss += member / static_cast<float>(B);
+  }
+  return {static_cast<float>(loss), static_cast<float>(qsum / static_cast<double>(C * B))};
+}
+
+void add_metric_sums(const Tensor& sums, const SquaredError& critic, const std::optional<ActorMetrics>& actor) {
+  float* s = sums.data_ptr<float>();
+  s[0] += critic.loss;
+  s[1] += critic.q_mean;
+  s[2] += 1.0f;
+  if (actor.has_value()) {
+    s[3] += actor->loss;
+    s[4] += actor->entropy;
+    s[5] += actor->alpha_loss;
+    s[6] += 1.0f;
+  }
 }
 
 }  // namespace fastsac

@@ -34,6 +34,22 @@ void adam_step(const AdamRef& opt, const std::vector<Tensor>& params, const std:
 // The min over the critic members of values (C, B) float32, and each member's share of the min's gradient.
 std::tuple<Tensor, Tensor> min_over_members(const Tensor& values);
 
+// The scalar critics' squared error, summed as torch sums it (per member the mean over the batch, then the sum over
+// members): loss = sum_c mean_b (q_cb - y_b)^2 with q_cb = q[c * member_stride + at[b]] (at == nullptr: at[b] = b);
+// its gradient 2 (q_cb - y_b) / B is written at the same places of dq; q_mean is the mean of the q_cb.
+struct SquaredError {
+  float loss, q_mean;
+};
+SquaredError squared_error(const float* q, const float* y, int64_t C, int64_t B, int64_t member_stride,
+                           const int64_t* at, float* dq);
+
+// An actor step's metrics (the learner's actor_loss, entropy, alpha_loss).
+struct ActorMetrics {
+  float loss, entropy, alpha_loss;
+};
+// Learner._metric_sums (7,) += [loss, q_mean, 1] of the critics and, after an actor step, [its three metrics, 1].
+void add_metric_sums(const Tensor& sums, const SquaredError& critic, const std::optional<ActorMetrics>& actor);
+
 struct SacBatch {
   Tensor obs, action, reward, next_obs, terminated;
   Tensor noise;  // (2, B, A): [0] the next-state action's, [1] the current action's

@@ -102,34 +102,19 @@ std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_o
 
   // Critics: sum over members of mean((q - y)^2), its gradient, Adam.
   const Tensor xt = at::cat({batch.obs, batch.action}, 1).t().contiguous();
-  float critic_loss = 0.0f, q_mean = 0.0f;
+  SquaredError critic_error{};
   {
     const CriticPass pass = critic_forward(nets.critic, xt);
     const Tensor q = pass.acts.back();  // (C, 1, B)
-    const int64_t C = q.size(0);
     Tensor d = at::empty_like(q);
-    const float* qp = q.data_ptr<float>();
-    const float* yp = y.data_ptr<float>();
-    float* dp = d.data_ptr<float>();
-    double loss = 0.0, qsum = 0.0;  // summed as torch does per member: mean over the batch, then over members
-    for (int64_t c = 0; c < C; ++c) {
-      float member = 0.0f;
-      for (int64_t b = 0; b < B; ++b) {
-        const float diff = qp[c * B + b] - yp[b];
-        member += diff * diff;
-        dp[c * B + b] = 2.0f * diff / static_cast<float>(B);
-        qsum += qp[c * B + b];
-      }
-      loss += member / static_cast<float>(B);
-    }
-    critic_loss = static_cast<float>(loss);
-    q_mean = static_cast<float>(qsum / static_cast<double>(C * B));
+    critic_error = squared_error(q.data_ptr<float>(), y.data_ptr<float>(), q.size(0), B, B, nullptr,
+                                 d.data_ptr<float>());
     Tensors grads(nets.critic.size());
     critic_backward(nets.critic, pass, xt, d, true, &grads);
     adam_step(critic_opt, nets.critic, grads);
   }
 
-  float actor_loss = 0.0f, entropy = 0.0f, alpha_loss = 0.0f;
+  std::optional<ActorMetrics> actor_metrics;
   if (hyper.update_actor) {
     const ActorPass pass = actor_forward(nets.actor, batch.obs);
     const Tensor noise = batch.noise.select(0, 1);
@@ -140,9 +125,8 @@ std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_o
     const CriticPass critic = critic_forward(nets.critic, xa);  // the updated critics
     const Tensor values = critic.acts.back().view({-1, B});
     auto [q_min, share] = min_over_members(values);
-    actor_loss = (alpha * log_prob - q_min).mean().item<float>();
-    entropy = -log_prob.mean().item<float>();
-    alpha_loss = nets.log_alpha.item<float>() * -gap;
+    actor_metrics = ActorMetrics{(alpha * log_prob - q_min).mean().item<float>(), -log_prob.mean().item<float>(),
+                                 nets.log_alpha.item<float>() * -gap};
     // d actor_loss / d q_j = -share_j / B; through the critics to the action inputs.
     Tensor d = (share * (-1.0f / static_cast<float>(B))).view({-1, 1, B});
     const Tensor d_hidden = critic_backward(nets.critic, critic, xa, d, false, nullptr);
@@ -158,16 +142,7 @@ std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_o
   }
   lerp_(nets.target_critic, nets.critic, hyper.tau);
 
-  float* sums = nets.metric_sums.data_ptr<float>();
-  sums[0] += critic_loss;
-  sums[1] += q_mean;
-  sums[2] += 1.0f;
-  if (hyper.update_actor) {
-    sums[3] += actor_loss;
-    sums[4] += entropy;
-    sums[5] += alpha_loss;
-    sums[6] += 1.0f;
-  }
+  add_metric_sums(nets.metric_sums, critic_error, actor_metrics);
   if (!act_obs.has_value()) return std::nullopt;
   return policy_actions(nets.actor, *act_obs, *act_noise, bounds);
 }
