@@ -18,7 +18,7 @@ from fastsac.agents.optim import ForeachAdam
 from fastsac.fallbacks import FallbackWarning
 
 from .test_learner import NUM_ACTIONS, OBS, _all_state, _assert_same_state, _batch
-from .test_sac_native import assert_native_kept_and_close_to_eager
+from .test_sac_native import assert_native_kept_and_close_to_eager, assert_native_resumes_bit_for_bit
 
 BASE = LearnerConfig(hidden_sizes=(32, 32), seed=7)
 
@@ -102,18 +102,7 @@ def test_native_gradients_match_float64_autograd():
 def test_a_learner_restored_mid_run_continues_bit_for_bit():
     """Exact resume: a fresh learner loaded from the state after two updates makes the next two exactly as the
     learner that went on (its first call, checked against eager, keeps the native result)."""
-    uninterrupted, first_half = _pair()[1], _pair()[1]
-    batches = [_discrete_batch(32, step) for step in range(4)]
-    for batch in batches:
-        uninterrupted.update(batch)
-    for batch in batches[:2]:
-        first_half.update(batch)
-    resumed = _pair()[1]
-    resumed.load_state_dict(copy.deepcopy(first_half.state_dict()))
-    for batch in batches[2:]:
-        resumed.update(batch)
-    assert resumed.runner.kind == "native" and resumed.fallbacks == []
-    _assert_same_state(uninterrupted, resumed)
+    assert_native_resumes_bit_for_bit(lambda: _pair()[1], [_discrete_batch(32, step) for step in range(4)])
 
 
 def test_auto_takes_the_native_update_and_the_compile_rule_prices_it_as_sacs():

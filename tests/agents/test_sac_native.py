@@ -123,15 +123,21 @@ def test_a_learner_restored_mid_run_continues_bit_for_bit():
     """Exact resume: a fresh learner loaded from the state after two updates makes the next two exactly as the
     learner that went on. Its first update is a first call (checked against eager), so this holds only because
     that call keeps the native result, as every later one does."""
-    uninterrupted, first_half = _pair()[1], _pair()[1]
-    batches = [_batch(32, seed=step) for step in range(4)]
+    assert_native_resumes_bit_for_bit(lambda: _pair()[1], [_batch(32, seed=step) for step in range(4)])
+
+
+def assert_native_resumes_bit_for_bit(make_native, batches):
+    """A learner from ``make_native()`` loaded from the state of another after the first half of ``batches`` makes
+    the second half exactly as a third that made them all, on its native update throughout."""
+    uninterrupted, first_half = make_native(), make_native()
+    half = len(batches) // 2
     for batch in batches:
         uninterrupted.update(batch)
-    for batch in batches[:2]:
+    for batch in batches[:half]:
         first_half.update(batch)
-    resumed = _pair()[1]
+    resumed = make_native()
     resumed.load_state_dict(copy.deepcopy(first_half.state_dict()))
-    for batch in batches[2:]:
+    for batch in batches[half:]:
         resumed.update(batch)
     assert resumed.runner.kind == "native" and resumed.fallbacks == []
     _assert_same_state(uninterrupted, resumed)
