@@ -18,7 +18,8 @@ from fastsac.agents.optim import ForeachAdam
 from fastsac.fallbacks import FallbackWarning
 
 from .test_learner import NUM_ACTIONS, OBS, _all_state, _assert_same_state, _batch
-from .test_sac_native import assert_native_kept_and_close_to_eager, assert_native_resumes_bit_for_bit
+from .test_sac_native import (assert_first_moments_are_the_gradients, assert_native_kept_and_close_to_eager,
+                              assert_native_resumes_bit_for_bit)
 
 BASE = LearnerConfig(hidden_sizes=(32, 32), seed=7)
 
@@ -92,11 +93,7 @@ def test_native_gradients_match_float64_autograd():
     batch = _discrete_batch(64, 3)
     critic_grads, actor_grads, alpha_grad = _float64_gradients(native, batch)
     native.update(batch)
-    for opt, grads in ((native.critic_optim, critic_grads), (native.actor_optim, actor_grads),
-                       (native.alpha_optim, [alpha_grad])):
-        beta1 = opt.betas[0]
-        for got, want in zip(opt.exp_avg, grads):
-            torch.testing.assert_close(got.double() / (1 - beta1), want.reshape(got.shape), rtol=2e-4, atol=1e-6)
+    assert_first_moments_are_the_gradients(native, critic_grads, actor_grads, alpha_grad)
 
 
 def test_a_learner_restored_mid_run_continues_bit_for_bit():
