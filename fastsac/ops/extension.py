@@ -36,6 +36,7 @@ __all__ = [
     "categorical_td_bwd",
     "categorical_td_fwd",
     "dispatcher_ops",
+    "cpu_sources",
     "extension_dir",
     "is_available",
     "load",
@@ -50,10 +51,9 @@ __all__ = [
 
 _CPU_MODULE_NAME = "fastsac_cpp_cpu"
 _BUILD_NOTE = Path(__file__).resolve().parents[1] / "_build_note.txt"  # written by setup.py (NOTE_FILE)
-_CPU_SOURCES = ("ops_cpu.cpp", "bindings.cpp", "autograd.cpp", "library.cpp", "sac_update_cpu.cpp",
-                "crossq_update_cpu.cpp", "crossq_update_check.cpp", "native_shared.cpp")
-_HEADERS = ("ops.h", "sac_math.h", "vec_sg.h", "vec_cat.h", "sac_update.h", "crossq_update.h",
-            "update_checks.h")
+# The CPU module is every C++ source in csrc/ (the rule setup.py's CPU build follows; ops_cuda.cu is the CUDA
+# build's); a directory holding these two is taken for csrc/.
+_CSRC_MARKERS = ("bindings.cpp", "ops.h")
 
 _compiled: ModuleType | None = None  # fastsac._C
 _compiled_tried = False
@@ -93,12 +93,17 @@ def sources_dir() -> Path:
     """The directory holding the C++ sources: ``fastsac/csrc`` in an installed wheel, else ``<repo>/csrc``."""
     package = Path(__file__).resolve().parents[1]  # fastsac/
     for candidate in (package / "csrc", package.parent / "csrc"):
-        if all((candidate / f).is_file() for f in (*_CPU_SOURCES, *_HEADERS)):
+        if all((candidate / f).is_file() for f in _CSRC_MARKERS):
             return candidate
     raise FileNotFoundError(
-        f"fastsac: the C++ sources ({', '.join(_CPU_SOURCES)}) were found in neither {package / 'csrc'} nor "
+        f"fastsac: the C++ sources ({', '.join(_CSRC_MARKERS)}, ...) were found in neither {package / 'csrc'} nor "
         f"{package.parent / 'csrc'}; install fastsac from a source checkout to JIT-build the CPU extension"
     )
+
+
+def cpu_sources(src: Path) -> list[str]:
+    """The CPU module's sources: every ``.cpp`` file in ``src`` (the C++ sources directory), sorted."""
+    return sorted(str(p) for p in src.iterdir() if p.suffix == ".cpp")
 
 
 def extension_dir() -> Path:
@@ -130,7 +135,7 @@ def load_cpu_extension(*, verbose: bool = False) -> ModuleType:
         build_dir.mkdir(parents=True, exist_ok=True)
         _jit = cpp_extension.load(
             name=_CPU_MODULE_NAME,
-            sources=[str(src / f) for f in _CPU_SOURCES],
+            sources=cpu_sources(src),
             extra_cflags=cpu_build_flags.cxx_flags(),
             extra_ldflags=cpu_build_flags.link_flags(),
             extra_include_paths=[str(src)],
