@@ -73,6 +73,29 @@ def _tensors(obj) -> list[torch.Tensor]:
     walk(obj)
     return found
 
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal, with NaN equal to NaN (a NaN a bad-input case put there is not a write)."""
+    return torch.equal(a, b) or (a.is_floating_point() and bool((a.isnan() & b.isnan() | (a == b)).all()))
+
+
+def assert_rejects_and_writes_nothing(update, entry: str, args: dict, learner_tensors: list[torch.Tensor],
+                                      mutate, message: str) -> None:
+    """``update(**args)`` with ``mutate`` applied to ``args`` raises a RuntimeError that starts with ``entry`` and
+    matches ``message``, and leaves every tensor (the arguments, their replacements, ``learner_tensors``)
+    unchanged."""
+    watched = _tensors(args) + learner_tensors
+    mutate(args)
+    watched += _tensors(args)  # the replacements too
+    before = [t.detach().clone() for t in watched]
+    with pytest.raises(RuntimeError) as info:
+        update(**args)
+    text = str(info.value)
+    assert text.startswith(f"{entry}: "), text
+    assert re.search(message, text), f"{message!r} not in {text!r}"
+    unchanged = [_same(a, b) for a, b in zip(before, watched)]
+    assert all(unchanged), f"a rejected call wrote {unchanged.count(False)} tensors"
+
+
 
 def _learner_tensors(learner: SACLearner) -> list[torch.Tensor]:
     opts = [o for o in (learner.actor_optim, learner.critic_optim, learner.alpha_optim) if o is not None]
@@ -243,18 +266,8 @@ def test_the_valid_arguments_run_and_write(sac_update):
 def test_sac_update_rejects_and_writes_nothing(sac_update, case):
     mutate, message = SAC_CASES[case]
     learner = _learner()
-    args = _args(learner)
-    watched = _tensors(args) + _learner_tensors(learner)
-    mutate(args)
-    watched += _tensors(args)  # the replacements too
-    before = [t.detach().clone() for t in watched]
-    with pytest.raises(RuntimeError) as info:
-        sac_update(**args)
-    text = str(info.value)
-    assert text.startswith("sac_update_cpu: "), text
-    assert re.search(message, text), f"{message!r} not in {text!r}"
-    unchanged = [torch.equal(a, b) for a, b in zip(before, watched)]
-    assert all(unchanged), f"{case}: a rejected call wrote {unchanged.count(False)} tensors"
+    assert_rejects_and_writes_nothing(sac_update, "sac_update_cpu", _args(learner), _learner_tensors(learner),
+                                      mutate, message)
 
 
 def test_a_rejected_call_changes_nothing_a_later_update_sees(sac_update):
@@ -568,18 +581,8 @@ def test_crossq_valid_arguments_run_and_write(crossq_update):
 def test_crossq_update_rejects_and_writes_nothing(crossq_update, case):
     mutate, message = CROSSQ_CASES[case]
     learner = _crossq_learner()
-    args = _crossq_args(learner)
-    watched = _tensors(args) + _crossq_tensors(learner)
-    mutate(args)
-    watched += _tensors(args)
-    before = [t.detach().clone() for t in watched]
-    with pytest.raises(RuntimeError) as info:
-        crossq_update(**args)
-    text = str(info.value)
-    assert text.startswith("crossq_update_cpu: "), text
-    assert re.search(message, text), f"{message!r} not in {text!r}"
-    unchanged = [torch.equal(a, b) for a, b in zip(before, watched)]
-    assert all(unchanged), f"{case}: a rejected call wrote {unchanged.count(False)} tensors"
+    assert_rejects_and_writes_nothing(crossq_update, "crossq_update_cpu", _crossq_args(learner),
+                                      _crossq_tensors(learner), mutate, message)
 
 
 # ---- the categorical TD loss: pybind entry points, the eager entry point, the dispatcher ops ------------------

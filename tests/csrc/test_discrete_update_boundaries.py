@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 import pytest
 import torch
 
 from fastsac.agents import DiscreteSACLearner
 
-from tests.csrc.test_cpp_boundaries import CFG, F32, OBS, _adam, _drop, _grow, _noncontig, _set, _tensors
+from tests.csrc.test_cpp_boundaries import (CFG, F32, OBS, _adam, _drop, _grow, _noncontig, _set, _tensors,
+                                           assert_rejects_and_writes_nothing)
 
 B, N = 8, 3  # batch, actions
 
@@ -110,16 +110,5 @@ def test_the_valid_arguments_run_and_write(discrete_update):
 def test_discrete_update_rejects_and_writes_nothing(discrete_update, case):
     mutate, message = CASES[case]
     learner = _learner()
-    args = _args(learner)
-    watched = _tensors(args) + _learner_tensors(learner)
-    mutate(args)
-    watched += _tensors(args)
-    before = [t.detach().clone() for t in watched]
-    with pytest.raises(RuntimeError) as info:
-        discrete_update(**args)
-    text = str(info.value)
-    assert text.startswith("discrete_sac_update_cpu: "), text
-    assert re.search(message, text), f"{message!r} not in {text!r}"
-    unchanged = [torch.equal(a, b) or (a.is_floating_point() and bool((a.isnan() & b.isnan() | (a == b)).all()))
-                 for a, b in zip(before, watched)]  # a NaN the case put there is not a write
-    assert all(unchanged), f"{case}: a rejected call wrote {unchanged.count(False)} tensors"
+    assert_rejects_and_writes_nothing(discrete_update, "discrete_sac_update_cpu", _args(learner),
+                                      _learner_tensors(learner), mutate, message)
