@@ -99,20 +99,9 @@ void discrete_sac_update_cpu(const DiscreteSacNets& nets, const AdamRef& actor_o
   // Critics: the value of the taken action, sum over members of mean((q - y)^2), its gradient, Adam.
   const Tensor xt = batch.obs.t().contiguous();
   const float* taken = batch.action.data_ptr<float>();
-  SquaredError critic_error{};
-  {
-    const CriticPass pass = critic_forward(nets.critic, xt);
-    const Tensor& values = pass.acts.back();  // (C, n, B)
-    const int64_t C = values.size(0), n = values.size(1);
-    std::vector<int64_t> at_action(B);  // within a member's (n, B) values: row taken[b], column b
-    for (int64_t b = 0; b < B; ++b) at_action[b] = static_cast<int64_t>(taken[b]) * B + b;
-    Tensor d = at::zeros_like(values);  // no gradient at the actions not taken
-    critic_error = squared_error(values.data_ptr<float>(), y.data_ptr<float>(), C, B, n * B, at_action.data(),
-                                 d.data_ptr<float>());
-    Tensors grads(nets.critic.size());
-    critic_backward(nets.critic, pass, xt, d, true, &grads);
-    adam_step(critic_opt, nets.critic, grads);
-  }
+  std::vector<int64_t> at_action(B);  // within a member's (n, B) values: row taken[b], column b
+  for (int64_t b = 0; b < B; ++b) at_action[b] = static_cast<int64_t>(taken[b]) * B + b;
+  const SquaredError critic_error = scalar_critic_step(nets.critic, critic_opt, xt, y, at_action.data());
 
   std::optional<ActorMetrics> actor_metrics;
   if (hyper.update_actor) {

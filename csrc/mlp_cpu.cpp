@@ -123,6 +123,21 @@ Tensor critic_backward(const Tensors& p, const CriticPass& pass, const Tensor& x
   return d;
 }
 
+SquaredError scalar_critic_step(const Tensors& critic, const AdamRef& opt, const Tensor& xt, const Tensor& y,
+                                const int64_t* at) {
+  const CriticPass pass = critic_forward(critic, xt);
+  const Tensor& values = pass.acts.back();  // (C, outputs, B)
+  const int64_t C = values.size(0), outputs = values.size(1), B = values.size(2);
+  // squared_error writes every place when there is one output; otherwise only the taken ones.
+  Tensor d = at == nullptr ? at::empty_like(values) : at::zeros_like(values);
+  const SquaredError error =
+      squared_error(values.data_ptr<float>(), y.data_ptr<float>(), C, B, outputs * B, at, d.data_ptr<float>());
+  Tensors grads(critic.size());
+  critic_backward(critic, pass, xt, d, true, &grads);
+  adam_step(opt, critic, grads);
+  return error;
+}
+
 Tensors relu_trunk_forward(const Tensors& p, int64_t layers, const Tensor& x) {
   Tensors acts;
   Tensor h = x;

@@ -7,6 +7,8 @@
 
 #include <vector>
 
+#include "sac_update.h"
+
 namespace fastsac {
 
 using Tensors = std::vector<at::Tensor>;
@@ -31,6 +33,11 @@ CriticPass critic_forward(const Tensors& p, const at::Tensor& xt);  // xt: (in, 
 // want_weights, and returns the gradient of the first layer's output (C, h1, B), masked by its ReLU.
 at::Tensor critic_backward(const Tensors& p, const CriticPass& pass, const at::Tensor& xt, at::Tensor d,
                            bool want_weights, Tensors* grads);
+// One step of the scalar critics (SAC's and discrete SAC's): critic_forward, the squared error of the values at
+// `at` against y (squared_error: at[b] indexes a member's (outputs, B) values; nullptr when outputs is 1: value b),
+// its gradient through critic_backward, and Adam on the weights. Returns the error's metrics.
+SquaredError scalar_critic_step(const Tensors& critic, const AdamRef& opt, const at::Tensor& xt, const at::Tensor& y,
+                                const int64_t* at);
 
 // A batch-major ReLU trunk: p[0 .. 2 * layers) = [W0, b0, ...] (nn.Linear: W (out, in)); each layer's output after
 // its ReLU, (B, width).

@@ -102,17 +102,7 @@ std::optional<Tensor> sac_update_cpu(const SacNets& nets, const AdamRef& actor_o
 
   // Critics: sum over members of mean((q - y)^2), its gradient, Adam.
   const Tensor xt = at::cat({batch.obs, batch.action}, 1).t().contiguous();
-  SquaredError critic_error{};
-  {
-    const CriticPass pass = critic_forward(nets.critic, xt);
-    const Tensor q = pass.acts.back();  // (C, 1, B)
-    Tensor d = at::empty_like(q);
-    critic_error = squared_error(q.data_ptr<float>(), y.data_ptr<float>(), q.size(0), B, B, nullptr,
-                                 d.data_ptr<float>());
-    Tensors grads(nets.critic.size());
-    critic_backward(nets.critic, pass, xt, d, true, &grads);
-    adam_step(critic_opt, nets.critic, grads);
-  }
+  const SquaredError critic_error = scalar_critic_step(nets.critic, critic_opt, xt, y, nullptr);
 
   std::optional<ActorMetrics> actor_metrics;
   if (hyper.update_actor) {
