@@ -43,15 +43,22 @@ def _args(learner: SACLearner, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     batch = [torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1, torch.randn(B, generator=g),
              torch.randn(B, OBS, generator=g), (torch.arange(B) % 3 == 1).float(), torch.randn(2, B, ACT, generator=g)]
+    return dict(
+        learner_args(learner, batch),
+        log_std_lo=float(learner.log_std_bounds[0]), log_std_hi=float(learner.log_std_bounds[1]),
+        act_obs=torch.randn(N_ACT, OBS, generator=g), act_noise=torch.randn(N_ACT, ACT, generator=g))
+
+
+def learner_args(learner, batch: list[torch.Tensor]) -> dict:
+    """The keyword arguments SAC's and discrete SAC's native updates share, for ``learner`` and ``batch``: the
+    networks, the entropy, the metric sums, the optimizers, an actor step, gamma and tau."""
     entropy = learner.entropy
     return dict(
         actor=list(learner.actor_params), critic=list(learner.critic_params), target_critic=list(learner.target_params),
         log_alpha=entropy.log_alpha, target_entropy=entropy.target_tensor, metric_sums=learner._metric_sums,
         actor_opt=_adam(learner.actor_optim), critic_opt=_adam(learner.critic_optim),
         alpha_opt=None if learner.alpha_optim is None else _adam(learner.alpha_optim), batch=batch,
-        update_actor=True, gamma=float(learner.cfg.gamma), tau=float(learner.cfg.tau),
-        log_std_lo=float(learner.log_std_bounds[0]), log_std_hi=float(learner.log_std_bounds[1]),
-        act_obs=torch.randn(N_ACT, OBS, generator=g), act_noise=torch.randn(N_ACT, ACT, generator=g))
+        update_actor=True, gamma=float(learner.cfg.gamma), tau=float(learner.cfg.tau))
 
 
 def _tensors(obj) -> list[torch.Tensor]:
@@ -97,7 +104,8 @@ def assert_rejects_and_writes_nothing(update, entry: str, args: dict, learner_te
 
 
 
-def _learner_tensors(learner: SACLearner) -> list[torch.Tensor]:
+def learner_tensors(learner) -> list[torch.Tensor]:
+    """Every tensor of a SAC or discrete SAC learner that its native update may write."""
     opts = [o for o in (learner.actor_optim, learner.critic_optim, learner.alpha_optim) if o is not None]
     return _tensors([learner.actor_params, learner.critic_params, learner.target_params, learner.entropy.log_alpha,
                      learner.entropy.target_tensor, learner._metric_sums,
@@ -248,10 +256,10 @@ def test_the_valid_arguments_run_and_write(sac_update):
     a call writes the parameters, targets, moments and sums it was given."""
     learner = _learner()
     args = _args(learner)
-    before = [t.clone() for t in _learner_tensors(learner)]
+    before = [t.clone() for t in learner_tensors(learner)]
     actions = sac_update(**args)
     assert actions.shape == (N_ACT, ACT) and torch.isfinite(actions).all()
-    changed = [not torch.equal(a, b) for a, b in zip(before, _learner_tensors(learner))]
+    changed = [not torch.equal(a, b) for a, b in zip(before, learner_tensors(learner))]
     assert sum(changed) > len(changed) // 2
     assert learner._metric_sums[2].item() == 1.0 and learner._metric_sums[6].item() == 1.0
     fixed = _learner(fixed_alpha=True, initial_alpha=0.2)  # alpha_opt None, no act_obs, no actor step
@@ -266,7 +274,7 @@ def test_the_valid_arguments_run_and_write(sac_update):
 def test_sac_update_rejects_and_writes_nothing(sac_update, case):
     mutate, message = SAC_CASES[case]
     learner = _learner()
-    assert_rejects_and_writes_nothing(sac_update, "sac_update_cpu", _args(learner), _learner_tensors(learner),
+    assert_rejects_and_writes_nothing(sac_update, "sac_update_cpu", _args(learner), learner_tensors(learner),
                                       mutate, message)
 
 
@@ -280,18 +288,18 @@ def test_a_rejected_call_changes_nothing_a_later_update_sees(sac_update):
         sac_update(**bad)
     out_a, out_b = sac_update(**_args(a, seed=1)), sac_update(**_args(b, seed=1))
     assert torch.equal(out_a, out_b)
-    assert all(torch.equal(x, y) for x, y in zip(_learner_tensors(a), _learner_tensors(b)))
+    assert all(torch.equal(x, y) for x, y in zip(learner_tensors(a), learner_tensors(b)))
 
 
 @pytest.mark.gpu
 def test_sac_update_rejects_cuda_tensors(sac_update):
     learner = _learner()
     args = _args(learner)
-    before = [t.clone() for t in _learner_tensors(learner)]
+    before = [t.clone() for t in learner_tensors(learner)]
     args["batch"][1] = args["batch"][1].cuda()
     with pytest.raises(RuntimeError, match=r"batch\[1\] \(action\) must be a contiguous Float CPU tensor.* on cuda"):
         sac_update(**args)
-    assert all(torch.equal(x, y) for x, y in zip(before, _learner_tensors(learner)))
+    assert all(torch.equal(x, y) for x, y in zip(before, learner_tensors(learner)))
 
 
 # ---- the primitives: pybind entry points, eager entry points, dispatcher ops ----------------------------------

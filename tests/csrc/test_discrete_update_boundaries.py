@@ -13,8 +13,8 @@ import torch
 
 from fastsac.agents import DiscreteSACLearner
 
-from tests.csrc.test_cpp_boundaries import (CFG, F32, OBS, _adam, _drop, _grow, _noncontig, _set, _tensors,
-                                           assert_rejects_and_writes_nothing)
+from tests.csrc.test_cpp_boundaries import (CFG, F32, OBS, _drop, _grow, _noncontig, _set,
+                                           assert_rejects_and_writes_nothing, learner_args, learner_tensors)
 
 B, N = 8, 3  # batch, actions
 
@@ -27,20 +27,7 @@ def _args(learner: DiscreteSACLearner, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     batch = [torch.randn(B, OBS, generator=g), torch.randint(0, N, (B,), generator=g).float(),
              torch.randn(B, generator=g), torch.randn(B, OBS, generator=g), (torch.arange(B) % 3 == 1).float()]
-    entropy = learner.entropy
-    return dict(
-        actor=list(learner.actor_params), critic=list(learner.critic_params), target_critic=list(learner.target_params),
-        log_alpha=entropy.log_alpha, target_entropy=entropy.target_tensor, metric_sums=learner._metric_sums,
-        actor_opt=_adam(learner.actor_optim), critic_opt=_adam(learner.critic_optim),
-        alpha_opt=None if learner.alpha_optim is None else _adam(learner.alpha_optim), batch=batch,
-        update_actor=True, gamma=float(learner.cfg.gamma), tau=float(learner.cfg.tau))
-
-
-def _learner_tensors(learner) -> list[torch.Tensor]:
-    opts = [o for o in (learner.actor_optim, learner.critic_optim, learner.alpha_optim) if o is not None]
-    return _tensors([learner.actor_params, learner.critic_params, learner.target_params, learner.entropy.log_alpha,
-                     learner.entropy.target_tensor, learner._metric_sums,
-                     [[*o.state_tensors(), o._betas] for o in opts]])
+    return learner_args(learner, batch)
 
 
 def _action(value):
@@ -94,9 +81,9 @@ def discrete_update(cpp_ext):
 
 def test_the_valid_arguments_run_and_write(discrete_update):
     learner = _learner()
-    before = [t.clone() for t in _learner_tensors(learner)]
+    before = [t.clone() for t in learner_tensors(learner)]
     assert discrete_update(**_args(learner)) is None
-    changed = [not torch.equal(a, b) for a, b in zip(before, _learner_tensors(learner))]
+    changed = [not torch.equal(a, b) for a, b in zip(before, learner_tensors(learner))]
     assert sum(changed) > len(changed) // 2
     assert learner._metric_sums[2].item() == 1.0 and learner._metric_sums[6].item() == 1.0
     fixed = _learner(fixed_alpha=True, initial_alpha=0.2)
@@ -111,4 +98,4 @@ def test_discrete_update_rejects_and_writes_nothing(discrete_update, case):
     mutate, message = CASES[case]
     learner = _learner()
     assert_rejects_and_writes_nothing(discrete_update, "discrete_sac_update_cpu", _args(learner),
-                                      _learner_tensors(learner), mutate, message)
+                                      learner_tensors(learner), mutate, message)
