@@ -50,6 +50,33 @@ def breakdown(per_name: dict[str, tuple[float, int]], updates: int) -> dict[str,
             "other": (total - products - kernels) / updates, "total": total / updates}
 
 
+def profile_update(agent: str, batch_size: int = 512, obs_dim: int = 17, act_dim: int = 6, warmup: int = 6,
+                   rounds: int = 3, iters: int = 10) -> dict:
+    """Compile and profile ``agent``'s update (see the module docstring) on the current thread count: ``first_s``
+    (the first call), ``rounds_ms`` (unprofiled ms per update), ``events`` (name -> (self ms, calls) over ``iters``
+    profiled updates) and ``parts`` (:func:`breakdown`). Inductor's kernel records are on only for this compile."""
+    import torch._inductor.config as inductor_config
+    from torch.profiler import ProfilerActivity, profile
+
+    from fastsac.agents import LearnerConfig, make_learner
+
+    cfg = dataclasses.replace(LearnerConfig().with_agent(agent), update="compile")
+    if iters % cfg.policy_delay:
+        raise ValueError(f"iters must be a multiple of the policy delay ({cfg.policy_delay}), got {iters}")
+    with inductor_config.patch({"cpp.enable_kernel_profile": True}):
+        learner = make_learner(obs_dim, act_dim, cfg)
+        batches = make_batches(8, batch_size, obs_dim, act_dim, seed=0)
+        start = time.perf_counter()
+        learner.update(batches[0])
+        first = time.perf_counter() - start
+        time_updates(learner.update, batches, warmup)
+        timed = [time_updates(learner.update, batches, iters) for _ in range(rounds)]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            time_updates(learner.update, batches, iters)
+    events = self_ms(prof.key_averages())
+    return {"first_s": first, "rounds_ms": timed, "events": events, "parts": breakdown(events, iters)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--agent", default="flashsac", help="LearnerConfig agent (default flashsac)")
@@ -64,36 +91,19 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     torch.set_num_threads(a.threads)
-    import torch._inductor.config as inductor_config
-
-    inductor_config.cpp.enable_kernel_profile = True
-    from torch.profiler import ProfilerActivity, profile
-
-    from fastsac.agents import LearnerConfig, make_learner
-
-    cfg = dataclasses.replace(LearnerConfig().with_agent(a.agent), update="compile")
-    if a.iters % cfg.policy_delay:
-        p.error(f"--iters must be a multiple of the policy delay ({cfg.policy_delay})")
-    learner = make_learner(a.obs_dim, a.act_dim, cfg)
-    batches = make_batches(8, a.batch_size, a.obs_dim, a.act_dim, seed=0)
-    start = time.perf_counter()
-    learner.update(batches[0])
-    first = time.perf_counter() - start
-    time_updates(learner.update, batches, a.warmup)
-    rounds = [time_updates(learner.update, batches, a.iters) for _ in range(a.rounds)]
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        time_updates(learner.update, batches, a.iters)
-    per_name = self_ms(prof.key_averages())
-    parts = breakdown(per_name, a.iters)
-
+    try:
+        out = profile_update(a.agent, a.batch_size, a.obs_dim, a.act_dim, a.warmup, a.rounds, a.iters)
+    except ValueError as e:
+        p.error(str(e))
+    parts = out["parts"]
     print(f"{a.agent}, batch {a.batch_size}, obs {a.obs_dim}, act {a.act_dim}, {a.threads} thread(s), torch "
-          f"{torch.__version__}; first call {first:.1f} s")
-    print("unprofiled ms/update per round: " + ", ".join(f"{ms:.1f}" for ms in rounds))
+          f"{torch.__version__}; first call {out['first_s']:.1f} s")
+    print("unprofiled ms/update per round: " + ", ".join(f"{ms:.1f}" for ms in out["rounds_ms"]))
     print(f"profiled, ms/update over {a.iters} updates: products {parts['products']:.1f}, Inductor kernels "
           f"{parts['kernels']:.1f}, other {parts['other']:.1f}, total {parts['total']:.1f} "
           f"(products {parts['products'] / parts['total']:.0%})")
     print(f"{'ms/update':>10} {'calls':>6}  event")
-    for name, (ms, calls) in sorted(per_name.items(), key=lambda kv: -kv[1][0])[: a.top]:
+    for name, (ms, calls) in sorted(out["events"].items(), key=lambda kv: -kv[1][0])[: a.top]:
         print(f"{ms / a.iters:10.2f} {calls:6d}  {name[:160]}")
     return 0
 
