@@ -50,6 +50,17 @@ def breakdown(per_name: dict[str, tuple[float, int]], updates: int) -> dict[str,
             "other": (total - products - kernels) / updates, "total": total / updates}
 
 
+def compiled_config(agent: str, iters: int):
+    """``agent``'s default LearnerConfig with the compiled update; ValueError for an unknown agent or for ``iters``
+    that is not a multiple of its policy delay."""
+    from fastsac.agents import LearnerConfig
+
+    cfg = dataclasses.replace(LearnerConfig().with_agent(agent), update="compile")
+    if iters % cfg.policy_delay:
+        raise ValueError(f"iters must be a multiple of the policy delay ({cfg.policy_delay}), got {iters}")
+    return cfg
+
+
 def profile_update(agent: str, batch_size: int = 512, obs_dim: int = 17, act_dim: int = 6, warmup: int = 6,
                    rounds: int = 3, iters: int = 10) -> dict:
     """Compile and profile ``agent``'s update (see the module docstring) on the current thread count: ``first_s``
@@ -58,11 +69,9 @@ def profile_update(agent: str, batch_size: int = 512, obs_dim: int = 17, act_dim
     import torch._inductor.config as inductor_config
     from torch.profiler import ProfilerActivity, profile
 
-    from fastsac.agents import LearnerConfig, make_learner
+    from fastsac.agents import make_learner
 
-    cfg = dataclasses.replace(LearnerConfig().with_agent(agent), update="compile")
-    if iters % cfg.policy_delay:
-        raise ValueError(f"iters must be a multiple of the policy delay ({cfg.policy_delay}), got {iters}")
+    cfg = compiled_config(agent, iters)
     with inductor_config.patch({"cpp.enable_kernel_profile": True}):
         learner = make_learner(obs_dim, act_dim, cfg)
         batches = make_batches(8, batch_size, obs_dim, act_dim, seed=0)
@@ -92,9 +101,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(a.threads)
     try:
-        out = profile_update(a.agent, a.batch_size, a.obs_dim, a.act_dim, a.warmup, a.rounds, a.iters)
+        compiled_config(a.agent, a.iters)
     except ValueError as e:
         p.error(str(e))
+    out = profile_update(a.agent, a.batch_size, a.obs_dim, a.act_dim, a.warmup, a.rounds, a.iters)
     parts = out["parts"]
     print(f"{a.agent}, batch {a.batch_size}, obs {a.obs_dim}, act {a.act_dim}, {a.threads} thread(s), torch "
           f"{torch.__version__}; first call {out['first_s']:.1f} s")

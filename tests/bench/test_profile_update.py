@@ -40,3 +40,14 @@ def test_breakdown_sorts_events_by_kind():
 def test_iters_must_hold_whole_actor_periods():
     with pytest.raises(ValueError, match="multiple of the policy delay"):
         profile_update.profile_update("flashsac", iters=3)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--agent", "flashsac", "--iters", "3"], "multiple of the policy delay"),
+    (["--agent", "ppo"], "agent must be one of"),
+])
+def test_command_line_turns_bad_arguments_into_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        profile_update.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
